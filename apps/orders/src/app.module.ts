@@ -1,0 +1,30 @@
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { OutboxModule, type OutboxModuleOptions } from 'nest-outbox';
+import { AwardLoyaltyPoints } from './loyalty/award-points.handler.js';
+import { ordersOrmConfig } from './database/orm.config.js';
+import { SendOrderConfirmation, SendPointsStatement } from './notifications/notification.handlers.js';
+import { OrdersController } from './orders/orders.controller.js';
+import { OrdersService } from './orders/orders.service.js';
+import { OrderSummaryProjector } from './read-model/order-summary.projector.js';
+
+export interface OrdersAppOptions {
+  databaseUrl?: string;
+  outbox?: OutboxModuleOptions;
+}
+
+/** The example service: orders over HTTP, a read model, notifications and loyalty points. */
+@Module({})
+export class OrdersAppModule {
+  static register(options: OrdersAppOptions = {}): DynamicModule {
+    return {
+      module: OrdersAppModule,
+      imports: [
+        MikroOrmModule.forRoot({ ...ordersOrmConfig(options.databaseUrl), registerRequestContext: true }),
+        OutboxModule.forRoot(options.outbox ?? {}),
+      ],
+      controllers: [OrdersController],
+      providers: [OrdersService, OrderSummaryProjector, SendOrderConfirmation, SendPointsStatement, AwardLoyaltyPoints],
+    };
+  }
+}

@@ -1,0 +1,74 @@
+import { MikroORM, RequestContext } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { OutboxHandlerError, OutboxMessageError } from '../outbox.errors.js';
+import { rebuildEvent } from '../message/event-codec.js';
+import type { OutboxHeaders, OutboxJobData } from '../message/message-headers.js';
+import { isMessageId } from '../message/message-id.js';
+import { runInMessageContext } from '../message/message.context.js';
+import type { EventRoute, HandlerEntry } from './handler.explorer.js';
+import type { InboxStore } from './inbox.store.js';
+
+/**
+ * Consumes one job: rebuild the event, then run each handler awaited in its own transaction
+ * together with its inbox mark. A handler that already succeeded is skipped, so a retry runs
+ * only the ones that failed. Unreadable messages fail without retry; handler errors are retried.
+ */
+export class MessageProcessor {
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly inbox: InboxStore,
+    private readonly routes: ReadonlyMap<string, EventRoute>,
+  ) {}
+
+  async process(job: Job<OutboxJobData>): Promise<void> {
+    const { type, payload, headers } = readJob(job);
+    const route = this.routes.get(type);
+    if (!route) {
+      throw new UnrecoverableError(
+        `Unknown event type "${type}" (message ${headers.messageId}): no @EventsHandler in this process handles it. ` +
+          'Register a handler for it, or name its class with @OutboxEvent if it was renamed.',
+      );
+    }
+    let event: object;
+    try {
+      event = rebuildEvent(route.eventClass, type, payload);
+    } catch (error) {
+      throw unrecoverable(error, headers.messageId);
+    }
+    for (const handler of route.handlers) {
+      await this.runHandler(handler, event, type, headers, job.attemptsMade + 1);
+    }
+  }
+
+  private async runHandler(handler: HandlerEntry, event: object, type: string, headers: OutboxHeaders, attempt: number): Promise<void> {
+    try {
+      await RequestContext.create(this.orm.em, () =>
+        this.orm.em.transactional(async (em) => {
+          if (!(await this.inbox.markFirstRun(em as EntityManager, headers.messageId, handler.name))) return;
+          await runInMessageContext({ headers, type, handler: handler.name, attempt }, async () => {
+            await handler.instance.handle(event);
+          });
+        }),
+      );
+    } catch (error) {
+      throw new OutboxHandlerError(handler.name, headers.messageId, type, error);
+    }
+  }
+}
+
+function readJob(job: Job<OutboxJobData>): OutboxJobData {
+  const data = job.data as Partial<OutboxJobData> | undefined;
+  const headers = data?.headers;
+  if (!data || typeof data.type !== 'string' || typeof data.payload !== 'string' || !headers || !isMessageId(headers.messageId)) {
+    throw new UnrecoverableError(
+      `Job ${job.id} is not an outbox message (expected type, payload text and headers with a message id); only the outbox relay should add jobs to this queue.`,
+    );
+  }
+  return data as OutboxJobData;
+}
+
+function unrecoverable(error: unknown, messageId: string): UnrecoverableError {
+  const reason = error instanceof OutboxMessageError ? error.message : String(error);
+  return new UnrecoverableError(`${reason} (message ${messageId}; not retried)`);
+}

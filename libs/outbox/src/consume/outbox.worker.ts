@@ -1,0 +1,64 @@
+import { Logger } from '@nestjs/common';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { describe } from '../outbox.errors.js';
+import type { OutboxJobData } from '../message/message-headers.js';
+import type { ResolvedOutboxOptions } from '../outbox.options.js';
+import type { MessageProcessor } from './message.processor.js';
+
+export interface WorkerStats {
+  handled: number;
+  retried: number;
+  deadLettered: number;
+}
+
+/** The BullMQ worker on the outbox queue; logs dead letters with the handler and error. */
+export class OutboxWorker {
+  private readonly logger = new Logger('OutboxWorker');
+  private readonly worker: Worker<OutboxJobData>;
+  private lastConnectionError = '';
+  readonly stats: WorkerStats = { handled: 0, retried: 0, deadLettered: 0 };
+
+  constructor(processor: MessageProcessor, connection: Redis, options: ResolvedOutboxOptions) {
+    this.worker = new Worker<OutboxJobData>(options.queueName, (job) => processor.process(job), {
+      connection,
+      prefix: options.prefix,
+      concurrency: options.worker.concurrency,
+      autorun: false,
+    });
+    this.worker.on('completed', () => {
+      this.stats.handled++;
+    });
+    this.worker.on('failed', (job, error) => this.onFailed(job, error));
+    this.worker.on('error', (error) => {
+      // ioredis repeats the same error on every reconnect attempt; say it once until it changes.
+      const text = describe(error);
+      if (text === this.lastConnectionError) return;
+      this.lastConnectionError = text;
+      this.logger.error(`Worker error: ${text}. Jobs wait in Redis; the worker reconnects by itself.`);
+    });
+    this.worker.on('ready', () => {
+      this.lastConnectionError = '';
+    });
+  }
+
+  start(): void {
+    this.worker.run().catch((error: unknown) => this.logger.error(`Worker stopped: ${describe(error)}`));
+  }
+
+  /** Waits for active jobs to finish, then closes the worker's connections. */
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+
+  private onFailed(job: Job<OutboxJobData> | undefined, error: Error): void {
+    if (!job) return;
+    const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!final) {
+      this.stats.retried++;
+      return;
+    }
+    this.stats.deadLettered++;
+    this.logger.error(`Dead letter: message ${job.id} (${job.name}) after ${job.attemptsMade} attempt(s): ${error.message}`);
+  }
+}

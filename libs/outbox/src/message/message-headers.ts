@@ -1,0 +1,21 @@
+/** Headers stored with every message and handed to handlers through `currentMessage()`. */
+export interface OutboxHeaders {
+  messageId: string;
+  /** Shared by every message of one business flow; a handler's messages inherit it. */
+  correlationId: string;
+  /** The message whose handler raised this one; absent for messages raised outside a handler. */
+  causationId?: string;
+  /** ISO-8601 time the event was captured. */
+  occurredAt: string;
+  /** Application headers given to `publish()`; string values only. */
+  custom?: Record<string, string>;
+}
+
+/** What the relay puts on a BullMQ job; the payload stays the JSON text stored in PostgreSQL. */
+export interface OutboxJobData {
+  type: string;
+  payload: string;
+  headers: OutboxHeaders;
+  aggregateType: string | null;
+  aggregateId: string | null;
+}

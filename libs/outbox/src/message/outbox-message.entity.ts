@@ -1,0 +1,29 @@
+/** One event waiting for (or done with) delivery: a row of `outbox_message`. */
+export class OutboxMessage {
+  /** UUID v7; also the BullMQ job id. */
+  id!: string;
+  /** Stable event type name (see `@OutboxEvent`). */
+  type!: string;
+  /** The event's JSON text. */
+  payload!: string;
+  /** JSON text of `OutboxHeaders`. */
+  headers!: string;
+  aggregateType!: string | null;
+  aggregateId!: string | null;
+  occurredAt!: Date;
+  /** Not before this time; `null` means at once. */
+  availableAt!: Date | null;
+  /** How many times a relay claimed the row. */
+  attempts!: number;
+  lockedUntil!: Date | null;
+  lastError!: string | null;
+  dispatchedAt!: Date | null;
+}
+
+/** A handler that finished a message: a row of `inbox_message`. Its presence makes redelivery a no-op. */
+export class InboxMessage {
+  messageId!: string;
+  /** The handler class name. */
+  handler!: string;
+  processedAt!: Date;
+}

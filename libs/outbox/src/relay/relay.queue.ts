@@ -1,0 +1,48 @@
+import type { JobsOptions, Queue } from 'bullmq';
+import type { OutboxJobData } from '../message/message-headers.js';
+import type { ResolvedOutboxOptions } from '../outbox.options.js';
+import type { ClaimedRow } from './relay.store.js';
+
+/** Hands claimed rows to BullMQ in one pipeline; the job id is the message id, so a re-add is a no-op. */
+export class RelayQueue {
+  private readonly jobOptions: JobsOptions;
+
+  constructor(
+    private readonly queue: Queue<OutboxJobData>,
+    options: ResolvedOutboxOptions,
+  ) {
+    this.jobOptions = {
+      attempts: options.worker.attempts,
+      backoff: { type: options.worker.backoff.type, delay: options.worker.backoff.delayMs },
+      // Kept at least as long as the lease, so a batch re-dispatched after a crash is recognised.
+      removeOnComplete: { age: options.keepCompletedSeconds },
+      // Failed jobs are the dead letters: kept until someone retries or discards them.
+      removeOnFail: false,
+    };
+  }
+
+  async add(rows: readonly ClaimedRow[], timeoutMs: number): Promise<void> {
+    const jobs = rows.map((row) => ({
+      name: row.type,
+      data: {
+        type: row.type,
+        payload: row.payload,
+        headers: JSON.parse(row.headers) as OutboxJobData['headers'],
+        aggregateType: row.aggregate_type,
+        aggregateId: row.aggregate_id,
+      },
+      opts: { ...this.jobOptions, jobId: row.id },
+    }));
+    await withTimeout(this.queue.addBulk(jobs), timeoutMs, `BullMQ addBulk did not answer within ${timeoutMs} ms`);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  // The late promise may still settle; a late success is harmless (job ids dedupe), a late failure is already reported.
+  promise.catch(() => undefined);
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,65 @@
+import type { MikroORM } from '@mikro-orm/core';
+import { qualifiedTables, type Tables } from '../message/outbox.tables.js';
+
+/** A claimed row, as the relay needs it: payload and headers stay JSON text. */
+export interface ClaimedRow {
+  id: string;
+  type: string;
+  payload: string;
+  headers: string;
+  aggregate_type: string | null;
+  aggregate_id: string | null;
+}
+
+/**
+ * The relay's three statements, in plain SQL on the ORM's connection: no entity manager, no
+ * identity map, so memory stays flat however long the backlog is.
+ */
+export class RelayStore {
+  private readonly claimSql: string;
+  private readonly markSql: string;
+  private readonly releaseSql: string;
+
+  constructor(
+    private readonly orm: MikroORM,
+    tables: Tables,
+  ) {
+    const { outbox } = qualifiedTables(tables);
+    // SKIP LOCKED lets relays in many processes claim disjoint batches; the lease (locked_until)
+    // hands a batch to another relay if this one dies before marking it.
+    this.claimSql = `update ${outbox} o
+      set locked_until = now() + ? * interval '1 millisecond', attempts = o.attempts + 1
+      from (select id from ${outbox}
+            where dispatched_at is null
+              and (available_at is null or available_at <= now())
+              and (locked_until is null or locked_until < now())
+            order by id limit ? for update skip locked) due
+      where o.id = due.id
+      returning o.id, o.type, o.payload::text as payload, o.headers::text as headers, o.aggregate_type, o.aggregate_id`;
+    this.markSql = `update ${outbox} set dispatched_at = now(), locked_until = null, last_error = null where id = any(?::uuid[])`;
+    this.releaseSql = `update ${outbox} set locked_until = null, last_error = ? where id = any(?::uuid[]) and dispatched_at is null`;
+  }
+
+  async claim(limit: number, leaseMs: number): Promise<ClaimedRow[]> {
+    const rows = (await this.connection().execute(this.claimSql, [leaseMs, limit])) as ClaimedRow[];
+    // RETURNING has no order; ids are time ordered, so sorting restores commit order.
+    return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async markDispatched(ids: readonly string[]): Promise<void> {
+    await this.connection().execute(this.markSql, [idArray(ids)], 'run');
+  }
+
+  async release(ids: readonly string[], error: string): Promise<void> {
+    await this.connection().execute(this.releaseSql, [error.slice(0, 2000), idArray(ids)], 'run');
+  }
+
+  private connection() {
+    return this.orm.em.getConnection('write');
+  }
+}
+
+/** A PostgreSQL array literal of uuids; the ids come from our own rows, never from input. */
+function idArray(ids: readonly string[]): string {
+  return `{${ids.join(',')}}`;
+}
