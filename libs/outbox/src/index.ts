@@ -6,6 +6,7 @@ export type {
   OutboxRelayOptions,
   OutboxWorkerOptions,
   OutboxTableNames,
+  OutboxRetentionOptions,
   ResolvedOutboxOptions,
 } from './outbox.options.js';
 export { OUTBOX_OPTIONS, resolveOutboxOptions } from './outbox.options.js';

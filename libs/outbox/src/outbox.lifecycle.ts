@@ -2,6 +2,7 @@ import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { OutboxSubscriber } from './capture/outbox.subscriber.js';
 import type { OutboxRowFactory } from './capture/outbox-row.factory.js';
 import { HandlerExplorer } from './consume/handler.explorer.js';
@@ -14,7 +15,7 @@ import { OutboxSetupError, describe } from './outbox.errors.js';
 import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from './outbox.options.js';
 import { createRedis } from './outbox.redis.js';
 import { OutboxSignals } from './outbox.signals.js';
-import { OUTBOX_QUEUE, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
+import { OUTBOX_QUEUE, OUTBOX_QUEUE_REDIS, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
 import { RelayLoop } from './relay/relay.loop.js';
 import { RelayQueue } from './relay/relay.queue.js';
 import { RelayStore } from './relay/relay.store.js';
@@ -39,6 +40,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, On
     @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
     @Inject(OUTBOX_ROW_FACTORY) private readonly rows: OutboxRowFactory,
     @Inject(OUTBOX_QUEUE) private readonly queue: Queue,
+    @Inject(OUTBOX_QUEUE_REDIS) private readonly queueRedis: Redis,
   ) {
     this.intervalName = `nest-outbox:relay:${options.queueName}`;
   }
@@ -69,7 +71,11 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, On
     if (this.scheduler.doesExist('interval', this.intervalName)) this.scheduler.deleteInterval(this.intervalName);
     await this.relay?.stop();
     await this.worker?.close();
-    await this.queue.close();
+    try {
+      await this.queue.close();
+    } finally {
+      this.queueRedis.disconnect();
+    }
   }
 
   /** Counters of this process's relay and worker (other processes keep their own). */

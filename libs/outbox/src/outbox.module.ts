@@ -2,6 +2,7 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { OutboxRowFactory } from './capture/outbox-row.factory.js';
 import { OutboxService } from './capture/outbox.service.js';
 import { HandlerExplorer } from './consume/handler.explorer.js';
@@ -17,7 +18,7 @@ import {
 import { OutboxOptionsError } from './outbox.errors.js';
 import { createRedis } from './outbox.redis.js';
 import { OutboxSignals } from './outbox.signals.js';
-import { OUTBOX_QUEUE, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
+import { OUTBOX_QUEUE, OUTBOX_QUEUE_REDIS, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
 import { OutboxMonitor } from './ops/outbox.monitor.js';
 
 const OUTBOX_RAW_OPTIONS = Symbol('nest-outbox:raw-options');
@@ -77,11 +78,15 @@ export class OutboxModule {
           inject: [OUTBOX_OPTIONS],
         },
         {
-          provide: OUTBOX_QUEUE,
+          provide: OUTBOX_QUEUE_REDIS,
           // Fails fast while Redis is down (no offline queue), so the relay backs off instead of hanging.
-          useFactory: (options: ResolvedOutboxOptions) =>
-            new Queue(options.queueName, { connection: createRedis(options, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }), prefix: options.prefix }),
+          useFactory: (options: ResolvedOutboxOptions) => createRedis(options, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
           inject: [OUTBOX_OPTIONS],
+        },
+        {
+          provide: OUTBOX_QUEUE,
+          useFactory: (options: ResolvedOutboxOptions, connection: Redis) => new Queue(options.queueName, { connection, prefix: options.prefix }),
+          inject: [OUTBOX_OPTIONS, OUTBOX_QUEUE_REDIS],
         },
       ],
       exports: [OUTBOX_OPTIONS, OUTBOX_QUEUE, OutboxService, OutboxMonitor, OutboxLifecycle],

@@ -38,6 +38,21 @@ export interface OutboxWorkerOptions {
   backoff?: { type?: 'exponential' | 'fixed'; delayMs?: number };
 }
 
+export interface OutboxRetentionOptions {
+  /** Run the scheduled cleanup in this process. Default `true`. */
+  enabled?: boolean;
+  /** Delete dispatched outbox rows this long after dispatch (seconds). Default 604800 (7 days). */
+  dispatchedAfterSeconds?: number;
+  /** Delete a row as soon as it is dispatched instead of keeping it. Default `false`. */
+  deleteOnDispatch?: boolean;
+  /** Delete inbox rows this long after processing (seconds); must exceed the retry window. Default 1209600 (14 days). */
+  inboxAfterSeconds?: number;
+  /** How often the cleanup runs, in ms. Default 60000. */
+  intervalMs?: number;
+  /** Rows deleted per statement, so no statement holds locks for long. Default 1000. */
+  batchSize?: number;
+}
+
 export interface OutboxModuleOptions {
   /** Redis connection: a `redis://` URL or ioredis options. Default `REDIS_URL` or `redis://127.0.0.1:6379`. */
   redis?: string | RedisOptions;
@@ -52,6 +67,9 @@ export interface OutboxModuleOptions {
   maxPayloadBytes?: number;
   /** Completed BullMQ jobs are kept this long (seconds) so a re-dispatched message is recognised. Default 86400. */
   keepCompletedSeconds?: number;
+  retention?: OutboxRetentionOptions;
+  /** Longest wait at shutdown for in-flight enqueues and active handlers, in ms. Default 10000. */
+  shutdownTimeoutMs?: number;
 }
 
 export interface OutboxOptionsFactory {
@@ -78,6 +96,8 @@ export interface ResolvedOutboxOptions {
   tables: { schema?: string; outbox: string; inbox: string };
   maxPayloadBytes: number;
   keepCompletedSeconds: number;
+  retention: Required<OutboxRetentionOptions>;
+  shutdownTimeoutMs: number;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -91,6 +111,7 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
   const worker = options.worker ?? {};
   const backoff = worker.backoff ?? {};
   const tables = options.tables ?? {};
+  const retention = options.retention ?? {};
   const resolved: ResolvedOutboxOptions = {
     redis: options.redis ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     queueName: text('queueName', options.queueName, 'outbox', QUEUE_NAME, 'letters, digits, "-", "_" or "." (BullMQ forbids ":")'),
@@ -118,6 +139,15 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
     },
     maxPayloadBytes: int('maxPayloadBytes', options.maxPayloadBytes, 262_144, 64, 64 * 1024 * 1024),
     keepCompletedSeconds: int('keepCompletedSeconds', options.keepCompletedSeconds, 86_400, 1, 365 * 86_400),
+    retention: {
+      enabled: flag('retention.enabled', retention.enabled, true),
+      dispatchedAfterSeconds: int('retention.dispatchedAfterSeconds', retention.dispatchedAfterSeconds, 604_800, 0, 10 * 365 * 86_400),
+      deleteOnDispatch: flag('retention.deleteOnDispatch', retention.deleteOnDispatch, false),
+      inboxAfterSeconds: int('retention.inboxAfterSeconds', retention.inboxAfterSeconds, 1_209_600, 1, 10 * 365 * 86_400),
+      intervalMs: int('retention.intervalMs', retention.intervalMs, 60_000, 100, 86_400_000),
+      batchSize: int('retention.batchSize', retention.batchSize, 1000, 1, 100_000),
+    },
+    shutdownTimeoutMs: int('shutdownTimeoutMs', options.shutdownTimeoutMs, 10_000, 0, 600_000),
   };
   if (typeof resolved.redis !== 'string' && (resolved.redis === null || typeof resolved.redis !== 'object')) {
     throw new OutboxOptionsError(`Invalid nest-outbox option "redis": expected a redis:// URL or ioredis options, got ${show(resolved.redis)}.`);
@@ -134,7 +164,24 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
         'completed jobs must outlive the lease so a re-dispatched message is recognised.',
     );
   }
+  const retryWindowSeconds = Math.ceil(retryWindowMs(resolved.worker) / 1000);
+  if (resolved.retention.inboxAfterSeconds <= retryWindowSeconds) {
+    throw new OutboxOptionsError(
+      `Invalid nest-outbox option "retention.inboxAfterSeconds": ${resolved.retention.inboxAfterSeconds}s is not longer than the retry window ` +
+        `(${retryWindowSeconds}s for ${resolved.worker.attempts} attempts with ${resolved.worker.backoff.type} backoff of ${resolved.worker.backoff.delayMs} ms); ` +
+        'an inbox row removed before the last retry would let a handler run twice.',
+    );
+  }
   return resolved;
+}
+
+/** Longest time from a job's first attempt to its last retry, from BullMQ's backoff rules. */
+export function retryWindowMs(worker: ResolvedOutboxOptions['worker']): number {
+  let total = 0;
+  for (let retry = 1; retry < worker.attempts; retry++) {
+    total += worker.backoff.type === 'fixed' ? worker.backoff.delayMs : worker.backoff.delayMs * 2 ** (retry - 1);
+  }
+  return total;
 }
 
 function int(name: string, value: unknown, fallback: number, min: number, max: number): number {

@@ -20,6 +20,7 @@ export function ordersOrmConfig(clientUrl = process.env.DATABASE_URL ?? DEFAULT_
     migrations: {
       migrationsList: [outboxMigration(), { name: 'Migration20261122000100_orders', class: CreateOrdersTables }],
       snapshot: false,
+      silent: true,
     },
     pool: { max: 20 },
     debug: false,

@@ -43,13 +43,15 @@ export class MessageProcessor {
 
   private async runHandler(handler: HandlerEntry, event: object, type: string, headers: OutboxHeaders, attempt: number): Promise<void> {
     try {
-      await RequestContext.create(this.orm.em, () =>
-        this.orm.em.transactional(async (em) => {
-          if (!(await this.inbox.markFirstRun(em as EntityManager, headers.messageId, handler.name))) return;
-          await runInMessageContext({ headers, type, handler: handler.name, attempt }, async () => {
+      // The context spans the whole transaction: the closing flush captures the events the
+      // handler raised, and they must inherit this message's correlation and causation.
+      await runInMessageContext({ headers, type, handler: handler.name, attempt }, () =>
+        RequestContext.create(this.orm.em, () =>
+          this.orm.em.transactional(async (em) => {
+            if (!(await this.inbox.markFirstRun(em as EntityManager, headers.messageId, handler.name))) return;
             await handler.instance.handle(event);
-          });
-        }),
+          }),
+        ),
       );
     } catch (error) {
       throw new OutboxHandlerError(handler.name, headers.messageId, type, error);

@@ -19,7 +19,11 @@ export class OutboxWorker {
   private lastConnectionError = '';
   readonly stats: WorkerStats = { handled: 0, retried: 0, deadLettered: 0 };
 
-  constructor(processor: MessageProcessor, connection: Redis, options: ResolvedOutboxOptions) {
+  constructor(
+    processor: MessageProcessor,
+    private readonly connection: Redis,
+    options: ResolvedOutboxOptions,
+  ) {
     this.worker = new Worker<OutboxJobData>(options.queueName, (job) => processor.process(job), {
       connection,
       prefix: options.prefix,
@@ -46,9 +50,13 @@ export class OutboxWorker {
     this.worker.run().catch((error: unknown) => this.logger.error(`Worker stopped: ${describe(error)}`));
   }
 
-  /** Waits for active jobs to finish, then closes the worker's connections. */
+  /** Waits for active jobs to finish, then closes the worker's connections (BullMQ leaves a given client open). */
   async close(): Promise<void> {
-    await this.worker.close();
+    try {
+      await this.worker.close();
+    } finally {
+      this.connection.disconnect();
+    }
   }
 
   private onFailed(job: Job<OutboxJobData> | undefined, error: Error): void {
