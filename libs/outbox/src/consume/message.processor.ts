@@ -1,7 +1,8 @@
 import { MikroORM, RequestContext } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { OutboxHandlerError, OutboxMessageError } from '../outbox.errors.js';
+import { OutboxHandlerError, OutboxMessageError, describe } from '../outbox.errors.js';
+import { nextFailureRecord } from '../message/failure-record.js';
 import { rebuildEvent } from '../message/event-codec.js';
 import type { OutboxHeaders, OutboxJobData } from '../message/message-headers.js';
 import { isMessageId } from '../message/message-id.js';
@@ -22,6 +23,18 @@ export class MessageProcessor {
   ) {}
 
   async process(job: Job<OutboxJobData>): Promise<void> {
+    try {
+      await this.consume(job);
+    } catch (error) {
+      const handler = error instanceof OutboxHandlerError ? error.handler : null;
+      const message = error instanceof OutboxHandlerError ? describe(error.cause) : describe(error);
+      // Best effort: the record only enriches the dead-letter listing; the job fails either way.
+      await job.updateProgress(nextFailureRecord(job.progress, handler, message)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async consume(job: Job<OutboxJobData>): Promise<void> {
     const { type, payload, headers } = readJob(job);
     const route = this.routes.get(type);
     if (!route) {
