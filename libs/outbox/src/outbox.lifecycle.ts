@@ -1,5 +1,5 @@
 import { MikroORM } from '@mikro-orm/core';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -25,7 +25,7 @@ import { RelayStore } from './relay/relay.store.js';
  * the relay and the worker once every module is ready, and stops them in order at shutdown.
  */
 @Injectable()
-export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
+export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Outbox');
   private relay: RelayLoop | undefined;
   private worker: OutboxWorker | undefined;
@@ -58,7 +58,8 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, On
       this.worker.start();
     }
     if (this.options.relay.enabled) {
-      const relay = new RelayLoop(new RelayStore(this.orm, this.options.tables), new RelayQueue(this.queue, this.options), this.options);
+      const store = new RelayStore(this.orm, this.options.tables, this.options.retention.deleteOnDispatch);
+      const relay = new RelayLoop(store, new RelayQueue(this.queue, this.options), this.options);
       this.relay = relay;
       this.unsubscribe = this.signals.onRowsCommitted(() => relay.wake());
       this.scheduler.addInterval(this.intervalName, setInterval(() => relay.wake(), this.options.relay.intervalMs));
@@ -66,13 +67,25 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, On
     }
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Stops claiming, lets the batch in flight be enqueued and marked and active handlers finish,
+   * all within `shutdownTimeoutMs`; past it, hands the batch back and leaves the jobs to BullMQ.
+   * Runs before MikroORM closes its pool (in onApplicationShutdown), so the last mark can land.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     this.unsubscribe?.();
     if (this.scheduler.doesExist('interval', this.intervalName)) this.scheduler.deleteInterval(this.intervalName);
-    await this.relay?.stop();
-    await this.worker?.close();
+    const graceful = Promise.allSettled([this.relay?.stop(), this.worker?.close()]);
+    if (!(await settlesWithin(graceful, this.options.shutdownTimeoutMs))) {
+      const released = await this.relay?.releaseInFlight().catch(() => 0);
+      await this.worker?.forceClose().catch(() => undefined);
+      this.logger.warn(
+        `Shutdown took longer than shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms): released ${released ?? 0} claimed row(s); ` +
+          'active jobs are left to BullMQ and will run again elsewhere.',
+      );
+    }
     try {
-      await this.queue.close();
+      await settlesWithin(this.queue.close(), 1000);
     } finally {
       this.queueRedis.disconnect();
     }
@@ -118,5 +131,17 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, On
       );
     }
     this.logger.log(`Outbox ready on ${outbox}, queue "${this.options.queueName}" (relay ${this.options.relay.enabled ? 'on' : 'off'}, worker ${this.options.worker.enabled ? 'on' : 'off'}).`);
+  }
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

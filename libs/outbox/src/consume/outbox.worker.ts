@@ -59,6 +59,18 @@ export class OutboxWorker {
     }
   }
 
+  /**
+   * Stops without waiting for active jobs. Their handler transactions roll back when the process
+   * exits, and BullMQ hands the jobs to another worker once their lock expires.
+   */
+  async forceClose(): Promise<void> {
+    try {
+      await this.worker.close(true);
+    } finally {
+      this.connection.disconnect();
+    }
+  }
+
   private onFailed(job: Job<OutboxJobData> | undefined, error: Error): void {
     if (!job) return;
     const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);

@@ -24,6 +24,8 @@ export class RelayLoop {
   private backoffMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private outageSince: number | undefined;
+  /** Ids claimed by the batch in flight and not yet marked; released if shutdown cannot wait. */
+  private inFlight: string[] = [];
   readonly stats: RelayStats = { claimed: 0, dispatched: 0, failedBatches: 0 };
 
   constructor(
@@ -46,12 +48,23 @@ export class RelayLoop {
     });
   }
 
-  /** Resolves once the current drain (if any) has finished; nothing new is claimed after it. */
+  /** Resolves once the current batch has been enqueued and marked; nothing new is claimed after it. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     await this.draining;
+  }
+
+  /**
+   * For a shutdown that cannot wait any longer: hands the in-flight batch back so another relay
+   * takes it now rather than after the lease. If its enqueue did land, the re-add is a no-op.
+   */
+  async releaseInFlight(): Promise<number> {
+    const ids = this.inFlight;
+    this.inFlight = [];
+    if (ids.length > 0) await this.store.release(ids, 'relay shut down before marking');
+    return ids.length;
   }
 
   /** Resolves when no drain is running (for tests and the demo). */
@@ -76,15 +89,18 @@ export class RelayLoop {
     if (rows.length === 0) return 0;
     this.stats.claimed += rows.length;
     const ids = rows.map((row) => row.id);
+    this.inFlight = ids;
     try {
       // Bounded well inside the lease, so a hung Redis cannot outlive our claim unnoticed.
       await this.queue.add(rows, Math.max(1000, Math.floor(this.relay.leaseMs / 2)));
     } catch (error) {
       this.stats.failedBatches++;
+      this.inFlight = [];
       await this.store.release(ids, `enqueue failed: ${describe(error)}`).catch(() => undefined);
       throw error;
     }
     await this.store.markDispatched(ids);
+    this.inFlight = [];
     this.stats.dispatched += rows.length;
     return rows.length;
   }

@@ -23,6 +23,7 @@ export class RelayStore {
   constructor(
     private readonly orm: MikroORM,
     tables: Tables,
+    deleteOnDispatch = false,
   ) {
     const { outbox } = qualifiedTables(tables);
     // SKIP LOCKED lets relays in many processes claim disjoint batches; the lease (locked_until)
@@ -36,7 +37,9 @@ export class RelayStore {
             order by id limit ? for update skip locked) due
       where o.id = due.id
       returning o.id, o.type, o.payload::text as payload, o.headers::text as headers, o.aggregate_type, o.aggregate_id`;
-    this.markSql = `update ${outbox} set dispatched_at = now(), locked_until = null, last_error = null where id = any(?::uuid[])`;
+    this.markSql = deleteOnDispatch
+      ? `delete from ${outbox} where id = any(?::uuid[])`
+      : `update ${outbox} set dispatched_at = now(), locked_until = null, last_error = null where id = any(?::uuid[])`;
     this.releaseSql = `update ${outbox} set locked_until = null, last_error = ? where id = any(?::uuid[]) and dispatched_at is null`;
   }
 
