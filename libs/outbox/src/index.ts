@@ -29,4 +29,7 @@ export { outboxSchemaSql, dropOutboxSchemaSql } from './message/outbox.schema.js
 export { OutboxService } from './capture/outbox.service.js';
 export type { PublishOptions } from './capture/outbox-row.factory.js';
 export { OutboxMonitor, type OutboxSnapshot } from './ops/outbox.monitor.js';
+export { OutboxDeadLetters, OutboxDeadLetterNotFoundError } from './ops/dead-letters.service.js';
+export type { DeadLetter, DeadLetterFilter, DeadLetterQuery } from './ops/dead-letter.js';
+export { OutboxRetention, type RetentionResult } from './ops/retention.service.js';
 export { OutboxLifecycle } from './outbox.lifecycle.js';

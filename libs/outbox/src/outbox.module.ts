@@ -20,6 +20,8 @@ import { createRedis } from './outbox.redis.js';
 import { OutboxSignals } from './outbox.signals.js';
 import { OUTBOX_QUEUE, OUTBOX_QUEUE_REDIS, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
 import { OutboxMonitor } from './ops/outbox.monitor.js';
+import { OutboxDeadLetters } from './ops/dead-letters.service.js';
+import { OutboxRetention } from './ops/retention.service.js';
 
 const OUTBOX_RAW_OPTIONS = Symbol('nest-outbox:raw-options');
 
@@ -71,6 +73,8 @@ export class OutboxModule {
         HandlerExplorer,
         OutboxService,
         OutboxMonitor,
+        OutboxDeadLetters,
+        OutboxRetention,
         OutboxLifecycle,
         {
           provide: OUTBOX_ROW_FACTORY,
@@ -89,7 +93,7 @@ export class OutboxModule {
           inject: [OUTBOX_OPTIONS, OUTBOX_QUEUE_REDIS],
         },
       ],
-      exports: [OUTBOX_OPTIONS, OUTBOX_QUEUE, OutboxService, OutboxMonitor, OutboxLifecycle],
+      exports: [OUTBOX_OPTIONS, OUTBOX_QUEUE, OutboxService, OutboxMonitor, OutboxDeadLetters, OutboxRetention, OutboxLifecycle],
     };
   }
 }
