@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/**
+ * The top self-time frames of a V8 .cpuprofile (from `node --cpu-prof` or the bench's --profile).
+ * Usage: node dist/bench/src/profile-top.js <file.cpuprofile> [count]
+ */
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface Frame {
+  name: string;
+  /** package or area: a node_modules package, nest-outbox, node, or a V8 pseudo frame like (garbage collector). */
+  where: string;
+  location: string;
+  selfMs: number;
+  /** Share of the busy (non-idle) time. */
+  percent: number;
+}
+
+export interface ProfileSummary {
+  busyMs: number;
+  idleMs: number;
+  frames: Frame[];
+  /** Self time summed per package / area, busiest first. */
+  areas: Array<{ where: string; selfMs: number; percent: number }>;
+}
+
+export function summariseProfile(file: string, count = 10): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  // Each sample is charged the time until the next one (timeDeltas[i + 1]), as DevTools does.
+  const selfUs = new Map<number, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i + 1] ?? 0;
+    selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + Math.max(0, delta));
+  }
+  const frames = new Map<string, Omit<Frame, 'percent'>>();
+  const areas = new Map<string, number>();
+  let idleMs = 0;
+  for (const [id, us] of selfUs) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const ms = us / 1000;
+    if (functionName === '(idle)') {
+      idleMs += ms;
+      continue;
+    }
+    const where = areaOf(functionName, url);
+    const location = url ? `${shortPath(url)}:${lineNumber + 1}` : '';
+    const key = `${functionName}|${location}`;
+    const frame = frames.get(key) ?? { name: functionName || '(anonymous)', where, location, selfMs: 0 };
+    frame.selfMs += ms;
+    frames.set(key, frame);
+    areas.set(where, (areas.get(where) ?? 0) + ms);
+  }
+  const busyMs = [...areas.values()].reduce((a, b) => a + b, 0);
+  const pct = (ms: number) => (100 * ms) / busyMs;
+  return {
+    busyMs,
+    idleMs,
+    frames: [...frames.values()]
+      .sort((a, b) => b.selfMs - a.selfMs)
+      .slice(0, count)
+      .map((frame) => ({ ...frame, percent: pct(frame.selfMs) })),
+    areas: [...areas]
+      .sort((a, b) => b[1] - a[1])
+      .map(([where, selfMs]) => ({ where, selfMs, percent: pct(selfMs) })),
+  };
+}
+
+export function formatSummary(summary: ProfileSummary): string {
+  const lines = [`busy ${(summary.busyMs / 1000).toFixed(2)} s, idle ${(summary.idleMs / 1000).toFixed(2)} s`, 'top self-time frames:'];
+  for (const f of summary.frames) {
+    lines.push(`  ${f.selfMs.toFixed(0).padStart(7)} ms ${f.percent.toFixed(1).padStart(5)} %  ${f.name.slice(0, 40).padEnd(40)} ${f.where.padEnd(22)} ${f.location}`);
+  }
+  lines.push('self time by package:');
+  for (const a of summary.areas.slice(0, 10)) lines.push(`  ${a.selfMs.toFixed(0).padStart(7)} ms ${a.percent.toFixed(1).padStart(5)} %  ${a.where}`);
+  return lines.join('\n');
+}
+
+function areaOf(functionName: string, url: string): string {
+  if (!url) return functionName.startsWith('(') ? functionName : '(native)';
+  if (url.startsWith('node:')) return 'node';
+  const modules = url.lastIndexOf('/node_modules/');
+  if (modules >= 0) {
+    const [first, second] = url.slice(modules + '/node_modules/'.length).split('/');
+    return first.startsWith('@') ? `${first}/${second}` : first;
+  }
+  if (url.includes('/libs/outbox/')) return 'nest-outbox';
+  if (url.includes('/bench/')) return 'bench';
+  return 'other';
+}
+
+function shortPath(url: string): string {
+  const path = url.startsWith('file:') ? fileURLToPath(url) : url;
+  const modules = path.lastIndexOf('/node_modules/');
+  if (modules >= 0) return path.slice(modules + '/node_modules/'.length);
+  const root = path.search(/\/(libs|apps|bench|dist)\//);
+  return root >= 0 ? path.slice(root + 1) : path;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [file, count] = process.argv.slice(2);
+  if (!file) {
+    console.error('usage: node dist/bench/src/profile-top.js <file.cpuprofile> [count]');
+    process.exit(2);
+  }
+  console.log(formatSummary(summariseProfile(file, Number(count ?? 10))));
+}
