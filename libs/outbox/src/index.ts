@@ -10,6 +10,7 @@ export type {
   ResolvedOutboxOptions,
 } from './outbox.options.js';
 export { OUTBOX_OPTIONS, resolveOutboxOptions } from './outbox.options.js';
+export { OutboxQueue } from './outbox.queue.js';
 export { OUTBOX_QUEUE } from './outbox.tokens.js';
 export {
   OutboxError,

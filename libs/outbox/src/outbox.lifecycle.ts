@@ -1,8 +1,6 @@
 import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { OutboxSubscriber } from './capture/outbox.subscriber.js';
 import type { OutboxRowFactory } from './capture/outbox-row.factory.js';
 import { HandlerExplorer } from './consume/handler.explorer.js';
@@ -15,7 +13,8 @@ import { OutboxSetupError, describe } from './outbox.errors.js';
 import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from './outbox.options.js';
 import { createRedis } from './outbox.redis.js';
 import { OutboxSignals } from './outbox.signals.js';
-import { OUTBOX_QUEUE, OUTBOX_QUEUE_REDIS, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
+import { OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
+import { OutboxQueue } from './outbox.queue.js';
 import { RelayLoop } from './relay/relay.loop.js';
 import { RelayQueue } from './relay/relay.queue.js';
 import { RelayStore } from './relay/relay.store.js';
@@ -39,8 +38,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
     private readonly scheduler: SchedulerRegistry,
     @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
     @Inject(OUTBOX_ROW_FACTORY) private readonly rows: OutboxRowFactory,
-    @Inject(OUTBOX_QUEUE) private readonly queue: Queue,
-    @Inject(OUTBOX_QUEUE_REDIS) private readonly queueRedis: Redis,
+    private readonly queue: OutboxQueue,
   ) {
     this.intervalName = `nest-outbox:relay:${options.queueName}`;
   }
@@ -59,7 +57,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
     }
     if (this.options.relay.enabled) {
       const store = new RelayStore(this.orm, this.options.tables, this.options.retention.deleteOnDispatch);
-      const relay = new RelayLoop(store, new RelayQueue(this.queue, this.options), this.options);
+      const relay = new RelayLoop(store, new RelayQueue(this.queue.get(), this.options), this.options);
       this.relay = relay;
       this.unsubscribe = this.signals.onRowsCommitted(() => relay.wake());
       this.scheduler.addInterval(this.intervalName, setInterval(() => relay.wake(), this.options.relay.intervalMs));
@@ -84,11 +82,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
           'active jobs are left to BullMQ and will run again elsewhere.',
       );
     }
-    try {
-      await settlesWithin(this.queue.close(), 1000);
-    } finally {
-      this.queueRedis.disconnect();
-    }
+    await this.queue.close();
   }
 
   /** Counters of this process's relay and worker (other processes keep their own). */

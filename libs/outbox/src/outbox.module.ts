@@ -1,8 +1,6 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { OutboxRowFactory } from './capture/outbox-row.factory.js';
 import { OutboxService } from './capture/outbox.service.js';
 import { HandlerExplorer } from './consume/handler.explorer.js';
@@ -16,9 +14,9 @@ import {
   type ResolvedOutboxOptions,
 } from './outbox.options.js';
 import { OutboxOptionsError } from './outbox.errors.js';
-import { createRedis } from './outbox.redis.js';
 import { OutboxSignals } from './outbox.signals.js';
-import { OUTBOX_QUEUE, OUTBOX_QUEUE_REDIS, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
+import { OUTBOX_QUEUE, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
+import { OutboxQueue, lazyQueue } from './outbox.queue.js';
 import { OutboxMonitor } from './ops/outbox.monitor.js';
 import { OutboxDeadLetters } from './ops/dead-letters.service.js';
 import { OutboxRetention } from './ops/retention.service.js';
@@ -76,24 +74,15 @@ export class OutboxModule {
         OutboxDeadLetters,
         OutboxRetention,
         OutboxLifecycle,
+        OutboxQueue,
+        { provide: OUTBOX_QUEUE, useFactory: lazyQueue, inject: [OutboxQueue] },
         {
           provide: OUTBOX_ROW_FACTORY,
           useFactory: (options: ResolvedOutboxOptions) => new OutboxRowFactory(options.maxPayloadBytes),
           inject: [OUTBOX_OPTIONS],
         },
-        {
-          provide: OUTBOX_QUEUE_REDIS,
-          // Fails fast while Redis is down (no offline queue), so the relay backs off instead of hanging.
-          useFactory: (options: ResolvedOutboxOptions) => createRedis(options, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
-          inject: [OUTBOX_OPTIONS],
-        },
-        {
-          provide: OUTBOX_QUEUE,
-          useFactory: (options: ResolvedOutboxOptions, connection: Redis) => new Queue(options.queueName, { connection, prefix: options.prefix }),
-          inject: [OUTBOX_OPTIONS, OUTBOX_QUEUE_REDIS],
-        },
       ],
-      exports: [OUTBOX_OPTIONS, OUTBOX_QUEUE, OutboxService, OutboxMonitor, OutboxDeadLetters, OutboxRetention, OutboxLifecycle],
+      exports: [OUTBOX_OPTIONS, OUTBOX_QUEUE, OutboxQueue, OutboxService, OutboxMonitor, OutboxDeadLetters, OutboxRetention, OutboxLifecycle],
     };
   }
 }

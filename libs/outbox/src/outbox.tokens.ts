@@ -1,5 +1,4 @@
 /** Injection tokens shared by the module and the stages. */
 export const OUTBOX_ROW_FACTORY = Symbol('nest-outbox:row-factory');
+/** The outbox's BullMQ `Queue` (connects on first use; closed by the outbox at shutdown). */
 export const OUTBOX_QUEUE = Symbol('nest-outbox:queue');
-/** The ioredis client the queue uses; owned (and closed) by the outbox. */
-export const OUTBOX_QUEUE_REDIS = Symbol('nest-outbox:queue-redis');

@@ -1,9 +1,8 @@
 import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Queue } from 'bullmq';
 import { qualifiedTables } from '../message/outbox.tables.js';
 import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from '../outbox.options.js';
-import { OUTBOX_QUEUE } from '../outbox.tokens.js';
+import { OutboxQueue } from '../outbox.queue.js';
 
 /** Where every message stands, read from PostgreSQL and Redis, so it covers all processes. */
 export interface OutboxSnapshot {
@@ -24,7 +23,7 @@ export class OutboxMonitor {
 
   constructor(
     private readonly orm: MikroORM,
-    @Inject(OUTBOX_QUEUE) private readonly queue: Queue,
+    private readonly queue: OutboxQueue,
     @Inject(OUTBOX_OPTIONS) options: ResolvedOutboxOptions,
   ) {
     const { outbox, inbox } = qualifiedTables(options.tables);
@@ -59,7 +58,7 @@ export class OutboxMonitor {
   }
 
   private async queueCounts(): Promise<OutboxSnapshot['queue']> {
-    const jobs = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
+    const jobs = await this.queue.get().getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
     return {
       waiting: (jobs.waiting ?? 0) + (jobs.prioritized ?? 0) + (jobs['waiting-children'] ?? 0),
       active: jobs.active ?? 0,

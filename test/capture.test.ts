@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { OutboxPayloadError, OutboxService } from 'nest-outbox';
+import { freshDatabase } from './support/database.js';
+import { Account, CAPTURE_ONLY, Deposited, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
+
+interface Row {
+  id: string;
+  type: string;
+  payload: Record<string, unknown>;
+  headers: Record<string, any>;
+  aggregate_type: string | null;
+  aggregate_id: string | null;
+  available_at: Date | null;
+}
+
+describe('capture: events become outbox rows in the flush transaction', () => {
+  let fixture: FixtureApp;
+  const rows = () => fixture.sql('select * from outbox_message order by id') as Promise<Row[]>;
+  const accounts = () => fixture.sql('select * from account order by id');
+  const fork = () => fixture.orm.em.fork() as EntityManager;
+
+  beforeAll(async () => {
+    const url = await freshDatabase('capture');
+    await prepareFixtureDatabase(url);
+    fixture = await startFixtureApp(url, CAPTURE_ONLY);
+  });
+
+  afterAll(async () => {
+    await fixture?.close();
+  });
+
+  beforeEach(async () => {
+    await fixture.sql('truncate outbox_message, account');
+  });
+
+  it('a commit writes the state and one row per event, with type, payload and aggregate', async () => {
+    const em = fork();
+    const account = new Account('a1', 'a1@example.com');
+    account.deposit(10);
+    account.deposit(5);
+    await em.persist(account).flush();
+
+    expect(await accounts()).toEqual([expect.objectContaining({ id: 'a1', balance: 15 })]);
+    const written = await rows();
+    expect(written.map((r) => [r.type, r.payload, r.aggregate_type, r.aggregate_id])).toEqual([
+      ['test.deposited.v1', { accountId: 'a1', amount: 10, sequence: 1 }, 'Account', 'a1'],
+      ['test.deposited.v1', { accountId: 'a1', amount: 5, sequence: 2 }, 'Account', 'a1'],
+    ]);
+    expect(written[0].headers).toEqual({ messageId: written[0].id, correlationId: written[0].id, occurredAt: expect.any(String) });
+    expect(written[1].headers.correlationId).toBe(written[0].id);
+    expect(account.getUncommittedEvents()).toEqual([]);
+
+    await em.flush();
+    expect(await rows()).toHaveLength(2);
+  });
+
+  it('an error inside em.transactional leaves neither state nor rows', async () => {
+    await expect(
+      fork().transactional(async (em) => {
+        const account = new Account('a2', 'a2@example.com');
+        account.deposit(1);
+        em.persist(account);
+        await em.flush();
+        throw new Error('business rule broke after the flush');
+      }),
+    ).rejects.toThrow('business rule broke');
+    expect(await accounts()).toEqual([]);
+    expect(await rows()).toEqual([]);
+  });
+
+  it('a failing flush (unique violation) writes nothing; the retried flush writes each event once', async () => {
+    await fork().persist(new Account('taken', 'dup@example.com')).flush();
+    const em = fork();
+    const account = new Account('a3', 'dup@example.com');
+    account.deposit(7);
+    account.deposit(8);
+    em.persist(account);
+    await expect(em.flush()).rejects.toThrow(/unique|duplicate/i);
+    expect(await rows()).toEqual([]);
+    expect(await accounts()).toHaveLength(1);
+
+    account.email = 'a3@example.com';
+    em.persist(account);
+    await em.flush();
+    expect((await rows()).map((r) => r.payload.sequence)).toEqual([1, 2]);
+    expect(await accounts()).toHaveLength(2);
+  });
+
+  it('an aggregate loaded from the database applies and captures events', async () => {
+    await fork().persist(new Account('a4', 'a4@example.com')).flush();
+    const em = fork();
+    const loaded = await em.findOneOrFail(Account, { id: 'a4' });
+    loaded.deposit(3);
+    await em.flush();
+    expect((await rows()).map((r) => r.payload)).toEqual([{ accountId: 'a4', amount: 3, sequence: 1 }]);
+    expect(loaded.getUncommittedEvents()).toEqual([]);
+  });
+
+  it('an aggregate that only applied events (no field changed) is captured', async () => {
+    await fork().persist(new Account('a5', 'a5@example.com')).flush();
+    const em = fork();
+    const loaded = await em.findOneOrFail(Account, { id: 'a5' });
+    loaded.ping('hello');
+    await em.flush();
+    expect((await rows()).map((r) => [r.type, r.payload])).toEqual([['Pinged', { accountId: 'a5', note: 'hello' }]]);
+  });
+
+  it('several aggregates and events in one flush keep per-aggregate order in the rows', async () => {
+    const em = fork();
+    const all = ['x', 'y', 'z'].map((id) => new Account(id, `${id}@example.com`));
+    for (let round = 0; round < 5; round++) for (const account of all) account.deposit(round + 1);
+    em.persist(all);
+    await em.flush();
+    const written = await rows();
+    expect(written).toHaveLength(15);
+    for (const id of ['x', 'y', 'z']) {
+      expect(written.filter((r) => r.aggregate_id === id).map((r) => r.payload.sequence)).toEqual([1, 2, 3, 4, 5]);
+    }
+  });
+
+  it('publish() writes a message without an aggregate at the next flush, with delay, key and headers', async () => {
+    const outbox = fixture.app.get(OutboxService);
+    const em = fork();
+    let id = '';
+    await em.transactional(async () => {
+      id = outbox.publish(new Deposited('none', 1, 1), { delay: 60_000, key: 'tenant-7', headers: { source: 'test' } });
+    });
+    const [row] = await rows();
+    expect(row.id).toBe(id);
+    expect(row.aggregate_type).toBeNull();
+    expect(row.aggregate_id).toBe('tenant-7');
+    expect(row.headers.custom).toEqual({ source: 'test' });
+    expect(new Date(row.available_at!).getTime()).toBeGreaterThan(Date.now() + 50_000);
+  });
+
+  it('an event that cannot be serialised fails the whole flush with a clear error and writes nothing', async () => {
+    const em = fork();
+    const account = new Account('a6', 'a6@example.com');
+    account.apply(Object.assign(new Deposited('a6', 1, 1), { big: 10n }));
+    em.persist(account);
+    await expect(em.flush()).rejects.toThrow(OutboxPayloadError);
+    await expect(em.flush()).rejects.toThrow(/Deposited|test\.deposited\.v1.*cannot be serialised.*BigInt/i);
+    expect(await accounts()).toEqual([]);
+    expect(await rows()).toEqual([]);
+  });
+
+  it('publish() rejects a header that is not a string, before anything is written', async () => {
+    const outbox = fixture.app.get(OutboxService);
+    await fork().transactional(async () => {
+      expect(() => outbox.publish(new Deposited('h', 1, 1), { headers: { retries: 3 as unknown as string } })).toThrow(/Header "retries".*must be a string/);
+    });
+    expect(await rows()).toEqual([]);
+  });
+});

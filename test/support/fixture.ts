@@ -1,0 +1,132 @@
+import { ReflectMetadataProvider, Entity, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { INestApplicationContext, Provider } from '@nestjs/common';
+import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
+import { Test } from '@nestjs/testing';
+import { OutboxEvent, OutboxLifecycle, OutboxModule, OutboxMonitor, currentMessage, outboxEntities, outboxSchemaSql, type OutboxModuleOptions } from 'nest-outbox';
+import { withConnection } from './database.js';
+
+@OutboxEvent('test.deposited.v1')
+export class Deposited {
+  constructor(
+    readonly accountId: string,
+    readonly amount: number,
+    readonly sequence: number,
+  ) {}
+}
+
+/** Keeps its class name as type name, unlike Deposited. */
+export class Pinged {
+  constructor(
+    readonly accountId: string,
+    readonly note: string,
+  ) {}
+}
+
+/** A test aggregate: `deposit` changes state and raises an event; `ping` only raises one. */
+@Entity({ tableName: 'account' })
+export class Account extends AggregateRoot {
+  @PrimaryKey({ type: 'text' })
+  id: string;
+
+  @Property({ type: 'text', unique: true })
+  email: string;
+
+  @Property({ type: 'integer' })
+  balance = 0;
+
+  @Property({ type: 'integer' })
+  deposits = 0;
+
+  constructor(id: string, email: string) {
+    super();
+    this.id = id;
+    this.email = email;
+  }
+
+  deposit(amount: number): void {
+    this.balance += amount;
+    this.deposits++;
+    this.apply(new Deposited(this.id, amount, this.deposits));
+  }
+
+  ping(note: string): void {
+    this.apply(new Pinged(this.id, note));
+  }
+}
+
+/** Records one `effect` row per handler run, in the handler's transaction. */
+export async function recordEffect(em: EntityManager, handler: string): Promise<void> {
+  await em.execute('insert into effect (message_id, handler) values (?, ?)', [currentMessage()!.headers.messageId, handler]);
+}
+
+@EventsHandler(Deposited)
+export class CountDeposits implements IEventHandler<Deposited> {
+  constructor(private readonly em: EntityManager) {}
+
+  async handle(): Promise<void> {
+    await recordEffect(this.em, 'CountDeposits');
+  }
+}
+
+@EventsHandler(Pinged)
+export class CountPings implements IEventHandler<Pinged> {
+  constructor(private readonly em: EntityManager) {}
+
+  async handle(): Promise<void> {
+    await recordEffect(this.em, 'CountPings');
+  }
+}
+
+/** Creates the outbox tables and the fixture's own tables in a fresh database. */
+export async function prepareFixtureDatabase(url: string): Promise<void> {
+  await withConnection(url, async (execute) => {
+    for (const statement of outboxSchemaSql()) await execute(statement);
+    await execute('create table account (id text primary key, email text not null unique, balance int not null, deposits int not null)');
+    await execute('create table effect (id serial primary key, message_id uuid not null, handler text not null)');
+  });
+}
+
+export interface FixtureApp {
+  app: INestApplicationContext;
+  orm: MikroORM<any>;
+  monitor: OutboxMonitor;
+  lifecycle: OutboxLifecycle;
+  /** Runs SQL outside any transaction of the app. */
+  sql(query: string, params?: unknown[]): Promise<any[]>;
+  close(): Promise<void>;
+}
+
+/** A Nest application context with MikroORM, the outbox, and the given handler providers. */
+export async function startFixtureApp(databaseUrl: string, outbox: OutboxModuleOptions, providers: Provider[] = [CountDeposits, CountPings]): Promise<FixtureApp> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      MikroOrmModule.forRoot({
+        driver: PostgreSqlDriver,
+        clientUrl: databaseUrl,
+        entities: [Account, ...outboxEntities()],
+        metadataProvider: ReflectMetadataProvider,
+        pool: { max: 10 },
+        registerRequestContext: false,
+      }),
+      OutboxModule.forRoot(outbox),
+    ],
+    providers,
+  }).compile();
+  moduleRef.useLogger(['error', 'warn']);
+  const app = await moduleRef.init();
+  const orm = app.get<MikroORM<any>>(MikroORM);
+  return {
+    app,
+    orm,
+    monitor: app.get(OutboxMonitor),
+    lifecycle: app.get(OutboxLifecycle),
+    sql: (query, params = []) => orm.em.getConnection().execute(query, params),
+    close: () => app.close(),
+  };
+}
+
+/** Options that keep every row in the outbox: capture only. */
+export const CAPTURE_ONLY: OutboxModuleOptions = { relay: { enabled: false }, worker: { enabled: false } };
