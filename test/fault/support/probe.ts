@@ -46,6 +46,12 @@ export interface Verification {
   /** Outbox rows claimed more than once (re-dispatched after a crash, stall or outage). */
   redispatched: number;
   jobs: QueueCounts;
+  /** Job runs beyond the first (stalled jobs re-run, retries): deliveries the inbox had to absorb. */
+  redeliveries: number;
+  /** Jobs that BullMQ found stalled (their worker died or lost its lock) at least once. */
+  stalledJobs: number;
+  /** The most attempts any job used (a job is dead-lettered after `worker.attempts`). */
+  maxAttempts: number;
   deadLetters: string[];
 }
 
@@ -181,6 +187,7 @@ export class Probe {
       from expected e full join loyalty_account a using (customer_id)`);
     const jobs = await this.queueCounts();
     const failed = await this.queue.getFailed(0, 4);
+    const finished = await this.queue.getJobs(['completed', 'failed'], 0, -1);
     return {
       orders: orders.orders,
       paid: orders.paid,
@@ -198,6 +205,9 @@ export class Probe {
       locked: messages.locked,
       redispatched: messages.redispatched,
       jobs,
+      redeliveries: finished.reduce((sum, job) => sum + Math.max(0, (job.attemptsStarted ?? 1) - 1), 0),
+      stalledJobs: finished.filter((job) => (job.stalledCounter ?? 0) > 0).length,
+      maxAttempts: finished.reduce((max, job) => Math.max(max, job.attemptsMade ?? 0), 0),
       deadLetters: failed.map((job) => `${job.id} ${job.name} after ${job.attemptsMade} attempt(s): ${job.failedReason}`),
     };
   }
