@@ -1,0 +1,165 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
+import type { Queue } from 'bullmq';
+import { OUTBOX_QUEUE, currentMessage, type OutboxJobData, type OutboxModuleOptions } from 'nest-outbox';
+import { freshDatabase } from './support/database.js';
+import { Account, CAPTURE_ONLY, CountDeposits, CountPings, Deposited, Pinged, prepareFixtureDatabase, recordEffect, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import { obliterateQueue, uniqueQueueName, REDIS_URL } from './support/redis.js';
+import { waitUntil } from './support/wait.js';
+
+/** Writes `accounts` × `deposits` Deposited events in one flush of a capture-only app. */
+async function writeDeposits(app: FixtureApp, accounts: number, deposits: number, prefix: string): Promise<void> {
+  const em = app.orm.em.fork() as EntityManager;
+  for (let a = 0; a < accounts; a++) {
+    const account = new Account(`${prefix}-${a}`, `${prefix}-${a}@example.com`);
+    for (let d = 0; d < deposits; d++) account.deposit(1);
+    em.persist(account);
+  }
+  await em.flush();
+}
+
+async function duplicateEffects(app: FixtureApp): Promise<unknown[]> {
+  return app.sql('select message_id, handler, count(*)::int as n from effect group by 1, 2 having count(*) > 1');
+}
+
+const calls = { flaky: new Map<string, number>(), sibling: 0 };
+
+@EventsHandler(Deposited)
+class FlakyDeposits implements IEventHandler<Deposited> {
+  constructor(private readonly em: EntityManager) {}
+
+  async handle(): Promise<void> {
+    const id = currentMessage()!.headers.messageId;
+    const attempt = (calls.flaky.get(id) ?? 0) + 1;
+    calls.flaky.set(id, attempt);
+    // Written before the throw: a failed attempt's writes must roll back with it.
+    await recordEffect(this.em, 'FlakyDeposits');
+    if (attempt <= 2) throw new Error(`flaky failure ${attempt}`);
+  }
+}
+
+@Injectable()
+@EventsHandler(Deposited)
+class CountingSibling implements IEventHandler<Deposited> {
+  constructor(private readonly em: EntityManager) {}
+
+  async handle(): Promise<void> {
+    calls.sibling++;
+    await recordEffect(this.em, 'CountingSibling');
+  }
+}
+
+@EventsHandler(Pinged)
+class AlwaysFails implements IEventHandler<Pinged> {
+  handle(): void {
+    throw new Error('the printer is on fire');
+  }
+}
+
+describe('delivery', () => {
+  let databaseUrl: string;
+  const queues: string[] = [];
+  const apps: FixtureApp[] = [];
+
+  async function start(options: OutboxModuleOptions, providers?: Parameters<typeof startFixtureApp>[2]): Promise<FixtureApp> {
+    const app = await startFixtureApp(databaseUrl, options, providers);
+    apps.push(app);
+    return app;
+  }
+
+  function queueName(prefix: string): string {
+    const name = uniqueQueueName(prefix);
+    queues.push(name);
+    return name;
+  }
+
+  beforeAll(async () => {
+    databaseUrl = await freshDatabase('delivery');
+    await prepareFixtureDatabase(databaseUrl);
+  });
+
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    const [app] = [await startFixtureApp(databaseUrl, CAPTURE_ONLY, [])];
+    await app.sql('truncate outbox_message, inbox_message, account, effect');
+    await app.close();
+  });
+
+  afterAll(async () => {
+    await Promise.all(queues.map((name) => obliterateQueue(name)));
+  });
+
+  it('two relays running at once over 2,000 rows: every message delivered, every effect exactly once', async () => {
+    const writer = await start(CAPTURE_ONLY, []);
+    await writeDeposits(writer, 200, 10, 'two-relays');
+    const queue = queueName('two-relays');
+    const options: OutboxModuleOptions = { redis: REDIS_URL, queueName: queue, relay: { batchSize: 50 }, worker: { concurrency: 8 } };
+    const [first, second] = await Promise.all([start(options), start(options)]);
+
+    await waitUntil('2,000 deposits handled', () => first.monitor.isSettled(), 60_000);
+    const [{ handled, messages }] = await first.sql('select count(*)::int as handled, count(distinct message_id)::int as messages from effect');
+    expect({ handled, messages }).toEqual({ handled: 2000, messages: 2000 });
+    expect(await duplicateEffects(first)).toEqual([]);
+    const [{ pending, locked }] = await first.sql(
+      'select count(*) filter (where dispatched_at is null)::int as pending, count(*) filter (where locked_until is not null)::int as locked from outbox_message',
+    );
+    expect({ pending, locked }).toEqual({ pending: 0, locked: 0 });
+    const claimed = [first, second].map((app) => app.lifecycle.processStats().relay!.claimed);
+    // SKIP LOCKED: the two relays claimed disjoint rows, so together exactly one claim per row.
+    expect(claimed[0] + claimed[1]).toBe(2000);
+  });
+
+  it('the same message delivered twice (job removed and re-added) has its effect once', async () => {
+    const queueNameUsed = queueName('duplicate');
+    const app = await start({ redis: REDIS_URL, queueName: queueNameUsed });
+    await writeDeposits(app, 1, 1, 'dup');
+    await waitUntil('first delivery handled', () => app.monitor.isSettled());
+    const [{ id }] = await app.sql('select id from outbox_message');
+
+    const queue = app.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
+    const job = (await queue.getJob(id))!;
+    expect(await job.getState()).toBe('completed');
+    await job.remove();
+    await queue.add(job.name, job.data, { jobId: id });
+    await waitUntil('redelivered job completed', async () => (await queue.getJobState(id)) === 'completed');
+
+    expect(await app.sql('select handler from effect where message_id = ?', [id])).toEqual([{ handler: 'CountDeposits' }]);
+    expect(await app.sql('select handler from inbox_message where message_id = ?', [id])).toEqual([{ handler: 'CountDeposits' }]);
+  });
+
+  it('a handler failing twice then succeeding is retried; its effect happens once and its sibling is not run again', async () => {
+    calls.flaky.clear();
+    calls.sibling = 0;
+    const app = await start({ redis: REDIS_URL, queueName: queueName('flaky'), worker: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } } }, [CountingSibling, FlakyDeposits]);
+    await writeDeposits(app, 1, 1, 'flaky');
+    await waitUntil('flaky message handled', () => app.monitor.isSettled());
+
+    const [{ id }] = await app.sql('select id from outbox_message');
+    expect(calls.flaky.get(id)).toBe(3);
+    expect(calls.sibling).toBe(1);
+    expect(await app.sql('select handler from effect order by handler')).toEqual([{ handler: 'CountingSibling' }, { handler: 'FlakyDeposits' }]);
+    expect((await app.monitor.snapshot()).queue.failed).toBe(0);
+  });
+
+  it('a handler that always fails becomes a dead letter after the configured attempts, naming the handler; others keep flowing', async () => {
+    const name = queueName('dead');
+    const app = await start({ redis: REDIS_URL, queueName: name, worker: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } } }, [CountDeposits, AlwaysFails]);
+    const em = app.orm.em.fork() as EntityManager;
+    const account = new Account('poisoned', 'poisoned@example.com');
+    account.ping('print me');
+    await em.persist(account).flush();
+    const [{ id }] = await app.sql('select id from outbox_message');
+    const queue = app.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
+    await waitUntil('dead letter', async () => (await queue.getJobState(id)) === 'failed');
+
+    const dead = (await queue.getJob(id))!;
+    expect(dead.attemptsMade).toBe(3);
+    expect(dead.failedReason).toMatch(/^Handler AlwaysFails failed on Pinged \(message [0-9a-f-]{36}\): the printer is on fire$/);
+
+    await writeDeposits(app, 3, 2, 'after-poison');
+    await waitUntil('later messages handled', () => app.monitor.isSettled());
+    expect(await app.sql("select count(*)::int as n from effect where handler = 'CountDeposits'")).toEqual([{ n: 6 }]);
+  });
+});
