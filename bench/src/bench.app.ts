@@ -23,19 +23,34 @@ export class SomethingHappened {
   ) {}
 }
 
-/** The smallest aggregate: a uuid and a number, raising `events` events when created. */
+/**
+ * An aggregate shaped like the example's Order (five columns), so the flush the outbox adds to is
+ * a realistic one rather than the cheapest possible insert. Raises `events` events when created.
+ */
 @Entity({ tableName: 'bench_aggregate' })
 export class BenchAggregate extends AggregateRoot {
   @PrimaryKey({ type: 'uuid' })
   id!: string;
 
+  @Property({ type: 'text' })
+  customerId!: string;
+
   @Property({ type: 'integer' })
-  n!: number;
+  totalCents!: number;
+
+  @Property({ type: 'text' })
+  status!: string;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  placedAt!: Date;
 
   static create(n: number, events: number, sentAt: number): BenchAggregate {
     const aggregate = new BenchAggregate();
     aggregate.id = randomUUID();
-    aggregate.n = n;
+    aggregate.customerId = `customer-${n % 100}`;
+    aggregate.totalCents = 1000 + n;
+    aggregate.status = 'placed';
+    aggregate.placedAt = new Date();
     for (let seq = 0; seq < events; seq++) aggregate.apply(new SomethingHappened(aggregate.id, seq, sentAt));
     return aggregate;
   }

@@ -1,4 +1,4 @@
-import { cpus, platform, arch, totalmem } from 'node:os';
+import { arch, cpus, loadavg, platform, totalmem } from 'node:os';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Queue } from 'bullmq';
 import { outboxSchemaSql } from 'nest-outbox';
@@ -67,6 +67,8 @@ export interface Machine {
   node: string;
   platform: string;
   memoryGB: number;
+  /** 1-minute load average when the run started: above the core count, other work was competing. */
+  loadAtStart: number;
 }
 
 export function machine(): Machine {
@@ -77,6 +79,7 @@ export function machine(): Machine {
     node: process.version,
     platform: `${platform()} ${arch()}`,
     memoryGB: Math.round(totalmem() / 2 ** 30),
+    loadAtStart: Math.round(loadavg()[0] * 100) / 100,
   };
 }
 
@@ -145,7 +148,8 @@ export async function freshBenchDatabase(adminUrl: string, name: string): Promis
   const url = databaseUrl(adminUrl, name);
   await withSql(url, async (execute) => {
     for (const statement of outboxSchemaSql()) await execute(statement);
-    await execute('create table bench_aggregate ("id" uuid primary key, "n" int not null)');
+    await execute(`create table bench_aggregate ("id" uuid primary key, "customer_id" text not null, "total_cents" int not null,
+      "status" text not null, "placed_at" timestamptz not null)`);
   });
   return url;
 }

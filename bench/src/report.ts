@@ -1,3 +1,4 @@
+import type { CpuSplit } from './cpu.js';
 import type { Machine, BenchSizes } from './harness.js';
 import type { BacklogResult } from './phases/backlog.js';
 import type { BaselineResult } from './phases/baseline.js';
@@ -71,6 +72,7 @@ export function targetsOf(p: Phases): Target[] {
 
 const int = (v: number) => Math.round(v).toLocaleString('en-US');
 const fix = (v: number, d = 2) => v.toFixed(d);
+const cpuText = (c: CpuSplit) => `${fix(c.nodeSeconds, 1)} / ${fix(c.postgresSeconds, 1)} / ${fix(c.redisSeconds, 1)}; ${Math.round(100 * c.machineBusy)} %`;
 const status = (met: boolean | null) => (met === null ? '' : met ? 'met' : 'NOT MET');
 
 /** The printed table: one row per figure, with target and met / not met where a target applies. */
@@ -81,6 +83,7 @@ export function formatTable(r: Results): string {
   const { baseline: a, throughput: b, latency: c, flushOverhead: d, backlog: e } = r.phases;
   if (a) {
     row('a baseline', `BullMQ addBulk(${a.batch}) + Worker(${a.concurrency}), end to end`, `${int(a.endToEndPerSecond)} jobs/s`);
+    row('', `  CPU s: this process / postgres / redis; machine busy`, cpuText(a.cpu));
     row('', 'addBulk only, no worker', `${int(a.addBulkPerSecond)} jobs/s`);
     row('', `jobs / payload`, `${int(a.jobs)} / ${a.payloadBytes} B`);
   }
@@ -88,6 +91,8 @@ export function formatTable(r: Results): string {
     for (const m of b.modes) {
       row(m.eventsPerAggregate === 1 ? 'b throughput' : '', `${m.eventsPerAggregate} event(s)/aggregate, ${m.writers} writers, ${int(m.events)} events`, `${int(m.eventsPerSecond)} events/s`);
       row('', `  writers committed at`, `${int(m.committedPerSecond)} events/s`);
+      row('', `  relay batches (mean rows per batch)`, `${int(m.relayBatches)} (${fix(m.events / Math.max(1, m.relayBatches), 1)})`);
+      row('', `  CPU s: this process / postgres / redis; machine busy`, cpuText(m.cpu));
       row('', `  ratio b/a`, m.ratioToBaseline === null ? 'n/a' : fix(m.ratioToBaseline), `b.ratio.${m.eventsPerAggregate}`);
     }
     row('', `handler: ${b.handler}`, '');
@@ -123,7 +128,7 @@ export function formatTable(r: Results): string {
   const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
   const m = r.machine;
   return [
-    `nest-outbox benchmark (${r.mode}) — ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, node ${m.node}, ${m.platform}`,
+    `nest-outbox benchmark (${r.mode}) — ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, node ${m.node}, ${m.platform}; load average at start ${m.loadAtStart}`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...cells.map(line),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type JobsOptions } from 'bullmq';
 import { resolveOutboxOptions, type OutboxJobData } from 'nest-outbox';
 import { SomethingHappened } from '../bench.app.js';
+import { cpuSince, readCpu, type CpuSplit } from '../cpu.js';
 import { ADD_BULK_BATCH, WORKER_CONCURRENCY, now, obliterateQueue, redisConnection, signal, ticker, within, type Bench } from '../harness.js';
 
 export interface BaselineResult {
@@ -13,6 +14,8 @@ export interface BaselineResult {
   endToEndPerSecond: number;
   /** addBulk alone, no worker running: what the relay's enqueue step is compared with in phase e. */
   addBulkPerSecond: number;
+  /** Where the CPU went during the end-to-end run. */
+  cpu: CpuSplit;
 }
 
 /**
@@ -27,7 +30,9 @@ export async function baselinePhase(bench: Bench): Promise<BaselineResult> {
     bench.progress(`addBulk only: ${n} jobs in batches of ${ADD_BULK_BATCH}`);
     const addSeconds = await addAll(bench, addOnly, jobs(n));
     bench.progress(`addBulk + Worker (concurrency ${WORKER_CONCURRENCY}): ${n} jobs`);
+    const cpu = readCpu();
     const e2eSeconds = await addAndConsume(bench, endToEnd, jobs(n));
+    const cpuSplit = cpuSince(cpu);
     return {
       jobs: n,
       batch: ADD_BULK_BATCH,
@@ -35,6 +40,7 @@ export async function baselinePhase(bench: Bench): Promise<BaselineResult> {
       payloadBytes: Buffer.byteLength(payloadText()),
       endToEndPerSecond: n / e2eSeconds,
       addBulkPerSecond: n / addSeconds,
+      cpu: cpuSplit,
     };
   } finally {
     await obliterateQueue(bench.redisUrl, addOnly);

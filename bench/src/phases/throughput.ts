@@ -1,6 +1,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { OutboxMonitor } from 'nest-outbox';
 import { BenchAggregate, handled, startBenchApp, ormOf } from '../bench.app.js';
+import { cpuSince, readCpu, type CpuSplit } from '../cpu.js';
 import { WORKER_CONCURRENCY, emptyTables, now, obliterateQueue, signal, ticker, waitUntil, within, type Bench } from '../harness.js';
 import type { BaselineResult } from './baseline.js';
 
@@ -15,6 +16,10 @@ export interface ThroughputMode {
   committedPerSecond: number;
   /** eventsPerSecond / baseline end-to-end jobs per second. */
   ratioToBaseline: number | null;
+  /** Relay round trips (claim + addBulk + mark) it took, from the distinct dispatched_at stamps. */
+  relayBatches: number;
+  /** Where the CPU went over the measured window. */
+  cpu: CpuSplit;
 }
 
 export interface ThroughputResult {
@@ -66,6 +71,8 @@ async function writeAndDrain(
   const aggregates = Math.ceil(events / perAggregate);
   const total = aggregates * perAggregate;
   const inboxBefore = await inboxCount(orm);
+  const since = new Date();
+  const cpu = readCpu();
   const all = signal();
   let handledCount = 0;
   handled.listener = () => {
@@ -91,6 +98,7 @@ async function writeAndDrain(
     // The handler's transaction (with its inbox row) commits after handle() returns; done means committed.
     await waitUntil('every inbox row', async () => (await inboxCount(orm)) >= inboxBefore + total, 60_000);
     const seconds = (now() - firstCommit) / 1000;
+    const cpuSplit = cpuSince(cpu);
     await waitUntil('the outbox to settle', () => monitor.isSettled(), 60_000, 20);
     return {
       eventsPerAggregate: perAggregate,
@@ -99,6 +107,8 @@ async function writeAndDrain(
       seconds,
       eventsPerSecond: total / seconds,
       committedPerSecond: total / Math.max(0.001, (lastCommit - firstCommit) / 1000),
+      relayBatches: await relayBatches(orm, since),
+      cpu: cpuSplit,
     };
   } finally {
     stop();
@@ -107,5 +117,13 @@ async function writeAndDrain(
 
 async function inboxCount(orm: MikroORM): Promise<number> {
   const [row] = await orm.em.getConnection().execute<Array<{ n: number }>>('select count(*)::int as n from inbox_message');
+  return row.n;
+}
+
+async function relayBatches(orm: MikroORM, since: Date): Promise<number> {
+  // Every mark statement stamps its whole batch with one now(): one distinct value per batch.
+  const [row] = await orm.em
+    .getConnection()
+    .execute<Array<{ n: number }>>('select count(distinct dispatched_at)::int as n from outbox_message where occurred_at >= ?', [since]);
   return row.n;
 }
