@@ -33,7 +33,10 @@ export class OutboxQueue {
 
   /** Builds the queue; a subclass may return its own (fault-injection tests do). */
   protected create(name: string, connection: Redis): Queue<OutboxJobData> {
-    return new Queue<OutboxJobData>(name, { connection, prefix: this.options.prefix });
+    const queue = new Queue<OutboxJobData>(name, { connection, prefix: this.options.prefix });
+    // Without a listener an outage prints raw errors; the relay already reports it, once.
+    queue.on('error', () => undefined);
+    return queue;
   }
 
   async close(timeoutMs = 1000): Promise<void> {

@@ -85,5 +85,5 @@ function readJob(job: Job<OutboxJobData>): OutboxJobData {
 
 function unrecoverable(error: unknown, messageId: string): UnrecoverableError {
   const reason = error instanceof OutboxMessageError ? error.message : String(error);
-  return new UnrecoverableError(`${reason} (message ${messageId}; not retried)`);
+  return new UnrecoverableError(`${reason.replace(/\.$/, '')} (message ${messageId}; not retried).`);
 }

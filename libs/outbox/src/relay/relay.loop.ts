@@ -91,8 +91,9 @@ export class RelayLoop {
     const ids = rows.map((row) => row.id);
     this.inFlight = ids;
     try {
-      // Bounded well inside the lease, so a hung Redis cannot outlive our claim unnoticed.
-      await this.queue.add(rows, Math.max(1000, Math.floor(this.relay.leaseMs / 2)));
+      // Bounded well inside the lease, so a hung Redis cannot outlive our claim unnoticed; BullMQ
+      // waits for a reconnect rather than failing, and a healthy addBulk takes milliseconds.
+      await this.queue.add(rows, Math.min(10_000, Math.max(500, Math.floor(this.relay.leaseMs / 2))));
     } catch (error) {
       this.stats.failedBatches++;
       this.inFlight = [];

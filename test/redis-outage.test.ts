@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Logger } from '@nestjs/common';
+import { freshDatabase } from './support/database.js';
+import { Account, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import { PrivateRedis } from './support/redis.js';
+import { waitUntil } from './support/wait.js';
+
+describe('Redis unreachable while rows are written', () => {
+  let redis: PrivateRedis;
+  let app: FixtureApp;
+
+  const counts = async () => {
+    const [row] = await app.sql(`select count(*)::int as total,
+      count(*) filter (where dispatched_at is null)::int as pending,
+      count(*) filter (where last_error is not null)::int as errored,
+      count(*) filter (where locked_until > now())::int as locked from outbox_message`);
+    return row as { total: number; pending: number; errored: number; locked: number };
+  };
+
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+    const url = await freshDatabase('redis_outage');
+    await prepareFixtureDatabase(url);
+    app = await startFixtureApp(url, { redis: redis.url, queueName: 'outage', relay: { maxBackoffMs: 200, leaseMs: 2000 } });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await redis?.stop();
+  });
+
+  it('rows stay pending, the outage is logged once, and everything is delivered once Redis is back', async () => {
+    const errors = jest.spyOn(Logger.prototype, 'error');
+    await redis.stop();
+
+    const em = app.orm.em.fork() as EntityManager;
+    for (let i = 0; i < 50; i++) {
+      const account = new Account(`outage-${i}`, `outage-${i}@example.com`);
+      account.deposit(i + 1);
+      em.persist(account);
+    }
+    await em.flush();
+
+    const relay = () => app.lifecycle.processStats().relay!;
+    const failedBefore = relay().failedBatches;
+    await waitUntil('the relay failed three times', () => relay().failedBatches >= failedBefore + 3, 60_000);
+    const during = await counts();
+    expect(during.total).toBe(50);
+    expect(during.pending).toBe(50);
+    expect(during.errored).toBe(50);
+    expect(during.locked).toBe(0);
+    const outageLogs = errors.mock.calls.filter(([message]) => String(message).startsWith('Relay cannot move outbox rows'));
+    expect(outageLogs).toHaveLength(1);
+
+    await redis.start();
+    await waitUntil('all delivered and handled', async () => {
+      try {
+        return await app.monitor.isSettled();
+      } catch {
+        return false;
+      }
+    }, 60_000);
+    expect(await counts()).toEqual({ total: 50, pending: 0, errored: 0, locked: 0 });
+    expect(await app.sql('select count(*)::int as effects, count(distinct message_id)::int as messages from effect')).toEqual([{ effects: 50, messages: 50 }]);
+    errors.mockRestore();
+  }, 180_000);
+});
