@@ -1,0 +1,66 @@
+import { describe, expect, it } from '@jest/globals';
+import { OutboxMessageError, OutboxPayloadError } from '../outbox.errors.js';
+import { parsePayload, rebuildEvent, serialiseEvent } from './event-codec.js';
+import { OutboxEvent } from './event-type.js';
+
+@OutboxEvent('codec.parcel-shipped.v1')
+class ParcelShipped {
+  constructor(
+    readonly parcelId: string,
+    readonly weight: number,
+  ) {}
+
+  describe(): string {
+    return `${this.parcelId} (${this.weight} kg)`;
+  }
+}
+
+@OutboxEvent({ name: 'codec.dated.v1', revive: (p) => new Dated(new Date(String(p.at))) })
+class Dated {
+  constructor(readonly at: Date) {}
+}
+
+describe('serialiseEvent', () => {
+  it('writes the own fields as JSON', () => {
+    expect(serialiseEvent(new ParcelShipped('p1', 2), 1000)).toBe('{"parcelId":"p1","weight":2}');
+  });
+
+  it('rejects BigInt, cycles and oversized payloads, naming the type and saying nothing was written', () => {
+    const cyclic = new ParcelShipped('p', 1) as ParcelShipped & { self?: unknown };
+    cyclic.self = cyclic;
+    expect(() => serialiseEvent(Object.assign(new ParcelShipped('p', 1), { n: 1n }), 1000)).toThrow(/codec\.parcel-shipped\.v1 cannot be serialised to JSON.*BigInt.*Nothing was written/);
+    expect(() => serialiseEvent(cyclic, 1000)).toThrow(OutboxPayloadError);
+    expect(() => serialiseEvent(new ParcelShipped('x'.repeat(200), 1), 100)).toThrow(/is 2\d\d bytes of JSON, over the 100-byte limit \(option maxPayloadBytes\)/);
+  });
+
+  it('rejects values that are not event objects', () => {
+    expect(() => serialiseEvent(null as unknown as object, 100)).toThrow(/must be an object/);
+  });
+});
+
+describe('rebuildEvent', () => {
+  it('builds a real instance of the class with the payload fields', () => {
+    const event = rebuildEvent(ParcelShipped, 'codec.parcel-shipped.v1', '{"parcelId":"p9","weight":3}') as ParcelShipped;
+    expect(event).toBeInstanceOf(ParcelShipped);
+    expect(event.describe()).toBe('p9 (3 kg)');
+  });
+
+  it('uses the class revive function when it has one', () => {
+    const event = rebuildEvent(Dated, 'codec.dated.v1', '{"at":"2026-11-22T10:00:00.000Z"}') as Dated;
+    expect(event.at).toBeInstanceOf(Date);
+    expect(event.at.toISOString()).toBe('2026-11-22T10:00:00.000Z');
+  });
+
+  it.each([
+    ['{"__proto__": {"polluted": true}}', /forbidden key "__proto__"/],
+    ['{"a": {"\\u005f_proto__": {"polluted": true}}}', /forbidden key "__proto__"/],
+    ['{"constructor": {"name": "x"}}', /forbidden key "constructor"/],
+    ['{"a": 1', /not valid JSON/],
+    ['[1, 2]', /expected a JSON object/],
+    ['"text"', /expected a JSON object/],
+  ])('refuses %s without touching any prototype', (text, message) => {
+    expect(() => rebuildEvent(ParcelShipped, 'codec.parcel-shipped.v1', text)).toThrow(OutboxMessageError);
+    expect(() => parsePayload('t', text)).toThrow(message);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
