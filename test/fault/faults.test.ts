@@ -35,6 +35,9 @@ let current: Scenario | undefined;
 async function scenario(id: string, title: string, body: (s: Scenario, f: ScenarioFigures) => Promise<void>): Promise<void> {
   const figures = board.start(title);
   try {
+    // A scenario that failed during an outage must not take the next one down with it.
+    if (!redis!.isRunning) await redis!.start();
+    if (!postgres!.isRunning) await postgres!.start();
     current = await Scenario.create(id, { postgresUrl: postgres!.url(), redisUrl: redis!.url, logDir }, figures);
     await body(current, figures);
     figures.pass();

@@ -24,7 +24,7 @@ export class PrivatePostgres {
     private readonly bin: string,
   ) {}
 
-  /** initdb (trust auth, fsync off, 127.0.0.1 only) and start. */
+  /** initdb (trust auth, fsync off, synchronous commits, 127.0.0.1 only) and start. */
   static async start(options: { maxConnections?: number } = {}): Promise<PrivatePostgres> {
     const bin = postgresBin();
     const dir = mkdtempSync(join(tmpdir(), 'nest-outbox-pg-'));
@@ -67,9 +67,11 @@ export class PrivatePostgres {
       `-c listen_addresses=127.0.0.1`,
       `-c unix_socket_directories=${this.dir}`,
       `-c max_connections=${maxConnections}`,
+      // fsync off is safe for what the suite does: a crash of the server *process* keeps the OS
+      // page cache. synchronous_commit stays on: off would acknowledge commits that a crash
+      // (`stop('immediate')`) then loses, which no outbox can survive.
       '-c fsync=off',
       '-c full_page_writes=off',
-      '-c synchronous_commit=off',
       '-c shared_buffers=64MB',
     ].join(' ');
     await this.asServerUser(join(this.bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', this.dataDir, '-l', this.logFile, '-o', settings]);
