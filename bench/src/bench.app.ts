@@ -7,7 +7,7 @@ import { Injectable, Module, type DynamicModule, type INestApplicationContext, t
 import { NestFactory } from '@nestjs/core';
 import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { OutboxEvent, OutboxModule, outboxEntities, type OutboxModuleOptions } from 'nest-outbox';
-import { POOL_MAX } from './harness.js';
+import { POOL_MAX, liveHeapMB } from './harness.js';
 
 /** Filler so a payload is ~250 bytes of JSON, a typical small domain event; the baseline uses the same text. */
 const NOTE = 'n'.repeat(150);
@@ -70,11 +70,16 @@ export class RecordHandled implements IEventHandler<SomethingHappened> {
   }
 }
 
-/** Notes when the application finished booting: the relay starts draining at that moment. */
+/**
+ * Notes when the application finished booting (the relay starts draining at that moment) and the
+ * live heap then, before any row arrived (phase e compares it with the live heap after the drain).
+ */
 @Injectable()
 export class BootClock implements OnApplicationBootstrap {
   bootedAt = 0;
+  liveHeapMB = 0;
   onApplicationBootstrap(): void {
+    this.liveHeapMB = liveHeapMB();
     this.bootedAt = performance.timeOrigin + performance.now();
   }
 }

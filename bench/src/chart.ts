@@ -77,7 +77,7 @@ function rssLine(x: number, y: number, r: Results): string {
   out.push(`<line x1="${left}" x2="${left + w}" y1="${py(250).toFixed(1)}" y2="${py(250).toFixed(1)}" stroke="${COLORS.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`);
   const points = e.samples.map((s) => `${px(s.percent).toFixed(1)},${py(s.mb).toFixed(1)}`).join(' ');
   out.push(`<polyline points="${points}" fill="none" stroke="${COLORS.outbox}" stroke-width="2"/>`);
-  out.push(text(left + w / 2, top + h + 32, `dispatched · peak ${int(e.rssPeakMB)} MB, growth 50→100 % ${int(e.rssSecondHalfGrowthMB)} MB`, 'font-size="11" text-anchor="middle"'));
+  out.push(text(left + w / 2, top + h + 32, `dispatched · peak ${int(e.rssPeakMB)} MB, live heap ${int(e.liveHeapAtBootMB)} → ${int(e.liveHeapAfterMB)} MB`, 'font-size="11" text-anchor="middle"'));
   return out.join('\n');
 }
 

@@ -112,6 +112,15 @@ export function rssMB(): number {
   return process.memoryUsage.rss() / 2 ** 20;
 }
 
+/**
+ * heapUsed right after a full GC: the memory still referenced. Needs --expose-gc (bench.ts forks
+ * phases with it); without it, plain heapUsed.
+ */
+export function liveHeapMB(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}
+
 /** Calls `report` every `everyMs` until stopped; long phases use it to show they are alive. */
 export function ticker(everyMs: number, report: () => void): () => void {
   const timer = setInterval(report, everyMs);

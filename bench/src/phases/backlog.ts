@@ -2,7 +2,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { Queue } from 'bullmq';
 import { OutboxLifecycle } from 'nest-outbox';
 import { BootClock, SomethingHappened, startBenchApp, ormOf } from '../bench.app.js';
-import { emptyTables, now, obliterateQueue, redisConnection, rssMB, sleep, withSql, type Bench } from '../harness.js';
+import { emptyTables, liveHeapMB, now, obliterateQueue, redisConnection, rssMB, sleep, withSql, type Bench } from '../harness.js';
 import type { BaselineResult } from './baseline.js';
 
 export interface RssSample {
@@ -26,11 +26,15 @@ export interface BacklogResult {
   /** RSS when 25, 50, 75 and 100 % of the rows were dispatched. */
   rssAtQuartersMB: number[];
   /**
-   * RSS at 100 % minus RSS at 50 %: growth over the second half of the drain. The first half also
-   * holds the heap's warm-up (V8 sizing its spaces once), which happens whatever the backlog size;
-   * memory that grew with the rows drained would keep growing through the second half.
+   * Live heap (heapUsed right after a full GC) when the app booted, before the first claim, and
+   * after the last row. RSS alone cannot show flatness: V8 lets the heap grow to a size set by the
+   * allocation rate before it collects, so RSS climbs for seconds whatever the backlog. What the
+   * relay retains is the live heap; if it kept anything per row, it would end higher than it began.
+   * Taken only at the two ends, so the forced GCs do not shrink the peak RSS measured between them.
    */
-  rssSecondHalfGrowthMB: number;
+  liveHeapAtBootMB: number;
+  liveHeapAfterMB: number;
+  liveHeapGrowthMB: number;
   samples: RssSample[];
 }
 
@@ -56,7 +60,7 @@ export async function backlogPhase(bench: Bench, baseline: BaselineResult | unde
     outbox: { redis: bench.redisUrl, queueName, worker: { enabled: false } },
   });
   try {
-    const started = app.get(BootClock).bootedAt;
+    const { bootedAt: started, liveHeapMB: liveHeapAtBootMB } = app.get(BootClock);
     const lifecycle = app.get(OutboxLifecycle);
     const dispatched = () => lifecycle.processStats().relay?.dispatched ?? 0;
     bench.progress(`relay draining ${rows} rows (worker off)`);
@@ -82,6 +86,7 @@ export async function backlogPhase(bench: Bench, baseline: BaselineResult | unde
     }
     const seconds = (now() - started) / 1000;
     samples.push({ percent: 100, seconds, mb: rssMB() });
+    const liveHeapAfterMB = liveHeapMB();
     await check(ormOf(app), bench.redisUrl, queueName, rows);
     const rowsPerSecond = rows / seconds;
     return {
@@ -93,7 +98,9 @@ export async function backlogPhase(bench: Bench, baseline: BaselineResult | unde
       rssBeforeMB,
       rssPeakMB: peak,
       rssAtQuartersMB: quarters,
-      rssSecondHalfGrowthMB: quarters[3] - quarters[1],
+      liveHeapAtBootMB,
+      liveHeapAfterMB,
+      liveHeapGrowthMB: liveHeapAfterMB - liveHeapAtBootMB,
       samples,
     };
   } finally {
