@@ -129,7 +129,7 @@ export function renderChart(r: Results): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" fill="${COLORS.text}">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     text(20, 28, `nest-outbox benchmark (${r.mode})`, 'font-weight="700" font-size="18"'),
-    text(20, 46, `${m.cpu}, ${m.cores} cores · node ${m.node} · ${r.startedAt.slice(0, 10)} · green: target met, orange: not met, dashed red: target`, 'font-size="12" fill="#555"'),
+    text(20, 46, `${m.cpu}, ${m.cores} cores · node ${m.node} · ${r.startedAt.slice(0, 10)} · load ${m.loadAtStart} at start · green: target met, orange: not met, dashed red: target`, 'font-size="12" fill="#555"'),
     bars(20, y1, 'Throughput (per second)', rates, rateMax, b ? `b: ${b.modes[0]?.writers} writers, handler writes only its inbox row` : ''),
     bars(x2, y1, 'c. Latency commit → handler start', latency, latencyMax, c ? `${c.rate} events/s for ${c.seconds} s` : ''),
     bars(20, y2, 'Ratios against targets', ratios, ratioMax),

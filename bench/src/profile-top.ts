@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -25,6 +26,8 @@ export interface Frame {
   selfMs: number;
   /** Share of the busy (non-idle) time. */
   percent: number;
+  /** For native and node-internal frames: the nearest package up the stack, which says who asked. */
+  calledFrom: string;
 }
 
 export interface ProfileSummary {
@@ -38,13 +41,24 @@ export interface ProfileSummary {
 export function summariseProfile(file: string, count = 10): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  // Walks up from a sample to the first frame of a package (not V8, not node internals).
+  const packageAbove = (id: number): string => {
+    for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+      const { functionName, url } = byId.get(at)!.callFrame;
+      const where = areaOf(functionName, url);
+      if (url && where !== 'node') return where;
+    }
+    return '(no package)';
+  };
   // Each sample is charged the time until the next one (timeDeltas[i + 1]), as DevTools does.
   const selfUs = new Map<number, number>();
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = profile.timeDeltas[i + 1] ?? 0;
     selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + Math.max(0, delta));
   }
-  const frames = new Map<string, Omit<Frame, 'percent'>>();
+  const frames = new Map<string, Omit<Frame, 'percent' | 'calledFrom'> & { callers: Map<string, number> }>();
   const areas = new Map<string, number>();
   let idleMs = 0;
   for (const [id, us] of selfUs) {
@@ -57,8 +71,10 @@ export function summariseProfile(file: string, count = 10): ProfileSummary {
     const where = areaOf(functionName, url);
     const location = url ? `${shortPath(url)}:${lineNumber + 1}` : '';
     const key = `${functionName}|${location}`;
-    const frame = frames.get(key) ?? { name: functionName || '(anonymous)', where, location, selfMs: 0 };
+    const frame = frames.get(key) ?? { name: functionName || '(anonymous)', where, location, selfMs: 0, callers: new Map() };
     frame.selfMs += ms;
+    const caller = packageAbove(id);
+    frame.callers.set(caller, (frame.callers.get(caller) ?? 0) + ms);
     frames.set(key, frame);
     areas.set(where, (areas.get(where) ?? 0) + ms);
   }
@@ -70,17 +86,28 @@ export function summariseProfile(file: string, count = 10): ProfileSummary {
     frames: [...frames.values()]
       .sort((a, b) => b.selfMs - a.selfMs)
       .slice(0, count)
-      .map((frame) => ({ ...frame, percent: pct(frame.selfMs) })),
+      .map(({ callers, ...frame }) => ({ ...frame, percent: pct(frame.selfMs), calledFrom: describeCallers(callers, frame.selfMs) })),
     areas: [...areas]
       .sort((a, b) => b[1] - a[1])
       .map(([where, selfMs]) => ({ where, selfMs, percent: pct(selfMs) })),
   };
 }
 
+/** "pg 81 %, ioredis 19 %": who the time of one frame was spent for, biggest first. */
+function describeCallers(callers: Map<string, number>, total: number): string {
+  return [...callers]
+    .filter(([, ms]) => ms >= total / 100)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([where, ms]) => `${where} ${Math.round((100 * ms) / total)} %`)
+    .join(', ');
+}
+
 export function formatSummary(summary: ProfileSummary): string {
   const lines = [`busy ${(summary.busyMs / 1000).toFixed(2)} s, idle ${(summary.idleMs / 1000).toFixed(2)} s`, 'top self-time frames:'];
   for (const f of summary.frames) {
-    lines.push(`  ${f.selfMs.toFixed(0).padStart(7)} ms ${f.percent.toFixed(1).padStart(5)} %  ${f.name.slice(0, 40).padEnd(40)} ${f.where.padEnd(22)} ${f.location}`);
+    const where = f.location || f.where;
+    lines.push(`  ${f.selfMs.toFixed(0).padStart(7)} ms ${f.percent.toFixed(1).padStart(5)} %  ${f.name.slice(0, 32).padEnd(32)} ${where.slice(0, 56).padEnd(56)} for: ${f.calledFrom}`);
   }
   lines.push('self time by package:');
   for (const a of summary.areas.slice(0, 10)) lines.push(`  ${a.selfMs.toFixed(0).padStart(7)} ms ${a.percent.toFixed(1).padStart(5)} %  ${a.where}`);
