@@ -12,9 +12,10 @@ import { formatTable, targetsOf, type Phases, type Results } from './report.js';
 /**
  * npm run bench [-- --quick] [--profile] [--only baseline,throughput,...] [--out dir]
  *
- * Runs every phase in one process against local PostgreSQL and Redis, prints a table, writes
- * results.json and results.svg (to bench/, or .tmp/bench-quick/ with --quick). --profile records
- * the throughput phase with the V8 CPU profiler and prints its top self-time frames.
+ * Runs every phase, one after the other and each in a fresh process (phase.ts), against local
+ * PostgreSQL and Redis in a database made fresh for the run; prints a table, writes results.json
+ * and results.svg (to bench/, or .tmp/bench-quick/ with --quick). --profile records the throughput
+ * phase with the V8 CPU profiler, writes throughput.cpuprofile and prints its top self-time frames.
  */
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

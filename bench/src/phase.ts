@@ -47,7 +47,7 @@ export function runPhaseProcess(context: PhaseContext): Promise<PhaseOutcome> {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(import.meta.url), [], {
       env: { ...process.env, NEST_OUTBOX_BENCH_PHASE: JSON.stringify(context) },
-      // Phase e reads the live heap after a full GC at fixed points of its drain.
+      // Phase e reads the live heap after a full GC, at boot and after its drain.
       execArgv: [...process.execArgv, '--expose-gc'],
       stdio: 'inherit',
     });
