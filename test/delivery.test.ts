@@ -111,6 +111,16 @@ describe('delivery', () => {
     expect(claimed[0] + claimed[1]).toBe(2000);
   });
 
+  it('a relay in another process is woken by the commit through Redis, not by its schedule', async () => {
+    const name = queueName('wake');
+    const writer = await start({ redis: REDIS_URL, queueName: name, relay: { enabled: false }, worker: { enabled: false } }, []);
+    const relay = await start({ redis: REDIS_URL, queueName: name, relay: { intervalMs: 3_600_000 } });
+    // The relay's first drain at boot found nothing; only the wake-up can move this row within the hour.
+    await relay.lifecycle.relayIdle();
+    await writeDeposits(writer, 1, 1, 'wake');
+    await waitUntil('handled by the other process', async () => (await relay.sql('select count(*)::int as n from effect'))[0].n === 1, 10_000);
+  });
+
   it('the same message delivered twice (job removed and re-added) has its effect once', async () => {
     const queueNameUsed = queueName('duplicate');
     const app = await start({ redis: REDIS_URL, queueName: queueNameUsed });

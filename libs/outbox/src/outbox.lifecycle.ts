@@ -13,6 +13,7 @@ import { OutboxSetupError, describe } from './outbox.errors.js';
 import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from './outbox.options.js';
 import { createRedis } from './outbox.redis.js';
 import { OutboxSignals } from './outbox.signals.js';
+import { WakeChannel } from './outbox.wake-channel.js';
 import { OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
 import { OutboxQueue } from './outbox.queue.js';
 import { RelayLoop } from './relay/relay.loop.js';
@@ -30,6 +31,8 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
   private worker: OutboxWorker | undefined;
   private unsubscribe: (() => void) | undefined;
   private intervalName: string;
+  private readonly wakeChannel: WakeChannel;
+  private stopPublishing: (() => void) | undefined;
 
   constructor(
     private readonly orm: MikroORM,
@@ -41,6 +44,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
     private readonly queue: OutboxQueue,
   ) {
     this.intervalName = `nest-outbox:relay:${options.queueName}`;
+    this.wakeChannel = new WakeChannel(`${options.prefix}:${options.queueName}:outbox-wake`, () => this.queue.client());
   }
 
   async onModuleInit(): Promise<void> {
@@ -49,7 +53,9 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
     this.orm.em.getEventManager().registerSubscriber(new OutboxSubscriber(this.rows, this.signals));
   }
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
+    // Relays in other processes hear this process's commits without waiting for their schedule.
+    this.stopPublishing = this.signals.onRowsCommitted(() => this.wakeChannel.publish());
     if (this.options.worker.enabled) {
       const processor = new MessageProcessor(this.orm, new InboxStore(this.options.tables), this.explorer.explore());
       this.worker = new OutboxWorker(processor, createRedis(this.options, { maxRetriesPerRequest: null }), this.options);
@@ -61,6 +67,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
       this.relay = relay;
       this.unsubscribe = this.signals.onRowsCommitted(() => relay.wake());
       this.scheduler.addInterval(this.intervalName, setInterval(() => relay.wake(), this.options.relay.intervalMs));
+      await this.wakeChannel.subscribe(createRedis(this.options, {}), () => relay.wake());
       relay.wake();
     }
   }
@@ -72,11 +79,13 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.unsubscribe?.();
+    this.stopPublishing?.();
+    this.wakeChannel.close();
     if (this.scheduler.doesExist('interval', this.intervalName)) this.scheduler.deleteInterval(this.intervalName);
     const graceful = Promise.allSettled([this.relay?.stop(), this.worker?.close()]);
     if (!(await settlesWithin(graceful, this.options.shutdownTimeoutMs))) {
       const released = await this.relay?.releaseInFlight().catch(() => 0);
-      await this.worker?.forceClose().catch(() => undefined);
+      await settlesWithin(this.worker?.forceClose() ?? Promise.resolve(), 1000);
       this.logger.warn(
         `Shutdown took longer than shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms): released ${released ?? 0} claimed row(s); ` +
           'active jobs are left to BullMQ and will run again elsewhere.',

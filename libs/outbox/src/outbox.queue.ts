@@ -31,6 +31,12 @@ export class OutboxQueue {
     return this.queue;
   }
 
+  /** The queue's own Redis client, for small commands such as the wake-up publish. */
+  client(): Redis {
+    this.get();
+    return this.connection!;
+  }
+
   /** Builds the queue; a subclass may return its own (fault-injection tests do). */
   protected create(name: string, connection: Redis): Queue<OutboxJobData> {
     const queue = new Queue<OutboxJobData>(name, { connection, prefix: this.options.prefix });

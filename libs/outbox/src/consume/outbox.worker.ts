@@ -50,8 +50,13 @@ export class OutboxWorker {
     this.worker.run().catch((error: unknown) => this.logger.error(`Worker stopped: ${describe(error)}`));
   }
 
-  /** Waits for active jobs to finish, then closes the worker's connections (BullMQ leaves a given client open). */
+  /**
+   * Waits for active jobs to finish, then closes the worker's connections (BullMQ leaves a given
+   * client open). With Redis unreachable there is nothing to finish cleanly, and BullMQ's graceful
+   * close would wait for Redis (a later forced close shares that wait), so it closes by force.
+   */
   async close(): Promise<void> {
+    if (this.connection.status !== 'ready') return this.forceClose();
     try {
       await this.worker.close();
     } finally {
@@ -64,11 +69,9 @@ export class OutboxWorker {
    * exits, and BullMQ hands the jobs to another worker once their lock expires.
    */
   async forceClose(): Promise<void> {
-    try {
-      await this.worker.close(true);
-    } finally {
-      this.connection.disconnect();
-    }
+    // Disconnect first: with Redis gone, BullMQ's close would otherwise wait for it.
+    this.connection.disconnect();
+    await this.worker.close(true);
   }
 
   private onFailed(job: Job<OutboxJobData> | undefined, error: Error): void {
