@@ -149,7 +149,13 @@ describe('capture: events become outbox rows in the flush transaction', () => {
     const outbox = fixture.app.get(OutboxService);
     await fork().transactional(async () => {
       expect(() => outbox.publish(new Deposited('h', 1, 1), { headers: { retries: 3 as unknown as string } })).toThrow(/Header "retries".*must be a string/);
+      expect(() => outbox.publish(new Deposited('h', 1, 1), JSON.parse('{"headers": {"__proto__": "x"}}'))).toThrow(/Header name "__proto__".*not allowed/);
     });
     expect(await rows()).toEqual([]);
+  });
+
+  it('publish() outside any EntityManager context says where to call it', () => {
+    const outbox = fixture.app.get(OutboxService);
+    expect(() => outbox.publish(new Deposited('h', 1, 1))).toThrow(/needs an EntityManager context.*em\.transactional\(\)/);
   });
 });

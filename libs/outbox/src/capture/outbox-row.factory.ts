@@ -62,6 +62,9 @@ function checkHeaders(type: string, headers: Record<string, unknown>): Record<st
   }
   const clean: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
+    if (name === '__proto__' || name === 'constructor' || name === 'prototype') {
+      throw new OutboxPayloadError(`Header name "${name}" of ${type} is not allowed. Nothing was written.`);
+    }
     if (typeof value !== 'string') {
       throw new OutboxPayloadError(`Header "${name}" of ${type} must be a string, got ${value === null ? 'null' : typeof value}. Nothing was written.`);
     }

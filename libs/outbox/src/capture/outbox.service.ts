@@ -1,4 +1,5 @@
-import { MikroORM } from '@mikro-orm/core';
+import { MikroORM, type EntityManager } from '@mikro-orm/core';
+import { OutboxError } from '../outbox.errors.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { OUTBOX_ROW_FACTORY } from '../outbox.tokens.js';
 import type { OutboxRowFactory, PublishOptions } from './outbox-row.factory.js';
@@ -18,7 +19,19 @@ export class OutboxService {
    */
   publish(event: object, options: PublishOptions = {}): string {
     const row = this.rows.create(event, { aggregateType: null, aggregateId: null }, options);
-    this.orm.em.getContext().persist(row);
+    this.context().persist(row);
     return row.id;
+  }
+
+  private context(): EntityManager {
+    try {
+      return this.orm.em.getContext();
+    } catch (error) {
+      throw new OutboxError(
+        'OutboxService.publish() needs an EntityManager context to write the message with: call it inside em.transactional(), ' +
+          'an HTTP request (MikroORM registerRequestContext) or a @CreateRequestContext() method. Nothing was written.',
+        { cause: error },
+      );
+    }
   }
 }
