@@ -59,6 +59,9 @@ process.once('SIGTERM', () => {
   send({ kind: 'sigterm', inHandler, addBulkInFlight: [...addBulkInFlight.values()].flat() });
 });
 
+// The suite holds the IPC channel; if the suite dies, its processes must not outlive it.
+process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+
 function send(message: Message): Promise<void> {
   return new Promise((resolve) => {
     if (!process.send || !process.connected) return resolve();
