@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { describe } from '../outbox.errors.js';
 import type { ResolvedOutboxOptions } from '../outbox.options.js';
 import type { RelayQueue } from './relay.queue.js';
-import type { RelayStore } from './relay.store.js';
+import type { ClaimedRow, RelayStore } from './relay.store.js';
 
 export interface RelayStats {
   claimed: number;
@@ -24,8 +24,8 @@ export class RelayLoop {
   private backoffMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private outageSince: number | undefined;
-  /** Ids claimed by the batch in flight and not yet marked; released if shutdown cannot wait. */
-  private inFlight: string[] = [];
+  /** Ids claimed and not yet marked (at most two batches); released if shutdown cannot wait. */
+  private readonly unmarked = new Set<string>();
   readonly stats: RelayStats = { claimed: 0, dispatched: 0, failedBatches: 0 };
 
   constructor(
@@ -61,8 +61,8 @@ export class RelayLoop {
    * takes it now rather than after the lease. If its enqueue did land, the re-add is a no-op.
    */
   async releaseInFlight(): Promise<number> {
-    const ids = this.inFlight;
-    this.inFlight = [];
+    const ids = [...this.unmarked];
+    this.unmarked.clear();
     if (ids.length > 0) await this.store.release(ids, 'relay shut down before marking');
     return ids.length;
   }
@@ -76,7 +76,7 @@ export class RelayLoop {
     try {
       do {
         this.wokenWhileDraining = false;
-        while (!this.stopped && (await this.relayBatch()) === this.relay.batchSize);
+        await this.pipeline();
       } while (this.wokenWhileDraining && !this.stopped);
       this.recovered();
     } catch (error) {
@@ -84,26 +84,71 @@ export class RelayLoop {
     }
   }
 
-  private async relayBatch(): Promise<number> {
-    const rows = await this.store.claim(this.relay.batchSize, this.relay.leaseMs);
-    if (rows.length === 0) return 0;
+  /**
+   * Claim → enqueue → mark, two batches deep: while batch n is enqueued, one statement marks
+   * batch n-1 (its enqueue has resolved) and claims batch n+1. Enqueues run one at a time in id
+   * order, and a row is only ever marked after its own enqueue resolved.
+   */
+  private async pipeline(): Promise<void> {
+    let enqueued: string[] = [];
+    let batch = await this.claim([]);
+    while (batch.length > 0) {
+      const more = batch.length === this.relay.batchSize && !this.stopped;
+      const [added, claimed] = await Promise.allSettled([
+        this.enqueue(batch),
+        more ? this.claim(enqueued) : this.mark(enqueued).then(() => []),
+      ]);
+      if (claimed.status === 'rejected') {
+        // PostgreSQL trouble: what is enqueued but unmarked is re-dispatched after the lease, a no-op in BullMQ.
+        throw claimed.reason;
+      }
+      if (added.status === 'rejected') {
+        await this.release(claimed.value, added.reason);
+        throw added.reason;
+      }
+      if (more) this.settle(enqueued); // the claim statement marked them; `mark` settles its own
+      enqueued = batch.map((row) => row.id);
+      batch = claimed.value;
+    }
+    await this.mark(enqueued);
+  }
+
+  private async claim(enqueued: string[]): Promise<ClaimedRow[]> {
+    const rows = await this.store.claim(this.relay.batchSize, this.relay.leaseMs, enqueued);
+    for (const row of rows) this.unmarked.add(row.id);
     this.stats.claimed += rows.length;
-    const ids = rows.map((row) => row.id);
-    this.inFlight = ids;
+    return rows;
+  }
+
+  private async enqueue(rows: ClaimedRow[]): Promise<void> {
     try {
       // Bounded well inside the lease, so a hung Redis cannot outlive our claim unnoticed; BullMQ
       // waits for a reconnect rather than failing, and a healthy addBulk takes milliseconds.
       await this.queue.add(rows, Math.min(10_000, Math.max(500, Math.floor(this.relay.leaseMs / 2))));
     } catch (error) {
-      this.stats.failedBatches++;
-      this.inFlight = [];
-      await this.store.release(ids, `enqueue failed: ${describe(error)}`).catch(() => undefined);
+      await this.release(rows, error);
       throw error;
     }
+  }
+
+  private async mark(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
     await this.store.markDispatched(ids);
-    this.inFlight = [];
-    this.stats.dispatched += rows.length;
-    return rows.length;
+    this.settle(ids);
+  }
+
+  /** Rows marked by a claim statement or by `mark`: no longer ours to release. */
+  private settle(ids: string[]): void {
+    for (const id of ids) this.unmarked.delete(id);
+    this.stats.dispatched += ids.length;
+  }
+
+  private async release(rows: ClaimedRow[], error: unknown): Promise<void> {
+    if (rows.length === 0) return;
+    this.stats.failedBatches++;
+    const ids = rows.map((row) => row.id);
+    for (const id of ids) this.unmarked.delete(id);
+    await this.store.release(ids, `enqueue failed: ${describe(error)}`).catch(() => undefined);
   }
 
   private failed(error: unknown): void {

@@ -26,25 +26,32 @@ export class RelayStore {
     deleteOnDispatch = false,
   ) {
     const { outbox } = qualifiedTables(tables);
+    const mark = deleteOnDispatch
+      ? `delete from ${outbox} where id = any(?::uuid[])`
+      : `update ${outbox} set dispatched_at = now(), locked_until = null, last_error = null where id = any(?::uuid[])`;
     // SKIP LOCKED lets relays in many processes claim disjoint batches; the lease (locked_until)
-    // hands a batch to another relay if this one dies before marking it.
-    this.claimSql = `update ${outbox} o
+    // hands a batch to another relay if this one dies before marking it. The previous batch's
+    // mark rides in the same statement, saving a round trip per batch; the rows it marks are
+    // excluded from the claim explicitly, so one statement never touches a row twice.
+    this.claimSql = `with marked as (${mark})
+      update ${outbox} o
       set locked_until = now() + ? * interval '1 millisecond', attempts = o.attempts + 1
       from (select id from ${outbox}
             where dispatched_at is null
               and (available_at is null or available_at <= now())
               and (locked_until is null or locked_until < now())
+              and id <> all(?::uuid[])
             order by id limit ? for update skip locked) due
       where o.id = due.id
       returning o.id, o.type, o.payload::text as payload, o.headers::text as headers, o.aggregate_type, o.aggregate_id`;
-    this.markSql = deleteOnDispatch
-      ? `delete from ${outbox} where id = any(?::uuid[])`
-      : `update ${outbox} set dispatched_at = now(), locked_until = null, last_error = null where id = any(?::uuid[])`;
+    this.markSql = mark;
     this.releaseSql = `update ${outbox} set locked_until = null, last_error = ? where id = any(?::uuid[]) and dispatched_at is null`;
   }
 
-  async claim(limit: number, leaseMs: number): Promise<ClaimedRow[]> {
-    const rows = (await this.connection().execute(this.claimSql, [leaseMs, limit])) as ClaimedRow[];
+  /** Claims up to `limit` due rows, and marks `enqueued` (rows whose enqueue resolved) dispatched in the same statement. */
+  async claim(limit: number, leaseMs: number, enqueued: readonly string[] = []): Promise<ClaimedRow[]> {
+    const ids = idArray(enqueued);
+    const rows = (await this.connection().execute(this.claimSql, [ids, leaseMs, ids, limit])) as ClaimedRow[];
     // RETURNING has no order; ids are time ordered, so sorting restores commit order.
     return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
