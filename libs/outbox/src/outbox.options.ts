@@ -36,6 +36,10 @@ export interface OutboxWorkerOptions {
   attempts?: number;
   /** Retry delay: `exponential` doubles `delayMs` per attempt. Default exponential, 1000 ms. */
   backoff?: { type?: 'exponential' | 'fixed'; delayMs?: number };
+  /** How long a worker's claim on a job lasts without renewal, in ms (BullMQ lockDuration). Default 30000. */
+  lockDurationMs?: number;
+  /** How often workers look for jobs whose worker died, in ms (BullMQ stalledInterval). Default 30000. */
+  stalledIntervalMs?: number;
 }
 
 export interface OutboxRetentionOptions {
@@ -131,6 +135,8 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
         type: oneOf('worker.backoff.type', backoff.type, 'exponential', ['exponential', 'fixed'] as const),
         delayMs: int('worker.backoff.delayMs', backoff.delayMs, 1000, 0, 3_600_000),
       },
+      lockDurationMs: int('worker.lockDurationMs', worker.lockDurationMs, 30_000, 1000, 3_600_000),
+      stalledIntervalMs: int('worker.stalledIntervalMs', worker.stalledIntervalMs, 30_000, 1000, 3_600_000),
     },
     tables: {
       schema: tables.schema === undefined ? undefined : text('tables.schema', tables.schema, '', IDENTIFIER, 'a SQL identifier: a letter or "_", then letters, digits or "_", at most 63'),

@@ -28,6 +28,10 @@ export class OutboxWorker {
       connection,
       prefix: options.prefix,
       concurrency: options.worker.concurrency,
+      // A job whose worker died returns to the queue after these; shorter means faster recovery
+      // and more Redis traffic.
+      lockDuration: options.worker.lockDurationMs,
+      stalledInterval: options.worker.stalledIntervalMs,
       autorun: false,
     });
     this.worker.on('completed', () => {
