@@ -23,6 +23,13 @@ import { Scoreboard, type ScenarioFigures } from './support/scoreboard.js';
 
 const SOAK = process.env.FAULT_SOAK === '1';
 const KEEP_LOGS = process.env.FAULT_KEEP_LOGS === '1';
+/**
+ * BullMQ re-runs a dead worker's jobs once their lock expired and a stalled check ran: 30 s + up to
+ * 30 s with the defaults (measured 33–62 s after the last kill). The quick run shortens both
+ * (worker.lockDurationMs / stalledIntervalMs) where a scenario waits for that; the soak run keeps
+ * the library defaults.
+ */
+const FAST_STALLED = SOAK ? {} : { LOCK_DURATION_MS: 5000, STALLED_INTERVAL_MS: 2000 };
 /** Handler runs per order once paid: OrderPlaced (projector, confirmation), OrderPaid (projector, loyalty), LoyaltyPointsAwarded (statement). */
 const INBOX_PER_ORDER = 5;
 
@@ -116,7 +123,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
     scenario('s2', '2 workers killed mid-handler', async (s, f) => {
       const orders = SOAK ? 6667 : 1667; // ≥ 5,000 events (3 per order)
       const killWindowMs = SOAK ? 300_000 : 30_000;
-      const workerEnv = { RELAY: 0, WORKER: 1, HANDLER_DELAY_MS: 10 };
+      const workerEnv = { RELAY: 0, WORKER: 1, HANDLER_DELAY_MS: 10, ...FAST_STALLED };
       const producer = s.cluster.spawn('producer', { RELAY: 1, WORKER: 0, RELAY_INTERVAL_MS: 100, PRODUCE_ORDERS: orders, PRODUCE_BATCH: 25, PRODUCE_PAUSE_MS: 50 });
       let producerDone = false;
       void producer.waitFor('produce-done', () => true, 600_000).then(() => (producerDone = true), () => undefined);
@@ -180,7 +187,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
       const settledAt = await s.settle('stalled jobs re-run and everything handled', 240_000);
       supervising = false;
       f.recoveryMs = settledAt - lastKillAt;
-      f.note(`${f.kills} SIGKILLs in ${(killPhaseMs / 1000).toFixed(0)} s, ${midHandler} of them inside a handler's open transaction; quiet ${(f.recoveryMs / 1000).toFixed(1)} s after the last kill (stalled jobs wait for BullMQ's lock expiry + stalled check)`);
+      f.note(`${f.kills} SIGKILLs in ${(killPhaseMs / 1000).toFixed(0)} s, ${midHandler} of them inside a handler's open transaction; quiet ${(f.recoveryMs / 1000).toFixed(1)} s after the last kill (stalled jobs wait for BullMQ's lock expiry + stalled check: ${SOAK ? 'defaults 30 s + 30 s' : 'lock 5 s, check every 2 s'})`);
 
       await expectExactlyOnce(s, await s.probe.verify());
       expect(unexpected).toEqual([]);
@@ -193,7 +200,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
     scenario('s3', '3 Redis crash + restart', async (s, f) => {
       const orders = SOAK ? 10_000 : 3334; // ≥ 10,000 events
       const downMs = 3000;
-      const node = { RELAY: 1, WORKER: 1, RELAY_INTERVAL_MS: 200 };
+      const node = { RELAY: 1, WORKER: 1, RELAY_INTERVAL_MS: 200, ...FAST_STALLED };
       s.cluster.spawn('node-a', { ...node, PRODUCE_ORDERS: orders, PRODUCE_BATCH: 50 });
       s.cluster.spawn('node-b', node);
       s.cluster.spawn('node-c', node);
@@ -337,7 +344,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
       expect(await producer.exited).toMatchObject({ code: 0 });
 
       const stuck = s.cluster.spawn('stuck', {
-        RELAY: 1, WORKER: 1, BATCH_SIZE: 50, HANG_HANDLER: 3, ADDBULK_DELAY_MS: 60_000, ADDBULK_DELAY_FROM: 2, SHUTDOWN_TIMEOUT_MS: shutdownTimeoutMs, STATUS_MS: 50,
+        RELAY: 1, WORKER: 1, BATCH_SIZE: 50, HANG_HANDLER: 3, ADDBULK_DELAY_MS: 60_000, ADDBULK_DELAY_FROM: 2, SHUTDOWN_TIMEOUT_MS: shutdownTimeoutMs, STATUS_MS: 50, ...FAST_STALLED,
       });
       await stuck.waitFor('hanging', () => true, 60_000);
       await stuck.waitFor('status', (m) => (m.addBulkInFlight as number) > 0, 60_000);
@@ -369,7 +376,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
         leasedRows: leased.n,
       };
 
-      const successor = s.cluster.spawn('successor', { RELAY: 1, WORKER: 1 });
+      const successor = s.cluster.spawn('successor', { RELAY: 1, WORKER: 1, ...FAST_STALLED });
       f.restarts++;
       await successor.ready;
       const settledAt = await s.settle('the released batch and the hung job handled by a successor', 180_000);

@@ -10,7 +10,8 @@
  *   DATABASE_URL, REDIS_URL, QUEUE_NAME        where to work
  *   RELAY, WORKER                              1 / 0: run the relay / the BullMQ worker here
  *   LEASE_MS, RELAY_INTERVAL_MS, BATCH_SIZE, MAX_BACKOFF_MS, CONCURRENCY, ATTEMPTS, BACKOFF_MS,
- *   SHUTDOWN_TIMEOUT_MS                        outbox options (library defaults when unset)
+ *   LOCK_DURATION_MS, STALLED_INTERVAL_MS, SHUTDOWN_TIMEOUT_MS
+ *                                              outbox options (library defaults when unset)
  *   PRODUCE_ORDERS, PRODUCE_BATCH, PRODUCE_PAUSE_MS, CUSTOMERS
  *                                              place and pay this many orders (batches of aggregates
  *                                              per flush), retrying through outages
@@ -74,7 +75,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function outboxOptions(): OutboxModuleOptions {
   const relay = { enabled: on('RELAY', true), leaseMs: num('LEASE_MS'), intervalMs: num('RELAY_INTERVAL_MS'), batchSize: num('BATCH_SIZE'), maxBackoffMs: num('MAX_BACKOFF_MS') };
   const delayMs = num('BACKOFF_MS');
-  const worker = { enabled: on('WORKER', true), concurrency: num('CONCURRENCY'), attempts: num('ATTEMPTS'), backoff: delayMs === undefined ? undefined : { delayMs } };
+  const worker = {
+    enabled: on('WORKER', true),
+    concurrency: num('CONCURRENCY'),
+    attempts: num('ATTEMPTS'),
+    backoff: delayMs === undefined ? undefined : { delayMs },
+    lockDurationMs: num('LOCK_DURATION_MS'),
+    stalledIntervalMs: num('STALLED_INTERVAL_MS'),
+  };
   return {
     redis: env.REDIS_URL,
     queueName: env.QUEUE_NAME,
