@@ -58,7 +58,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
     this.stopPublishing = this.signals.onRowsCommitted(() => this.wakeChannel.publish());
     if (this.options.worker.enabled) {
       const processor = new MessageProcessor(this.orm, new InboxStore(this.options.tables), this.explorer.explore());
-      this.worker = new OutboxWorker(processor, createRedis(this.options, { maxRetriesPerRequest: null }), this.options);
+      this.worker = new OutboxWorker(processor, this.orm, createRedis(this.options, { maxRetriesPerRequest: null }), this.options);
       this.worker.start();
     }
     if (this.options.relay.enabled) {
@@ -85,10 +85,11 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
     const graceful = Promise.allSettled([this.relay?.stop(), this.worker?.close()]);
     if (!(await settlesWithin(graceful, this.options.shutdownTimeoutMs))) {
       const released = await this.relay?.releaseInFlight().catch(() => 0);
+      this.worker?.abortActive(`the application shut down after waiting shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms)`);
       await settlesWithin(this.worker?.forceClose() ?? Promise.resolve(), 1000);
       this.logger.warn(
         `Shutdown took longer than shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms): released ${released ?? 0} claimed row(s); ` +
-          'active jobs are left to BullMQ and will run again elsewhere.',
+          'active handler runs were ended (their transactions roll back) and their jobs will run again elsewhere.',
       );
     }
     await this.queue.close();

@@ -26,6 +26,8 @@ describe('resolveOutboxOptions', () => {
     ['colon in a queue name', { queueName: 'orders:events' }, /"queueName".*BullMQ forbids ":"/],
     ['Redis glob in a prefix', { prefix: 'bull*' }, /"prefix"/],
     ['a non-Redis URL', { redis: 'http://localhost:6379' }, /"redis": expected a URL starting with redis:\/\//],
+    ['jitter above 1', { worker: { backoff: { jitter: 2 } } }, /"worker\.backoff\.jitter": expected a number from 0 to 1, got 2/],
+    ['negative stalled count', { worker: { maxStalledCount: -1 } }, /"worker\.maxStalledCount": expected an integer from 0 to 1000, got -1/],
     ['flag as a string', { relay: { enabled: 'no' as unknown as boolean } }, /"relay\.enabled": expected true or false, got "no"/],
     ['completed jobs kept shorter than the lease', { keepCompletedSeconds: 5, relay: { leaseMs: 60_000 } }, /"keepCompletedSeconds".*shorter than relay\.leaseMs/],
     ['inbox kept shorter than the retry window', { retention: { inboxAfterSeconds: 10 }, worker: { attempts: 5, backoff: { delayMs: 1000 } } }, /"retention\.inboxAfterSeconds": 10s is not longer than the retry window \(15s/],
@@ -37,6 +39,6 @@ describe('resolveOutboxOptions', () => {
   it('computes the retry window from the backoff rule', () => {
     const worker = resolveOutboxOptions({ worker: { attempts: 4, backoff: { type: 'exponential', delayMs: 100 } } }).worker;
     expect(retryWindowMs(worker)).toBe(100 + 200 + 400);
-    expect(retryWindowMs({ ...worker, backoff: { type: 'fixed', delayMs: 100 } })).toBe(300);
+    expect(retryWindowMs({ ...worker, backoff: { type: 'fixed', delayMs: 100, jitter: 0 } })).toBe(300);
   });
 });

@@ -34,12 +34,18 @@ export interface OutboxWorkerOptions {
   concurrency?: number;
   /** Delivery attempts before a message becomes a dead letter. Default 5. */
   attempts?: number;
-  /** Retry delay: `exponential` doubles `delayMs` per attempt. Default exponential, 1000 ms. */
-  backoff?: { type?: 'exponential' | 'fixed'; delayMs?: number };
+  /**
+   * Retry delay: `exponential` doubles `delayMs` per attempt. `jitter` (0-1) shortens each delay by
+   * up to that fraction at random, so messages that failed together do not retry in lockstep.
+   * Default exponential, 1000 ms, jitter 0.25.
+   */
+  backoff?: { type?: 'exponential' | 'fixed'; delayMs?: number; jitter?: number };
   /** How long a worker's claim on a job lasts without renewal, in ms (BullMQ lockDuration). Default 30000. */
   lockDurationMs?: number;
   /** How often workers look for jobs whose worker died, in ms (BullMQ stalledInterval). Default 30000. */
   stalledIntervalMs?: number;
+  /** Times a job may lose its worker (crash, kill) before it becomes a dead letter. Default 10. */
+  maxStalledCount?: number;
 }
 
 export interface OutboxRetentionOptions {
@@ -95,7 +101,7 @@ export interface ResolvedOutboxOptions {
   prefix: string;
   relay: Required<OutboxRelayOptions>;
   worker: Required<Omit<OutboxWorkerOptions, 'backoff'>> & {
-    backoff: { type: 'exponential' | 'fixed'; delayMs: number };
+    backoff: { type: 'exponential' | 'fixed'; delayMs: number; jitter: number };
   };
   tables: { schema?: string; outbox: string; inbox: string };
   maxPayloadBytes: number;
@@ -134,7 +140,9 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
       backoff: {
         type: oneOf('worker.backoff.type', backoff.type, 'exponential', ['exponential', 'fixed'] as const),
         delayMs: int('worker.backoff.delayMs', backoff.delayMs, 1000, 0, 3_600_000),
+        jitter: fraction('worker.backoff.jitter', backoff.jitter, 0.25),
       },
+      maxStalledCount: int('worker.maxStalledCount', worker.maxStalledCount, 10, 0, 1000),
       lockDurationMs: int('worker.lockDurationMs', worker.lockDurationMs, 30_000, 1000, 3_600_000),
       stalledIntervalMs: int('worker.stalledIntervalMs', worker.stalledIntervalMs, 30_000, 1000, 3_600_000),
     },
@@ -194,6 +202,14 @@ function int(name: string, value: unknown, fallback: number, min: number, max: n
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new OutboxOptionsError(`Invalid nest-outbox option "${name}": expected an integer from ${min} to ${max}, got ${show(value)}.`);
+  }
+  return value;
+}
+
+function fraction(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new OutboxOptionsError(`Invalid nest-outbox option "${name}": expected a number from 0 to 1, got ${show(value)}.`);
   }
   return value;
 }

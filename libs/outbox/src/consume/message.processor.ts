@@ -1,7 +1,7 @@
 import { MikroORM, RequestContext } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { OutboxHandlerError, OutboxMessageError, describe } from '../outbox.errors.js';
+import { OutboxError, OutboxHandlerError, OutboxMessageError, describe } from '../outbox.errors.js';
 import { nextFailureRecord } from '../message/failure-record.js';
 import { rebuildEvent } from '../message/event-codec.js';
 import type { OutboxHeaders, OutboxJobData } from '../message/message-headers.js';
@@ -16,6 +16,9 @@ import type { InboxStore } from './inbox.store.js';
  * only the ones that failed. Unreadable messages fail without retry; handler errors are retried.
  */
 export class MessageProcessor {
+  /** Rejecters of the handler runs in progress, so a shutdown out of time can end them. */
+  private readonly running = new Set<(reason: Error) => void>();
+
   constructor(
     private readonly orm: MikroORM,
     private readonly inbox: InboxStore,
@@ -54,7 +57,21 @@ export class MessageProcessor {
     }
   }
 
+  /**
+   * Ends every handler run in progress with `reason`: its transaction rolls back and its pooled
+   * connection is released (a hung handler would otherwise hold the ORM's shutdown forever).
+   */
+  abortAll(reason: string): void {
+    for (const abort of this.running) abort(new OutboxError(reason));
+  }
+
   private async runHandler(handler: HandlerEntry, event: object, type: string, headers: OutboxHeaders, attempt: number): Promise<void> {
+    let abort!: (reason: Error) => void;
+    const aborted = new Promise<never>((_, reject) => {
+      abort = reject;
+    });
+    aborted.catch(() => undefined);
+    this.running.add(abort);
     try {
       // The context spans the whole transaction: the closing flush captures the events the
       // handler raised, and they must inherit this message's correlation and causation.
@@ -62,12 +79,14 @@ export class MessageProcessor {
         RequestContext.create(this.orm.em, () =>
           this.orm.em.transactional(async (em) => {
             if (!(await this.inbox.markFirstRun(em as EntityManager, headers.messageId, handler.name))) return;
-            await handler.instance.handle(event);
+            await Promise.race([handler.instance.handle(event), aborted]);
           }),
         ),
       );
     } catch (error) {
       throw new OutboxHandlerError(handler.name, headers.messageId, type, error);
+    } finally {
+      this.running.delete(abort);
     }
   }
 }

@@ -1,9 +1,11 @@
 import { Logger } from '@nestjs/common';
+import type { MikroORM } from '@mikro-orm/core';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { describe } from '../outbox.errors.js';
 import type { OutboxJobData } from '../message/message-headers.js';
 import type { ResolvedOutboxOptions } from '../outbox.options.js';
+import { looksLikeConnectionError } from './connection-errors.js';
 import type { MessageProcessor } from './message.processor.js';
 
 export interface WorkerStats {
@@ -17,14 +19,16 @@ export class OutboxWorker {
   private readonly logger = new Logger('OutboxWorker');
   private readonly worker: Worker<OutboxJobData>;
   private lastConnectionError = '';
+  private databasePauseMs = 0;
   readonly stats: WorkerStats = { handled: 0, retried: 0, deadLettered: 0 };
 
   constructor(
-    processor: MessageProcessor,
+    private readonly processor: MessageProcessor,
+    private readonly orm: MikroORM,
     private readonly connection: Redis,
     options: ResolvedOutboxOptions,
   ) {
-    this.worker = new Worker<OutboxJobData>(options.queueName, (job) => processor.process(job), {
+    this.worker = new Worker<OutboxJobData>(options.queueName, (job) => this.process(job), {
       connection,
       prefix: options.prefix,
       concurrency: options.worker.concurrency,
@@ -32,6 +36,8 @@ export class OutboxWorker {
       // and more Redis traffic.
       lockDuration: options.worker.lockDurationMs,
       stalledInterval: options.worker.stalledIntervalMs,
+      // The inbox makes a redelivery harmless, so a job survives a few crashed workers.
+      maxStalledCount: options.worker.maxStalledCount,
       autorun: false,
     });
     this.worker.on('completed', () => {
@@ -48,6 +54,38 @@ export class OutboxWorker {
     this.worker.on('ready', () => {
       this.lastConnectionError = '';
     });
+  }
+
+  /**
+   * A lost database is an outage, not a handler bug: the job goes back to the queue without
+   * spending an attempt, and every worker of the queue pauses with a growing delay until
+   * PostgreSQL answers again. Anything else is the handler's failure and is retried as usual.
+   */
+  private async process(job: Job<OutboxJobData>): Promise<void> {
+    try {
+      await this.processor.process(job);
+      if (this.databasePauseMs) this.logger.log('PostgreSQL answers again; handlers are running.');
+      this.databasePauseMs = 0;
+    } catch (error) {
+      if (!looksLikeConnectionError(error) || (await this.databaseAnswers())) throw error;
+      if (!this.databasePauseMs) {
+        this.logger.error(`PostgreSQL is unreachable (${describe(error)}); jobs wait in Redis without spending attempts. Logged once per outage.`);
+      }
+      this.databasePauseMs = Math.min(5000, Math.max(250, this.databasePauseMs * 2));
+      await this.worker.rateLimit(this.databasePauseMs);
+      throw Worker.RateLimitError();
+    }
+  }
+
+  private async databaseAnswers(): Promise<boolean> {
+    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), 2000).unref());
+    const check = this.orm.checkConnection().then((result) => result.ok, () => false);
+    return Promise.race([check, timeout]);
+  }
+
+  /** Abandons the handler runs still going (their transactions roll back); for a shutdown out of time. */
+  abortActive(reason: string): void {
+    this.processor.abortAll(reason);
   }
 
   start(): void {

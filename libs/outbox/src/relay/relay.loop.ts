@@ -76,9 +76,9 @@ export class RelayLoop {
     try {
       do {
         this.wokenWhileDraining = false;
-        await this.pipeline();
+        // Only a batch that reached BullMQ proves an outage over; an empty claim proves nothing of Redis.
+        if ((await this.pipeline()) > 0) this.recovered();
       } while (this.wokenWhileDraining && !this.stopped);
-      this.recovered();
     } catch (error) {
       this.failed(error);
     }
@@ -89,7 +89,8 @@ export class RelayLoop {
    * batch n-1 (its enqueue has resolved) and claims batch n+1. Enqueues run one at a time in id
    * order, and a row is only ever marked after its own enqueue resolved.
    */
-  private async pipeline(): Promise<void> {
+  private async pipeline(): Promise<number> {
+    let moved = 0;
     let enqueued: string[] = [];
     let batch = await this.claim([]);
     while (batch.length > 0) {
@@ -107,10 +108,12 @@ export class RelayLoop {
         throw added.reason;
       }
       if (more) this.settle(enqueued); // the claim statement marked them; `mark` settles its own
+      moved += batch.length;
       enqueued = batch.map((row) => row.id);
       batch = claimed.value;
     }
     await this.mark(enqueued);
+    return moved;
   }
 
   private async claim(enqueued: string[]): Promise<ClaimedRow[]> {

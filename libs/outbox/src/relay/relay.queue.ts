@@ -13,7 +13,7 @@ export class RelayQueue {
   ) {
     this.jobOptions = {
       attempts: options.worker.attempts,
-      backoff: { type: options.worker.backoff.type, delay: options.worker.backoff.delayMs },
+      backoff: { type: options.worker.backoff.type, delay: options.worker.backoff.delayMs, jitter: options.worker.backoff.jitter },
       // Kept at least as long as the lease, so a batch re-dispatched after a crash is recognised.
       removeOnComplete: { age: options.keepCompletedSeconds },
       // Failed jobs are the dead letters: kept until someone retries or discards them.
