@@ -64,6 +64,12 @@ async function expectExactlyOnce(s: Scenario, v: Verification): Promise<void> {
   expect(view).toEqual(EXACTLY_ONCE);
 }
 
+/** Places `orders` orders (and pays them) from a process that does nothing else and exits cleanly. */
+async function produce(s: Scenario, orders: number): Promise<void> {
+  const producer = s.cluster.spawn('producer', { RELAY: 0, WORKER: 0, PRODUCE_ORDERS: orders, PRODUCE_BATCH: 50, EXIT_AFTER_PRODUCE: 1 });
+  expect(await producer.exited).toMatchObject({ code: 0 });
+}
+
 function unexpectedExits(s: Scenario): string[] {
   return s.cluster.processes.filter((node) => !node.alive).map((node) => `${node.name} exited (code ${node.exit!.code}, signal ${node.exit!.signal})`);
 }
@@ -91,8 +97,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
   it('1. a relay SIGKILLed after addBulk resolved and before marking: a fresh relay re-dispatches the batch, effects happen once', () =>
     scenario('s1', '1 relay killed after addBulk', async (s, f) => {
       const orders = SOAK ? 2000 : 300;
-      const producer = s.cluster.spawn('producer', { RELAY: 0, WORKER: 0, PRODUCE_ORDERS: orders, PRODUCE_BATCH: 50, EXIT_AFTER_PRODUCE: 1 });
-      expect(await producer.exited).toMatchObject({ code: 0 });
+      await produce(s, orders);
       const worker = s.cluster.spawn('worker', { RELAY: 0, WORKER: 1 });
       await worker.ready;
 
@@ -263,8 +268,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
   it('5. a relay frozen past its lease (SIGSTOP after claiming, SIGCONT later): another relay takes its rows, the late enqueue is harmless', () =>
     scenario('s5', '5 relay frozen past its lease', async (s, f) => {
       const orders = SOAK ? 2000 : 300;
-      const producer = s.cluster.spawn('producer', { RELAY: 0, WORKER: 0, PRODUCE_ORDERS: orders, PRODUCE_BATCH: 50, EXIT_AFTER_PRODUCE: 1 });
-      expect(await producer.exited).toMatchObject({ code: 0 });
+      await produce(s, orders);
       const worker = s.cluster.spawn('worker', { RELAY: 0, WORKER: 1 });
       await worker.ready;
 
@@ -297,8 +301,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
     scenario('s6a', '6a SIGTERM while busy', async (s, f) => {
       const orders = 400;
       const shutdownTimeoutMs = 10_000;
-      const producer = s.cluster.spawn('producer', { RELAY: 0, WORKER: 0, PRODUCE_ORDERS: orders, PRODUCE_BATCH: 50, EXIT_AFTER_PRODUCE: 1 });
-      expect(await producer.exited).toMatchObject({ code: 0 });
+      await produce(s, orders);
 
       const busy = s.cluster.spawn('busy', {
         RELAY: 1, WORKER: 1, BATCH_SIZE: 50, CONCURRENCY: 8, HANDLER_DELAY_MS: 300, ADDBULK_DELAY_MS: 1500, SHUTDOWN_TIMEOUT_MS: shutdownTimeoutMs, STATUS_MS: 50,
@@ -340,8 +343,7 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
     scenario('s6b', '6b SIGTERM, handler hangs', async (s, f) => {
       const orders = 100;
       const shutdownTimeoutMs = 3000;
-      const producer = s.cluster.spawn('producer', { RELAY: 0, WORKER: 0, PRODUCE_ORDERS: orders, PRODUCE_BATCH: 50, EXIT_AFTER_PRODUCE: 1 });
-      expect(await producer.exited).toMatchObject({ code: 0 });
+      await produce(s, orders);
 
       const stuck = s.cluster.spawn('stuck', {
         RELAY: 1, WORKER: 1, BATCH_SIZE: 50, HANG_HANDLER: 3, ADDBULK_DELAY_MS: 60_000, ADDBULK_DELAY_FROM: 2, SHUTDOWN_TIMEOUT_MS: shutdownTimeoutMs, STATUS_MS: 50, ...FAST_STALLED,
