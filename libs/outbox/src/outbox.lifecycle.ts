@@ -30,7 +30,7 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
   private relay: RelayLoop | undefined;
   private worker: OutboxWorker | undefined;
   private unsubscribe: (() => void) | undefined;
-  private intervalName: string;
+  private readonly intervalName: string;
   private readonly wakeChannel: WakeChannel;
   private stopPublishing: (() => void) | undefined;
 
@@ -74,7 +74,8 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
 
   /**
    * Stops claiming, lets the batch in flight be enqueued and marked and active handlers finish,
-   * all within `shutdownTimeoutMs`; past it, hands the batch back and leaves the jobs to BullMQ.
+   * all within `shutdownTimeoutMs`; past it, hands the claimed rows back and ends the handler runs
+   * still going (their transactions roll back, their jobs run again elsewhere).
    * Runs before MikroORM closes its pool (in onApplicationShutdown), so the last mark can land.
    */
   async beforeApplicationShutdown(): Promise<void> {
