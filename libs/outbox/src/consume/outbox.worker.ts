@@ -124,6 +124,8 @@ export class OutboxWorker {
       return;
     }
     this.stats.deadLettered++;
-    this.logger.error(`Dead letter: message ${job.id} (${job.name}) after ${job.attemptsMade} attempt(s): ${error.message}`);
+    // A job whose workers kept dying fails without a handler error; say so rather than count attempts.
+    const why = /stalled/i.test(error.message) ? `its worker died ${job.stalledCounter ?? 'too many'} time(s) while running it` : `${job.attemptsMade} attempt(s)`;
+    this.logger.error(`Dead letter: message ${job.id} (${job.name}) after ${why}: ${error.message}`);
   }
 }
