@@ -5,7 +5,7 @@ import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import type { Queue } from 'bullmq';
 import { OUTBOX_QUEUE, currentMessage, type OutboxJobData, type OutboxModuleOptions } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
-import { Account, CAPTURE_ONLY, CountDeposits, CountPings, Deposited, Pinged, prepareFixtureDatabase, recordEffect, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import { Account, CAPTURE_ONLY, CountDeposits, Deposited, Pinged, prepareFixtureDatabase, recordEffect, startFixtureApp, type FixtureApp } from './support/fixture.js';
 import { obliterateQueue, uniqueQueueName, REDIS_URL } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 

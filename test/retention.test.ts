@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Queue } from 'bullmq';
 import { OUTBOX_QUEUE, OutboxDeadLetters, OutboxRetention, type OutboxModuleOptions, type RetentionResult } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
-import { migrateOrders, post, startOrdersApp, type OrdersApp } from './support/orders-app.js';
+import { migrateOrders, post, startOrdersApp } from './support/orders-app.js';
 import { REDIS_URL, obliterateQueue, uniqueQueueName } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 

@@ -1,4 +1,3 @@
-import { MikroORM } from '@mikro-orm/postgresql';
 import { OutboxMonitor } from 'nest-outbox';
 import { BenchAggregate, handled, startBenchApp, ormOf } from '../bench.app.js';
 import { WORKER_CONCURRENCY, emptyTables, now, obliterateQueue, quantile, signal, sleep, ticker, waitUntil, within, type Bench } from '../harness.js';

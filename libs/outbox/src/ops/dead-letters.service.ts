@@ -1,11 +1,11 @@
 import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Job, Queue } from 'bullmq';
+import type { Job } from 'bullmq';
 import { isMessageId } from '../message/message-id.js';
 import { qualifiedTables } from '../message/outbox.tables.js';
 import { OutboxError } from '../outbox.errors.js';
 import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from '../outbox.options.js';
-import { OUTBOX_QUEUE } from '../outbox.tokens.js';
+import { OutboxQueue } from '../outbox.queue.js';
 import { matchesFilter, toDeadLetter, type DeadLetter, type DeadLetterFilter, type DeadLetterQuery } from './dead-letter.js';
 
 /** `retry` or `discard` was given an id that is not in the failed set (unknown, already retried, or not failed). */
@@ -36,7 +36,7 @@ export class OutboxDeadLetters {
 
   constructor(
     private readonly orm: MikroORM,
-    @Inject(OUTBOX_QUEUE) private readonly queue: Queue,
+    private readonly queue: OutboxQueue,
     @Inject(OUTBOX_OPTIONS) options: ResolvedOutboxOptions,
   ) {
     this.refreshInboxSql = `update ${qualifiedTables(options.tables).inbox} set processed_at = now() where message_id = any(?::uuid[])`;
@@ -50,7 +50,7 @@ export class OutboxDeadLetters {
     if (limit === 0) return [];
     if (query.type === undefined && query.handler === undefined) {
       // Without a filter the page is a plain range of the failed set.
-      return (await this.jobs(await this.queue.getRanges(['failed'], offset, offset + limit - 1, false))).map(toDeadLetter);
+      return (await this.jobs(await this.queue.get().getRanges(['failed'], offset, offset + limit - 1, false))).map(toDeadLetter);
     }
     const letters: DeadLetter[] = [];
     let skipped = 0;
@@ -127,7 +127,7 @@ export class OutboxDeadLetters {
 
   private async deadJob(messageId: string): Promise<Job> {
     if (typeof messageId !== 'string' || messageId === '') throw new OutboxDeadLetterNotFoundError(String(messageId), 'unknown');
-    const job = await this.queue.getJob(messageId);
+    const job = await this.queue.get().getJob(messageId);
     const state = job ? await job.getState() : 'unknown';
     if (!job || state !== 'failed') throw new OutboxDeadLetterNotFoundError(messageId, state);
     return job;
@@ -142,7 +142,7 @@ export class OutboxDeadLetters {
   /** Walks the failed set page by page; the handler is only in each job's failure record, so filtering happens here. */
   private async *scan(filter: DeadLetterFilter): AsyncGenerator<DeadLetter> {
     for (let start = 0; ; start += PAGE) {
-      const ids = await this.queue.getRanges(['failed'], start, start + PAGE - 1, false);
+      const ids = await this.queue.get().getRanges(['failed'], start, start + PAGE - 1, false);
       for (const job of await this.jobs(ids)) {
         const letter = toDeadLetter(job);
         if (matchesFilter(letter, filter)) yield letter;
@@ -153,7 +153,7 @@ export class OutboxDeadLetters {
 
   /** The jobs of these ids that still exist (one may be removed between listing and reading). */
   private async jobs(ids: readonly string[]): Promise<Job[]> {
-    const jobs = await Promise.all(ids.map((id) => this.queue.getJob(id)));
+    const jobs = await Promise.all(ids.map((id) => this.queue.get().getJob(id)));
     return jobs.filter((job): job is Job => job !== undefined && job !== null);
   }
 }

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import type { Queue } from 'bullmq';
+import type { OutboxQueue } from '../outbox.queue.js';
 import { resolveOutboxOptions, type OutboxRetentionOptions } from '../outbox.options.js';
 import { OutboxRetention } from './retention.service.js';
 
@@ -49,7 +49,7 @@ async function settleUntil(condition: () => boolean): Promise<void> {
 }
 
 function retentionWith(db: ReturnType<typeof fakeDatabase>, retention: OutboxRetentionOptions = {}, failedIds = [DEAD, 'not-a-message-id']) {
-  const queue = { getRanges: async () => failedIds } as unknown as Queue;
+  const queue = { get: () => ({ getRanges: async () => failedIds }) } as unknown as OutboxQueue;
   const scheduler = new SchedulerRegistry();
   const options = resolveOutboxOptions({ queueName: 'spec', retention: { batchSize: 7, ...retention } });
   return { service: new OutboxRetention(db.orm, scheduler, queue, options), scheduler };

@@ -1,10 +1,9 @@
 import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import type { Queue } from 'bullmq';
 import { describe } from '../outbox.errors.js';
 import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from '../outbox.options.js';
-import { OUTBOX_QUEUE } from '../outbox.tokens.js';
+import { OutboxQueue } from '../outbox.queue.js';
 import { RetentionStore } from './retention.store.js';
 
 /** What one cleanup pass removed. */
@@ -36,7 +35,7 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
   constructor(
     orm: MikroORM,
     private readonly scheduler: SchedulerRegistry,
-    @Inject(OUTBOX_QUEUE) private readonly queue: Queue,
+    private readonly queue: OutboxQueue,
     @Inject(OUTBOX_OPTIONS) options: ResolvedOutboxOptions,
   ) {
     this.store = new RetentionStore(orm, options.tables);
@@ -87,7 +86,7 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
     if (this.stopped) return result;
     // Read before any inbox delete: a message leaving the failed set after this read had its
     // marks refreshed first (OutboxDeadLetters), so they are too young for this pass.
-    const deadLetters = await this.queue.getRanges(['failed'], 0, -1);
+    const deadLetters = await this.queue.get().getRanges(['failed'], 0, -1);
     result.inboxDeleted = await this.inBatches(() => this.store.deleteInbox(inboxAfterSeconds, deadLetters, batchSize));
     return result;
   }
