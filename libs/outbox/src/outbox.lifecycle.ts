@@ -14,6 +14,7 @@ import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from './outbox.options.js'
 import { createRedis } from './outbox.redis.js';
 import { OutboxSignals } from './outbox.signals.js';
 import { WakeChannel } from './outbox.wake-channel.js';
+import { within } from './outbox.timeout.js';
 import { OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
 import { OutboxQueue } from './outbox.queue.js';
 import { RelayLoop } from './relay/relay.loop.js';
@@ -83,11 +84,11 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
     this.stopPublishing?.();
     this.wakeChannel.close();
     if (this.scheduler.doesExist('interval', this.intervalName)) this.scheduler.deleteInterval(this.intervalName);
-    const graceful = Promise.allSettled([this.relay?.stop(), this.worker?.close()]);
-    if (!(await settlesWithin(graceful, this.options.shutdownTimeoutMs))) {
+    const graceful = Promise.allSettled([this.relay?.stop(), this.worker?.close()]).then(() => true);
+    if (!(await within(graceful, this.options.shutdownTimeoutMs, false))) {
       const released = await this.relay?.releaseInFlight().catch(() => 0);
       this.worker?.abortActive(`the application shut down after waiting shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms)`);
-      await settlesWithin(this.worker?.forceClose() ?? Promise.resolve(), 1000);
+      await within(this.worker?.forceClose().catch(() => undefined) ?? Promise.resolve(), 1000, undefined);
       this.logger.warn(
         `Shutdown took longer than shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms): released ${released ?? 0} claimed row(s); ` +
           'active handler runs were ended (their transactions roll back) and their jobs will run again elsewhere.',
@@ -139,14 +140,3 @@ export class OutboxLifecycle implements OnModuleInit, OnApplicationBootstrap, Be
   }
 }
 
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

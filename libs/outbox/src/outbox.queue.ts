@@ -5,6 +5,7 @@ import type { OutboxJobData } from './message/message-headers.js';
 import { OutboxError } from './outbox.errors.js';
 import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from './outbox.options.js';
 import { createRedis } from './outbox.redis.js';
+import { within } from './outbox.timeout.js';
 
 /**
  * Owns the BullMQ queue of the outbox and its Redis client. Nothing connects until first use, so
@@ -51,7 +52,7 @@ export class OutboxQueue {
     this.queue = undefined;
     this.connection = undefined;
     try {
-      if (queue) await Promise.race([queue.close(), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+      if (queue) await within(queue.close(), timeoutMs, undefined);
     } finally {
       connection?.disconnect();
     }

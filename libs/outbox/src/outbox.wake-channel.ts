@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { within } from './outbox.timeout.js';
 
 /**
  * "Rows committed" across processes: a Redis channel per queue. Capture publishes after a commit
@@ -42,8 +43,7 @@ export class WakeChannel {
     // Errors (Redis down) are retried by ioredis, which re-subscribes on reconnect; the boot does
     // not wait for Redis longer than a moment: the schedule covers the time until it answers.
     connection.on('error', () => undefined);
-    const subscribed = connection.subscribe(this.name).catch(() => undefined);
-    await Promise.race([subscribed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    await within(connection.subscribe(this.name).catch(() => undefined), 2000, undefined);
   }
 
   close(): void {

@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { describe } from '../outbox.errors.js';
+import { within } from '../outbox.timeout.js';
 import type { OutboxJobData } from '../message/message-headers.js';
 import type { ResolvedOutboxOptions } from '../outbox.options.js';
 import { looksLikeConnectionError } from './connection-errors.js';
@@ -78,9 +79,7 @@ export class OutboxWorker {
   }
 
   private async databaseAnswers(): Promise<boolean> {
-    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), 2000).unref());
-    const check = this.orm.checkConnection().then((result) => result.ok, () => false);
-    return Promise.race([check, timeout]);
+    return within(this.orm.checkConnection().then((result) => result.ok, () => false), 2000, false);
   }
 
   /** Abandons the handler runs still going (their transactions roll back); for a shutdown out of time. */

@@ -2,6 +2,7 @@ import type { JobsOptions, Queue } from 'bullmq';
 import type { OutboxJobData } from '../message/message-headers.js';
 import type { ResolvedOutboxOptions } from '../outbox.options.js';
 import type { ClaimedRow } from './relay.store.js';
+import { within } from '../outbox.timeout.js';
 
 /** Hands claimed rows to BullMQ in one pipeline; the job id is the message id, so a re-add is a no-op. */
 export class RelayQueue {
@@ -33,16 +34,9 @@ export class RelayQueue {
       },
       opts: { ...this.jobOptions, jobId: row.id },
     }));
-    await withTimeout(this.queue.addBulk(jobs), timeoutMs, `BullMQ addBulk did not answer within ${timeoutMs} ms`);
+    // A late success is harmless (job ids dedupe); a late failure changes nothing.
+    const answered = await within(this.queue.addBulk(jobs).then(() => true), timeoutMs, false);
+    if (!answered) throw new Error(`BullMQ addBulk did not answer within ${timeoutMs} ms`);
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  // The late promise may still settle; a late success is harmless (job ids dedupe), a late failure is already reported.
-  promise.catch(() => undefined);
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
