@@ -106,7 +106,7 @@ describe('delivery', () => {
       'select count(*) filter (where dispatched_at is null)::int as pending, count(*) filter (where locked_until is not null)::int as locked from outbox_message',
     );
     expect({ pending, locked }).toEqual({ pending: 0, locked: 0 });
-    const claimed = [first, second].map((app) => app.lifecycle.processStats().relay!.claimed);
+    const claimed = [first, second].map((app) => app.monitor.processCounters().relay.claimed);
     // SKIP LOCKED: the two relays claimed disjoint rows, so together exactly one claim per row.
     expect(claimed[0] + claimed[1]).toBe(2000);
   });
@@ -116,7 +116,7 @@ describe('delivery', () => {
     const writer = await start({ redis: REDIS_URL, queueName: name, relay: { enabled: false }, worker: { enabled: false } }, []);
     const relay = await start({ redis: REDIS_URL, queueName: name, relay: { intervalMs: 3_600_000 } });
     // The relay's first drain at boot found nothing; only the wake-up can move this row within the hour.
-    await relay.lifecycle.relayIdle();
+    await relay.runner.relayIdle();
     await writeDeposits(writer, 1, 1, 'wake');
     await waitUntil('handled by the other process', async () => (await relay.sql('select count(*)::int as n from effect'))[0].n === 1, 10_000);
   });

@@ -4,7 +4,9 @@ import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Injectable, type DynamicModule } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { OUTBOX_OPTIONS, OutboxModule, OutboxOptionsError, OutboxSetupError, outboxEntities, type OutboxModuleOptions, type OutboxOptionsFactory, type ResolvedOutboxOptions } from 'nest-outbox';
+import { OutboxModule, OutboxOptionsError, OutboxSetupError, outboxEntities, type OutboxModuleOptions, type OutboxOptionsFactory } from 'nest-outbox';
+import type { ResolvedOutboxOptions } from '../libs/outbox/src/options/outbox-options.interface.js';
+import { OUTBOX_OPTIONS } from '../libs/outbox/src/outbox.tokens.js';
 import { freshDatabase } from './support/database.js';
 import { Account, prepareFixtureDatabase } from './support/fixture.js';
 

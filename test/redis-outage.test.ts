@@ -42,7 +42,7 @@ describe('Redis unreachable while rows are written', () => {
     }
     await em.flush();
 
-    const relay = () => app.lifecycle.processStats().relay!;
+    const relay = () => app.monitor.processCounters().relay;
     const failedBefore = relay().failedBatches;
     await waitUntil('the relay failed three times', () => relay().failedBatches >= failedBefore + 3, 60_000);
     const during = await counts();

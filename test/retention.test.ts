@@ -116,19 +116,21 @@ describe('retention: cleanup on demand', () => {
     expect(await marks()).toEqual([]);
   });
 
-  it('a retried dead letter gets its inbox marks refreshed, so they outlive the retry', async () => {
+  it('keeps the inbox marks of a message still waiting to run (here delayed), however old, until its job is gone', async () => {
     const queue = env.service.app.get<Queue>(OUTBOX_QUEUE);
-    const deadLetters = env.service.app.get(OutboxDeadLetters);
-    const dead = randomUUID();
-    await queue.add('foreign.job', { nope: true }, { jobId: dead, removeOnFail: false });
-    await waitUntil('the dead letter', async () => (await queue.getJob(dead))?.isFailed() ?? false);
-    await env.sql(`insert into inbox_message (message_id, handler, processed_at) values (?, 'SendOrderConfirmation', now() - interval '1 day')`, [dead]);
+    const later = randomUUID();
+    // A message retried with a long backoff after one of its handlers succeeded a day ago.
+    await queue.add('foreign.job', { nope: true }, { jobId: later, delay: 3_600_000 });
+    await env.sql(`insert into inbox_message (message_id, handler, processed_at) values (?, 'SendOrderConfirmation', now() - interval '1 day')`, [later]);
+    const marks = async () => (await env.sql('select message_id from inbox_message where message_id = ?', [later])).map((row) => row.message_id);
 
-    await deadLetters.retry(dead);
-    const [mark] = await env.sql(`select processed_at > now() - interval '1 minute' as fresh from inbox_message where message_id = ?`, [dead]);
-    expect(mark).toEqual({ fresh: true });
-    await waitUntil('the retried job failed again', async () => (await queue.getJob(dead))?.isFailed() ?? false);
-    await deadLetters.discard(dead);
+    expect(await queue.getJobState(later)).toBe('delayed');
+    expect(await retention.runOnce()).toEqual({ outboxDeleted: 0, inboxDeleted: 0 });
+    expect(await marks()).toEqual([later]);
+
+    await (await queue.getJob(later))!.remove();
+    expect(await retention.runOnce()).toEqual({ outboxDeleted: 0, inboxDeleted: 1 });
+    expect(await marks()).toEqual([]);
   });
 });
 

@@ -2,10 +2,11 @@ import { ReflectMetadataProvider, Entity, PrimaryKey, Property } from '@mikro-or
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import type { INestApplicationContext, Provider } from '@nestjs/common';
+import type { INestApplicationContext, ModuleMetadata, Provider } from '@nestjs/common';
 import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { Test } from '@nestjs/testing';
-import { OutboxEvent, OutboxLifecycle, OutboxModule, OutboxMonitor, currentMessage, outboxEntities, outboxSchemaSql, type OutboxModuleOptions } from 'nest-outbox';
+import { OutboxEvent, OutboxModule, OutboxMonitor, currentMessage, outboxEntities, outboxSchemaSql, type OutboxModuleOptions } from 'nest-outbox';
+import { OutboxRunner } from '../../libs/outbox/src/outbox.runner.js';
 import { withConnection } from './database.js';
 
 @OutboxEvent('test.deposited.v1')
@@ -93,14 +94,20 @@ export interface FixtureApp {
   app: INestApplicationContext;
   orm: MikroORM<any>;
   monitor: OutboxMonitor;
-  lifecycle: OutboxLifecycle;
+  /** The outbox's internal runner (test hooks such as relayIdle). */
+  runner: OutboxRunner;
   /** Runs SQL outside any transaction of the app. */
   sql(query: string, params?: unknown[]): Promise<any[]>;
   close(): Promise<void>;
 }
 
 /** A Nest application context with MikroORM, the outbox, and the given handler providers. */
-export async function startFixtureApp(databaseUrl: string, outbox: OutboxModuleOptions, providers: Provider[] = [CountDeposits, CountPings]): Promise<FixtureApp> {
+export async function startFixtureApp(
+  databaseUrl: string,
+  outbox: OutboxModuleOptions,
+  providers: Provider[] = [CountDeposits, CountPings],
+  imports: ModuleMetadata['imports'] = [],
+): Promise<FixtureApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       MikroOrmModule.forRoot({
@@ -112,6 +119,7 @@ export async function startFixtureApp(databaseUrl: string, outbox: OutboxModuleO
         registerRequestContext: false,
       }),
       OutboxModule.forRoot(outbox),
+      ...imports,
     ],
     providers,
   }).compile();
@@ -122,7 +130,7 @@ export async function startFixtureApp(databaseUrl: string, outbox: OutboxModuleO
     app,
     orm,
     monitor: app.get(OutboxMonitor),
-    lifecycle: app.get(OutboxLifecycle),
+    runner: app.get(OutboxRunner),
     sql: (query, params = []) => orm.em.getConnection().execute(query, params),
     close: () => app.close(),
   };

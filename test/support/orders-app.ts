@@ -1,7 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { OutboxLifecycle, OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
+import { OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
+import { OutboxRunner } from '../../libs/outbox/src/outbox.runner.js';
 import { OrdersAppModule } from '../../apps/orders/src/app.module.js';
 import { prepareDatabase } from '../../apps/orders/src/database/prepare-database.js';
 
@@ -10,7 +11,8 @@ export interface OrdersApp {
   url: string;
   orm: MikroORM;
   monitor: OutboxMonitor;
-  lifecycle: OutboxLifecycle;
+  /** The outbox's internal runner (test hooks such as relayIdle). */
+  runner: OutboxRunner;
   close(): Promise<void>;
 }
 
@@ -29,7 +31,7 @@ export async function startOrdersApp(databaseUrl: string, outbox: OutboxModuleOp
     url: await app.getUrl(),
     orm: app.get(MikroORM),
     monitor: app.get(OutboxMonitor),
-    lifecycle: app.get(OutboxLifecycle),
+    runner: app.get(OutboxRunner),
     close: () => app.close(),
   };
 }

@@ -1,6 +1,6 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Queue } from 'bullmq';
-import { OutboxLifecycle } from 'nest-outbox';
+import { OutboxMonitor } from 'nest-outbox';
 import { BootClock, SomethingHappened, startBenchApp, ormOf } from '../bench.app.js';
 import { emptyTables, liveHeapMB, now, obliterateQueue, redisConnection, rssMB, sleep, withSql, type Bench } from '../harness.js';
 import type { BaselineResult } from './baseline.js';
@@ -61,8 +61,8 @@ export async function backlogPhase(bench: Bench, baseline: BaselineResult | unde
   });
   try {
     const { bootedAt: started, liveHeapMB: liveHeapAtBootMB } = app.get(BootClock);
-    const lifecycle = app.get(OutboxLifecycle);
-    const dispatched = () => lifecycle.processStats().relay?.dispatched ?? 0;
+    const monitor = app.get(OutboxMonitor);
+    const dispatched = () => monitor.processCounters().relay.dispatched;
     bench.progress(`relay draining ${rows} rows (worker off)`);
     let lastPrint = now();
     let lastSample = 0;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type JobsOptions } from 'bullmq';
-import { resolveOutboxOptions, type OutboxJobData } from 'nest-outbox';
+import type { OutboxJobData } from 'nest-outbox';
 import { SomethingHappened } from '../bench.app.js';
 import { cpuSince, readCpu, type CpuSplit } from '../cpu.js';
 import { ADD_BULK_BATCH, WORKER_CONCURRENCY, now, obliterateQueue, redisConnection, signal, ticker, within, type Bench } from '../harness.js';
@@ -50,13 +50,12 @@ export async function baselinePhase(bench: Bench): Promise<BaselineResult> {
 
 type BulkJob = { name: string; data: OutboxJobData; opts: JobsOptions };
 
-/** The job options the relay uses with default outbox options (see relay.queue.ts). */
+/** The job options the relay gives a job with default outbox options (see libs/outbox/src/relay/relay.queue.ts). */
 function relayJobOptions(): JobsOptions {
-  const options = resolveOutboxOptions();
   return {
-    attempts: options.worker.attempts,
-    backoff: { type: options.worker.backoff.type, delay: options.worker.backoff.delayMs },
-    removeOnComplete: { age: options.keepCompletedSeconds },
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 1000, jitter: 0.25 },
+    removeOnComplete: { age: 86_400 },
     removeOnFail: false,
   };
 }

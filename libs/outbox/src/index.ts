@@ -1,3 +1,5 @@
+/** nest-outbox: the public API. Anything not exported here is internal and may change. */
+
 export { OutboxModule } from './outbox.module.js';
 export type {
   OutboxModuleOptions,
@@ -7,11 +9,9 @@ export type {
   OutboxWorkerOptions,
   OutboxTableNames,
   OutboxRetentionOptions,
-  ResolvedOutboxOptions,
-} from './outbox.options.js';
-export { OUTBOX_OPTIONS, resolveOutboxOptions } from './outbox.options.js';
-export { OutboxQueue } from './outbox.queue.js';
+} from './options/outbox-options.interface.js';
 export { OUTBOX_QUEUE } from './outbox.tokens.js';
+export { InjectOutboxQueue } from './inject-outbox-queue.decorator.js';
 export {
   OutboxError,
   OutboxOptionsError,
@@ -19,18 +19,28 @@ export {
   OutboxPayloadError,
   OutboxMessageError,
   OutboxHandlerError,
+  OutboxArgumentError,
+  OutboxDeadLetterNotFoundError,
+  OutboxClosedError,
+  OutboxTimeoutError,
 } from './outbox.errors.js';
+
+// Events and messages
 export { OutboxEvent, eventTypeOf, type OutboxEventOptions, type EventClass } from './message/event-type.js';
 export type { OutboxHeaders, OutboxJobData } from './message/message-headers.js';
 export { currentMessage, type MessageContext } from './message/message.context.js';
-export { OutboxMessage, InboxMessage } from './message/outbox-message.entity.js';
-export { outboxEntities } from './message/outbox.entities.js';
-export { outboxMigration } from './message/outbox.migration.js';
-export { outboxSchemaSql, dropOutboxSchemaSql } from './message/outbox.schema.js';
 export { OutboxService } from './capture/outbox.service.js';
 export type { PublishOptions } from './capture/outbox-row.factory.js';
+
+// Storage
+export { OutboxMessage, InboxMessage } from './store/outbox-message.entity.js';
+export { outboxEntities } from './store/outbox.entities.js';
+export { outboxMigrations } from './store/outbox.migration.js';
+export { outboxSchemaSql, dropOutboxSchemaSql } from './store/outbox.schema.js';
+
+// Operations
 export { OutboxMonitor, type OutboxSnapshot } from './ops/outbox.monitor.js';
-export { OutboxDeadLetters, OutboxDeadLetterNotFoundError } from './ops/dead-letters.service.js';
+export type { RelayCounters, WorkerCounters } from './telemetry/process-counters.js';
+export { OutboxDeadLetters } from './ops/outbox-dead-letters.js';
 export type { DeadLetter, DeadLetterFilter, DeadLetterQuery } from './ops/dead-letter.js';
-export { OutboxRetention, type RetentionResult } from './ops/retention.service.js';
-export { OutboxLifecycle } from './outbox.lifecycle.js';
+export { OutboxRetention, type RetentionResult } from './ops/outbox-retention.js';

@@ -1,3 +1,5 @@
+import { errorText } from './util/error-text.js';
+
 /** Base class of every error nest-outbox throws on purpose, so callers can tell them from driver errors. */
 export class OutboxError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -9,11 +11,14 @@ export class OutboxError extends Error {
 /** An option passed to `OutboxModule.forRoot()` / `forRootAsync()` is out of range; thrown at boot. */
 export class OutboxOptionsError extends OutboxError {}
 
-/** The application is wired in a way the outbox cannot work with (missing entity, wrong table). */
+/**
+ * The application is wired in a way the outbox cannot work with (missing entity or table, two
+ * handlers with one name, an unsupported @nestjs/cqrs); thrown at boot or at decoration time.
+ */
 export class OutboxSetupError extends OutboxError {}
 
 /**
- * An event cannot become an outbox row (not serialisable, too large, bad headers).
+ * An event cannot become an outbox row (not serialisable, too large, bad headers or delay).
  * Thrown from the flush or from `publish()`, before anything is written.
  */
 export class OutboxPayloadError extends OutboxError {}
@@ -29,14 +34,29 @@ export class OutboxHandlerError extends OutboxError {
     readonly eventType: string,
     cause: unknown,
   ) {
+    super(`Handler ${handler} failed on ${eventType} (message ${messageId}): ${errorText(cause)}`, { cause });
+  }
+}
+
+/** An admin call was given arguments it cannot act on (a bad filter, an unknown id). */
+export class OutboxArgumentError extends OutboxError {}
+
+/** `retry` or `discard` was given an id that is not in the failed set (unknown, already retried, or not failed). */
+export class OutboxDeadLetterNotFoundError extends OutboxArgumentError {
+  constructor(
+    readonly messageId: string,
+    readonly state: string,
+  ) {
     super(
-      `Handler ${handler} failed on ${eventType} (message ${messageId}): ${describe(cause)}`,
-      { cause },
+      state === 'unknown'
+        ? `No dead letter has id ${JSON.stringify(messageId)}: the queue holds no such message. List dead letters with OutboxDeadLetters.list().`
+        : `No dead letter has id ${JSON.stringify(messageId)}: the message is ${state}, not failed.`,
     );
   }
 }
 
-export function describe(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
-}
+/** The outbox is closed (the application is shutting down) or was never opened in this process. */
+export class OutboxClosedError extends OutboxError {}
+
+/** A Redis call did not answer in time; the caller backs off and tries again. */
+export class OutboxTimeoutError extends OutboxError {}

@@ -1,27 +1,26 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { ScheduleModule } from '@nestjs/schedule';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { OutboxRowFactory } from './capture/outbox-row.factory.js';
 import { OutboxService } from './capture/outbox.service.js';
 import { HandlerExplorer } from './consume/handler.explorer.js';
-import { OutboxLifecycle } from './outbox.lifecycle.js';
-import {
-  OUTBOX_OPTIONS,
-  resolveOutboxOptions,
-  type OutboxModuleAsyncOptions,
-  type OutboxModuleOptions,
-  type OutboxOptionsFactory,
-  type ResolvedOutboxOptions,
-} from './outbox.options.js';
-import { OutboxOptionsError } from './outbox.errors.js';
-import { OutboxSignals } from './outbox.signals.js';
-import { OUTBOX_QUEUE, OUTBOX_ROW_FACTORY } from './outbox.tokens.js';
-import { OutboxQueue, lazyQueue } from './outbox.queue.js';
+import { OutboxDeadLetters } from './ops/outbox-dead-letters.js';
 import { OutboxMonitor } from './ops/outbox.monitor.js';
-import { OutboxDeadLetters } from './ops/dead-letters.service.js';
-import { OutboxRetention } from './ops/retention.service.js';
-
-const OUTBOX_RAW_OPTIONS = Symbol('nest-outbox:raw-options');
+import { OutboxRetention } from './ops/outbox-retention.js';
+import type {
+  OutboxModuleAsyncOptions,
+  OutboxModuleOptions,
+  OutboxOptionsFactory,
+  ResolvedOutboxOptions,
+} from './options/outbox-options.interface.js';
+import { resolveOutboxOptions } from './options/resolve-options.js';
+import { OutboxOptionsError } from './outbox.errors.js';
+import { asyncOptionsWithoutSource } from './outbox.messages.js';
+import { OutboxRunner } from './outbox.runner.js';
+import { OUTBOX_OPTIONS, OUTBOX_QUEUE, OUTBOX_RAW_OPTIONS, OUTBOX_ROW_FACTORY, OUTBOX_SCHEDULER } from './outbox.tokens.js';
+import { CommitSignal } from './routing/commit.signal.js';
+import { OutboxQueue, lazyQueue } from './routing/outbox.queue.js';
+import { ProcessCounters } from './telemetry/process-counters.js';
 
 /**
  * The transactional outbox for a NestJS + MikroORM application. Import once, in the root module;
@@ -49,9 +48,7 @@ export class OutboxModule {
       return [resolve, { provide: OUTBOX_RAW_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] }];
     }
     const factoryClass = options.useClass ?? options.useExisting;
-    if (!factoryClass) {
-      throw new OutboxOptionsError('OutboxModule.forRootAsync() needs one of useFactory, useClass or useExisting.');
-    }
+    if (!factoryClass) throw new OutboxOptionsError(asyncOptionsWithoutSource());
     const fromFactory: Provider = {
       provide: OUTBOX_RAW_OPTIONS,
       useFactory: (factory: OutboxOptionsFactory) => factory.createOutboxOptions(),
@@ -64,25 +61,34 @@ export class OutboxModule {
     return {
       module: OutboxModule,
       global: true,
-      imports: [...imports, DiscoveryModule, ScheduleModule.forRoot()],
+      // Not ScheduleModule.forRoot(): it would switch on every @Cron and @Interval of the host app.
+      imports: [...imports, DiscoveryModule],
       providers: [
         ...optionProviders,
-        OutboxSignals,
+        CommitSignal,
         HandlerExplorer,
         OutboxService,
         OutboxMonitor,
         OutboxDeadLetters,
         OutboxRetention,
-        OutboxLifecycle,
+        OutboxRunner,
+        ProcessCounters,
         OutboxQueue,
         { provide: OUTBOX_QUEUE, useFactory: lazyQueue, inject: [OutboxQueue] },
+        {
+          // The host's registry when it imported ScheduleModule (the outbox's intervals show up
+          // there), else one of our own: only SchedulerRegistry is used, never its explorer.
+          provide: OUTBOX_SCHEDULER,
+          useFactory: (hostRegistry?: SchedulerRegistry) => hostRegistry ?? new SchedulerRegistry(),
+          inject: [{ token: SchedulerRegistry, optional: true }],
+        },
         {
           provide: OUTBOX_ROW_FACTORY,
           useFactory: (options: ResolvedOutboxOptions) => new OutboxRowFactory(options.maxPayloadBytes),
           inject: [OUTBOX_OPTIONS],
         },
       ],
-      exports: [OUTBOX_OPTIONS, OUTBOX_QUEUE, OutboxQueue, OutboxService, OutboxMonitor, OutboxDeadLetters, OutboxRetention, OutboxLifecycle],
+      exports: [OUTBOX_QUEUE, OutboxService, OutboxMonitor, OutboxDeadLetters, OutboxRetention],
     };
   }
 }

@@ -1,4 +1,12 @@
-/** Injection tokens shared by the module and the stages. */
+/** Every injection token of the library, public and internal, in one place. */
+
+/** The resolved options (internal: stages read them; apps configure through `forRoot`). */
+export const OUTBOX_OPTIONS = Symbol('nest-outbox:options');
+/** The options as `forRootAsync` produced them, before validation (internal). */
+export const OUTBOX_RAW_OPTIONS = Symbol('nest-outbox:raw-options');
+/** Builds outbox rows from events (internal: shared by capture and `OutboxService`). */
 export const OUTBOX_ROW_FACTORY = Symbol('nest-outbox:row-factory');
-/** The outbox's BullMQ `Queue` (connects on first use; closed by the outbox at shutdown). */
+/** The host's `SchedulerRegistry` when it has one, else a private one (internal). */
+export const OUTBOX_SCHEDULER = Symbol('nest-outbox:scheduler');
+/** Public: the outbox's BullMQ `Queue`, connected on first use; inject it with `@InjectOutboxQueue()`. */
 export const OUTBOX_QUEUE = Symbol('nest-outbox:queue');

@@ -31,7 +31,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { Queue } from 'bullmq';
-import { OUTBOX_QUEUE, OutboxLifecycle, type OutboxModuleOptions } from 'nest-outbox';
+import { OUTBOX_QUEUE, OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
 import { OrdersAppModule } from '../../../apps/orders/src/app.module.js';
 import { AwardLoyaltyPoints } from '../../../apps/orders/src/loyalty/award-points.handler.js';
 import { SendOrderConfirmation, SendPointsStatement } from '../../../apps/orders/src/notifications/notification.handlers.js';
@@ -209,8 +209,8 @@ async function main(): Promise<void> {
   await app.listen(0, '127.0.0.1');
   const statusMs = num('STATUS_MS');
   if (statusMs) {
-    const lifecycle = app.get(OutboxLifecycle);
-    setInterval(() => void send({ kind: 'status', inHandler, addBulkInFlight: addBulkInFlight.size, ...lifecycle.processStats() }), statusMs).unref();
+    const monitor = app.get(OutboxMonitor);
+    setInterval(() => void send({ kind: 'status', inHandler, addBulkInFlight: addBulkInFlight.size, ...monitor.processCounters() }), statusMs).unref();
   }
   await send({ kind: 'ready', url: await app.getUrl() });
   if (num('PRODUCE_ORDERS')) await produce(app);

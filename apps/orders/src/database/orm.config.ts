@@ -1,7 +1,7 @@
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, type Options } from '@mikro-orm/postgresql';
-import { outboxEntities, outboxMigration } from 'nest-outbox';
+import { outboxEntities, outboxMigrations } from 'nest-outbox';
 import { LoyaltyAccount } from '../loyalty/loyalty-account.entity.js';
 import { Notification } from '../notifications/notification.entity.js';
 import { Order } from '../orders/order.entity.js';
@@ -18,7 +18,7 @@ export function ordersOrmConfig(clientUrl = process.env.DATABASE_URL ?? DEFAULT_
     metadataProvider: ReflectMetadataProvider,
     extensions: [Migrator],
     migrations: {
-      migrationsList: [outboxMigration(), { name: 'Migration20261122000100_orders', class: CreateOrdersTables }],
+      migrationsList: [...outboxMigrations(), { name: 'Migration20261122000100_orders', class: CreateOrdersTables }],
       snapshot: false,
       silent: true,
     },

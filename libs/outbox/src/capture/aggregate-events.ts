@@ -1,4 +1,6 @@
 import { AggregateRoot } from '@nestjs/cqrs';
+import { OutboxSetupError } from '../outbox.errors.js';
+import { cqrsUnsupported } from '../outbox.messages.js';
 
 /**
  * cqrs keeps an aggregate's uncommitted events in a private symbol field created by its
@@ -11,7 +13,7 @@ function installLazyEventList(): void {
   const probe = new Probe() as unknown as Record<symbol, unknown>;
   const key = Object.getOwnPropertySymbols(probe).find((symbol) => Array.isArray(probe[symbol]));
   if (!key) {
-    throw new Error('nest-outbox: cannot find the event list of @nestjs/cqrs AggregateRoot; this cqrs version is not supported.');
+    throw new OutboxSetupError(cqrsUnsupported());
   }
   const prototype = AggregateRoot.prototype as unknown as Record<symbol, unknown>;
   if (Object.getOwnPropertyDescriptor(prototype, key)) return;

@@ -1,17 +1,22 @@
-import { OutboxPayloadError } from '../outbox.errors.js';
-import { serialiseEvent } from '../message/event-codec.js';
+import { checkMessageSize, serialiseEvent } from '../message/event-codec.js';
 import { eventTypeOf } from '../message/event-type.js';
 import { currentMessage } from '../message/message.context.js';
 import type { OutboxHeaders } from '../message/message-headers.js';
 import { newMessageId } from '../message/message-id.js';
-import { OutboxMessage } from '../message/outbox-message.entity.js';
+import { OutboxPayloadError } from '../outbox.errors.js';
+import { headerNameForbidden, headerNotAString, headersNotAnObject, invalidDelay } from '../outbox.messages.js';
+import { OutboxMessage } from '../store/outbox-message.entity.js';
 
 export interface PublishOptions {
-  /** Deliver no sooner than this many ms after the commit. */
+  /**
+   * Deliver no sooner than this many ms after the commit. The relay looks for due rows on every
+   * commit and every `relay.intervalMs`, so a delayed message is handed over at most about one
+   * interval after it is due.
+   */
   delay?: number;
   /** Groups messages like an aggregate id does (stored as `aggregate_id`). */
   key?: string;
-  /** Application headers; values must be strings. */
+  /** Application headers; values must be strings. They count against `maxPayloadBytes`. */
   headers?: Record<string, string>;
 }
 
@@ -27,7 +32,7 @@ export class OutboxRowFactory {
   constructor(private readonly maxPayloadBytes: number) {}
 
   create(event: object, origin: RowOrigin, options: PublishOptions = {}): OutboxMessage {
-    const payload = serialiseEvent(event, this.maxPayloadBytes);
+    const payload = serialiseEvent(event);
     const type = eventTypeOf(event.constructor);
     const id = newMessageId();
     const now = new Date();
@@ -39,11 +44,13 @@ export class OutboxRowFactory {
       occurredAt: now.toISOString(),
       ...(options.headers ? { custom: checkHeaders(type, options.headers) } : {}),
     };
+    const headersText = JSON.stringify(headers);
+    checkMessageSize(type, payload, headersText, this.maxPayloadBytes);
     const row = new OutboxMessage();
     row.id = id;
     row.type = type;
     row.payload = payload;
-    row.headers = JSON.stringify(headers);
+    row.headers = headersText;
     row.aggregateType = origin.aggregateType;
     row.aggregateId = options.key ?? origin.aggregateId;
     row.occurredAt = now;
@@ -56,18 +63,16 @@ export class OutboxRowFactory {
   }
 }
 
+const FORBIDDEN_HEADER_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
 function checkHeaders(type: string, headers: Record<string, unknown>): Record<string, string> {
   if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
-    throw new OutboxPayloadError(`Headers of ${type} must be an object of string values. Nothing was written.`);
+    throw new OutboxPayloadError(headersNotAnObject(type));
   }
   const clean: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (name === '__proto__' || name === 'constructor' || name === 'prototype') {
-      throw new OutboxPayloadError(`Header name "${name}" of ${type} is not allowed. Nothing was written.`);
-    }
-    if (typeof value !== 'string') {
-      throw new OutboxPayloadError(`Header "${name}" of ${type} must be a string, got ${value === null ? 'null' : typeof value}. Nothing was written.`);
-    }
+    if (FORBIDDEN_HEADER_NAMES.has(name)) throw new OutboxPayloadError(headerNameForbidden(type, name));
+    if (typeof value !== 'string') throw new OutboxPayloadError(headerNotAString(type, name, value));
     clean[name] = value;
   }
   return clean;
@@ -75,7 +80,7 @@ function checkHeaders(type: string, headers: Record<string, unknown>): Record<st
 
 function checkDelay(type: string, delay: unknown): number {
   if (typeof delay !== 'number' || !Number.isInteger(delay) || delay < 0) {
-    throw new OutboxPayloadError(`Delay of ${type} must be a non-negative integer of milliseconds, got ${String(delay)}. Nothing was written.`);
+    throw new OutboxPayloadError(invalidDelay(type, delay));
   }
   return delay;
 }

@@ -1,6 +1,7 @@
 import { MikroORM, type EntityManager } from '@mikro-orm/core';
-import { OutboxError } from '../outbox.errors.js';
 import { Inject, Injectable } from '@nestjs/common';
+import { OutboxSetupError } from '../outbox.errors.js';
+import { publishOutsideContext } from '../outbox.messages.js';
 import { OUTBOX_ROW_FACTORY } from '../outbox.tokens.js';
 import type { OutboxRowFactory, PublishOptions } from './outbox-row.factory.js';
 
@@ -27,11 +28,7 @@ export class OutboxService {
     try {
       return this.orm.em.getContext();
     } catch (error) {
-      throw new OutboxError(
-        'OutboxService.publish() needs an EntityManager context to write the message with: call it inside em.transactional(), ' +
-          'an HTTP request (MikroORM registerRequestContext) or a @CreateRequestContext() method. Nothing was written.',
-        { cause: error },
-      );
+      throw new OutboxSetupError(publishOutsideContext(), { cause: error });
     }
   }
 }

@@ -1,7 +1,7 @@
 import { helper, type EventSubscriber, type FlushEventArgs, type TransactionEventArgs, type UnitOfWork } from '@mikro-orm/core';
 import type { AggregateRoot } from '@nestjs/cqrs';
-import { OutboxMessage } from '../message/outbox-message.entity.js';
-import type { OutboxSignals } from '../outbox.signals.js';
+import type { CommitSignal } from '../routing/commit.signal.js';
+import { OutboxMessage } from '../store/outbox-message.entity.js';
 import { forgetEvents, isAggregateRoot } from './aggregate-events.js';
 import type { OutboxRowFactory } from './outbox-row.factory.js';
 
@@ -23,7 +23,7 @@ export class OutboxSubscriber implements EventSubscriber {
 
   constructor(
     private readonly rows: OutboxRowFactory,
-    private readonly signals: OutboxSignals,
+    private readonly commits: CommitSignal,
   ) {}
 
   onFlush({ uow }: FlushEventArgs): void {
@@ -59,7 +59,7 @@ export class OutboxSubscriber implements EventSubscriber {
   private wake(): void {
     if (!this.wakePending) return;
     this.wakePending = false;
-    this.signals.rowsCommitted();
+    this.commits.notify();
   }
 
   private capture(uow: UnitOfWork, entity: object, seen: Set<object>, captured: Captured[]): void {

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import type { IEventHandler } from '@nestjs/cqrs';
-import { OutboxSetupError } from '../outbox.errors.js';
 import { eventTypeOf } from '../message/event-type.js';
+import { OutboxSetupError } from '../outbox.errors.js';
+import { eventTypeTaken, handlerNameTaken, handlerRequestScoped } from '../outbox.messages.js';
 
 // The metadata key @nestjs/cqrs's @EventsHandler writes (cqrs `decorators/constants`, not exported).
 const EVENTS_HANDLER_METADATA = '__eventsHandler__';
@@ -18,7 +19,11 @@ export interface EventRoute {
   handlers: HandlerEntry[];
 }
 
-/** Finds every `@EventsHandler` provider, as the cqrs explorer does, and indexes them by stable type name. */
+/**
+ * Finds every `@EventsHandler` provider, as the cqrs explorer does, and indexes them by stable type
+ * name. The metadata is read from the instance's class, so handlers registered with `useFactory`
+ * or `useValue` are found like plain class providers.
+ */
 @Injectable()
 export class HandlerExplorer {
   constructor(private readonly discovery: DiscoveryService) {}
@@ -27,33 +32,34 @@ export class HandlerExplorer {
     const routes = new Map<string, EventRoute>();
     const names = new Map<string, Function>();
     for (const wrapper of this.discovery.getProviders()) {
-      const { metatype, instance } = wrapper;
-      if (!metatype || !instance || typeof metatype !== 'function') continue;
-      const events = Reflect.getMetadata(EVENTS_HANDLER_METADATA, metatype) as Function[] | undefined;
-      if (!events?.length) continue;
-      if (!wrapper.isDependencyTreeStatic()) {
-        throw new OutboxSetupError(`Handler ${metatype.name} is request-scoped; outbox handlers run outside requests and must be singletons.`);
-      }
-      const name = metatype.name;
+      const handlerClass = handlerClassOf(wrapper.instance) ?? handlerClassOf(wrapper.metatype?.prototype);
+      if (!handlerClass) continue;
+      const events = Reflect.getMetadata(EVENTS_HANDLER_METADATA, handlerClass) as Function[];
+      if (!wrapper.isDependencyTreeStatic()) throw new OutboxSetupError(handlerRequestScoped(handlerClass.name));
+      if (!wrapper.instance) continue;
+      const name = handlerClass.name;
       const sameName = names.get(name);
-      if (sameName && sameName !== metatype) {
-        throw new OutboxSetupError(`Two handler classes are named ${name}; the name is the inbox key, so rename one of them.`);
-      }
-      names.set(name, metatype);
+      if (sameName && sameName !== handlerClass) throw new OutboxSetupError(handlerNameTaken(name));
+      names.set(name, handlerClass);
       for (const eventClass of events) {
         const type = eventTypeOf(eventClass);
         const route = routes.get(type) ?? { eventClass, handlers: [] };
-        if (route.eventClass !== eventClass) {
-          throw new OutboxSetupError(
-            `Event classes ${route.eventClass.name} and ${eventClass.name} share the type name "${type}"; give one a distinct name with @OutboxEvent('...').`,
-          );
-        }
+        if (route.eventClass !== eventClass) throw new OutboxSetupError(eventTypeTaken(type, route.eventClass.name, eventClass.name));
         if (!route.handlers.some((handler) => handler.name === name)) {
-          route.handlers.push({ name, instance: instance as IEventHandler<object> });
+          route.handlers.push({ name, instance: wrapper.instance as IEventHandler<object> });
         }
         routes.set(type, route);
       }
     }
     return routes;
   }
+}
+
+/** The class of a handler instance (or prototype) carrying @EventsHandler metadata, if it is one. */
+function handlerClassOf(instanceOrPrototype: unknown): Function | undefined {
+  if (!instanceOrPrototype || typeof instanceOrPrototype !== 'object') return undefined;
+  const candidate = (instanceOrPrototype as { constructor?: unknown }).constructor;
+  if (typeof candidate !== 'function') return undefined;
+  const events = Reflect.getMetadata(EVENTS_HANDLER_METADATA, candidate) as Function[] | undefined;
+  return events?.length ? candidate : undefined;
 }

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { qualifiedTables, type Tables } from '../message/outbox.tables.js';
+import { qualifiedTables, type Tables } from '../store/outbox.tables.js';
 
 /**
  * The inbox: one row per (message, handler) that finished. Inserted inside the handler's

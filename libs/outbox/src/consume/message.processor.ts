@@ -1,12 +1,14 @@
 import { MikroORM, RequestContext } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { OutboxError, OutboxHandlerError, OutboxMessageError, describe } from '../outbox.errors.js';
-import { nextFailureRecord } from '../message/failure-record.js';
 import { rebuildEvent } from '../message/event-codec.js';
+import { nextFailureRecord } from '../message/failure-record.js';
 import type { OutboxHeaders, OutboxJobData } from '../message/message-headers.js';
 import { isMessageId } from '../message/message-id.js';
 import { runInMessageContext } from '../message/message.context.js';
+import { OutboxError, OutboxHandlerError, OutboxMessageError } from '../outbox.errors.js';
+import { notAnOutboxJob, unknownEventType } from '../outbox.messages.js';
+import { errorText } from '../util/error-text.js';
 import type { EventRoute, HandlerEntry } from './handler.explorer.js';
 import type { InboxStore } from './inbox.store.js';
 
@@ -30,7 +32,7 @@ export class MessageProcessor {
       await this.consume(job);
     } catch (error) {
       const handler = error instanceof OutboxHandlerError ? error.handler : null;
-      const message = error instanceof OutboxHandlerError ? describe(error.cause) : describe(error);
+      const message = error instanceof OutboxHandlerError ? errorText(error.cause) : errorText(error);
       // Best effort: the record only enriches the dead-letter listing; the job fails either way.
       await job.updateProgress(nextFailureRecord(job.progress, handler, message)).catch(() => undefined);
       throw error;
@@ -41,10 +43,7 @@ export class MessageProcessor {
     const { type, payload, headers } = readJob(job);
     const route = this.routes.get(type);
     if (!route) {
-      throw new UnrecoverableError(
-        `Unknown event type "${type}" (message ${headers.messageId}): no @EventsHandler in this process handles it. ` +
-          'Register a handler for it, or name its class with @OutboxEvent if it was renamed.',
-      );
+      throw new UnrecoverableError(unknownEventType(type, headers.messageId));
     }
     let event: object;
     try {
@@ -95,9 +94,7 @@ function readJob(job: Job<OutboxJobData>): OutboxJobData {
   const data = job.data as Partial<OutboxJobData> | undefined;
   const headers = data?.headers;
   if (!data || typeof data.type !== 'string' || typeof data.payload !== 'string' || !headers || !isMessageId(headers.messageId)) {
-    throw new UnrecoverableError(
-      `Job ${job.id} is not an outbox message (expected type, payload text and headers with a message id); only the outbox relay should add jobs to this queue.`,
-    );
+    throw new UnrecoverableError(notAnOutboxJob(job.id));
   }
   return data as OutboxJobData;
 }

@@ -2,18 +2,15 @@ import { Logger } from '@nestjs/common';
 import type { MikroORM } from '@mikro-orm/core';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { describe } from '../outbox.errors.js';
-import { within } from '../outbox.timeout.js';
 import type { OutboxJobData } from '../message/message-headers.js';
-import type { ResolvedOutboxOptions } from '../outbox.options.js';
-import { looksLikeConnectionError } from './connection-errors.js';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { databaseOutage, databaseRecovered } from '../outbox.messages.js';
+import type { WorkerCounters } from '../telemetry/process-counters.js';
+import { errorText } from '../util/error-text.js';
+import { OutageLog } from '../util/outage-log.js';
+import { waitAtMost } from '../util/wait-at-most.js';
+import { looksLikeConnectionError } from './connection-error.js';
 import type { MessageProcessor } from './message.processor.js';
-
-export interface WorkerStats {
-  handled: number;
-  retried: number;
-  deadLettered: number;
-}
 
 /** The BullMQ worker on the outbox queue; logs dead letters with the handler and error. */
 export class OutboxWorker {
@@ -21,13 +18,14 @@ export class OutboxWorker {
   private readonly worker: Worker<OutboxJobData>;
   private lastConnectionError = '';
   private databasePauseMs = 0;
-  readonly stats: WorkerStats = { handled: 0, retried: 0, deadLettered: 0 };
+  private readonly databaseOutage = new OutageLog(this.logger, { failed: databaseOutage, recovered: databaseRecovered });
 
   constructor(
     private readonly processor: MessageProcessor,
     private readonly orm: MikroORM,
     private readonly connection: Redis,
     options: ResolvedOutboxOptions,
+    private readonly stats: WorkerCounters,
   ) {
     this.worker = new Worker<OutboxJobData>(options.queueName, (job) => this.process(job), {
       connection,
@@ -47,7 +45,7 @@ export class OutboxWorker {
     this.worker.on('failed', (job, error) => this.onFailed(job, error));
     this.worker.on('error', (error) => {
       // ioredis repeats the same error on every reconnect attempt; say it once until it changes.
-      const text = describe(error);
+      const text = errorText(error);
       if (text === this.lastConnectionError) return;
       this.lastConnectionError = text;
       this.logger.error(`Worker error: ${text}. Jobs wait in Redis; the worker reconnects by itself.`);
@@ -65,13 +63,11 @@ export class OutboxWorker {
   private async process(job: Job<OutboxJobData>): Promise<void> {
     try {
       await this.processor.process(job);
-      if (this.databasePauseMs) this.logger.log('PostgreSQL answers again; handlers are running.');
+      this.databaseOutage.recovered();
       this.databasePauseMs = 0;
     } catch (error) {
       if (!looksLikeConnectionError(error) || (await this.databaseAnswers())) throw error;
-      if (!this.databasePauseMs) {
-        this.logger.error(`PostgreSQL is unreachable (${describe(error)}); jobs wait in Redis without spending attempts. Logged once per outage.`);
-      }
+      this.databaseOutage.failed(errorText(error));
       this.databasePauseMs = Math.min(5000, Math.max(250, this.databasePauseMs * 2));
       await this.worker.rateLimit(this.databasePauseMs);
       throw Worker.RateLimitError();
@@ -79,7 +75,7 @@ export class OutboxWorker {
   }
 
   private async databaseAnswers(): Promise<boolean> {
-    return within(this.orm.checkConnection().then((result) => result.ok, () => false), 2000, false);
+    return waitAtMost(this.orm.checkConnection().then((result) => result.ok, () => false), 2000, false);
   }
 
   /** Abandons the handler runs still going (their transactions roll back); for a shutdown out of time. */
@@ -88,7 +84,7 @@ export class OutboxWorker {
   }
 
   start(): void {
-    this.worker.run().catch((error: unknown) => this.logger.error(`Worker stopped: ${describe(error)}`));
+    this.worker.run().catch((error: unknown) => this.logger.error(`Worker stopped: ${errorText(error)}`));
   }
 
   /**

@@ -1,35 +1,39 @@
-import { OutboxMessageError, OutboxPayloadError, describe } from '../outbox.errors.js';
+import { OutboxMessageError, OutboxPayloadError } from '../outbox.errors.js';
+import {
+  eventNotAJsonObject,
+  eventNotAnObject,
+  eventNotSerialisable,
+  messageTooLarge,
+  payloadRejectedByReviver,
+  payloadUnreadable,
+} from '../outbox.messages.js';
+import { errorText } from '../util/error-text.js';
 import { eventTypeOf, reviverOf } from './event-type.js';
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** JSON text of an event's own fields; throws before anything is written when it cannot be stored. */
-export function serialiseEvent(event: object, maxBytes: number): string {
+export function serialiseEvent(event: object): string {
   if (event === null || typeof event !== 'object') {
-    throw new OutboxPayloadError(`An outbox event must be an object (an instance of an event class), got ${event === null ? 'null' : typeof event}.`);
+    throw new OutboxPayloadError(eventNotAnObject(event));
   }
   const type = eventTypeOf(event.constructor);
   let text: string;
   try {
     text = JSON.stringify(event);
   } catch (error) {
-    throw new OutboxPayloadError(
-      `Event ${type} cannot be serialised to JSON (${describe(error)}). ` +
-        'Use plain data in events (strings, numbers, booleans, arrays, objects; no BigInt, no cycles). Nothing was written.',
-      { cause: error },
-    );
+    throw new OutboxPayloadError(eventNotSerialisable(type, errorText(error)), { cause: error });
   }
   if (text === undefined || text[0] !== '{') {
-    throw new OutboxPayloadError(`Event ${type} must serialise to a JSON object, got ${text === undefined ? 'nothing' : text.slice(0, 40)}. Nothing was written.`);
-  }
-  const bytes = Buffer.byteLength(text);
-  if (bytes > maxBytes) {
-    throw new OutboxPayloadError(
-      `Event ${type} is ${bytes} bytes of JSON, over the ${maxBytes}-byte limit (option maxPayloadBytes). ` +
-        'Store large data elsewhere and put its reference in the event. Nothing was written.',
-    );
+    throw new OutboxPayloadError(eventNotAJsonObject(type, text));
   }
   return text;
+}
+
+/** A message is its payload plus its headers; both count against `maxPayloadBytes`. */
+export function checkMessageSize(type: string, payload: string, headers: string, maxBytes: number): void {
+  const bytes = Buffer.byteLength(payload) + Buffer.byteLength(headers);
+  if (bytes > maxBytes) throw new OutboxPayloadError(messageTooLarge(type, bytes, maxBytes));
 }
 
 /**
@@ -44,11 +48,11 @@ export function parsePayload(type: string, text: string): Record<string, unknown
       return v;
     });
   } catch (error) {
-    const reason = error instanceof ForbiddenKey ? `it carries the forbidden key "${error.key}"` : `it is not valid JSON (${describe(error)})`;
-    throw new OutboxMessageError(`Payload of ${type} cannot be read: ${reason}.`);
+    const reason = error instanceof ForbiddenKey ? `it carries the forbidden key "${error.key}"` : `it is not valid JSON (${errorText(error)})`;
+    throw new OutboxMessageError(payloadUnreadable(type, reason));
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new OutboxMessageError(`Payload of ${type} cannot be read: expected a JSON object.`);
+    throw new OutboxMessageError(payloadUnreadable(type, 'expected a JSON object'));
   }
   return value as Record<string, unknown>;
 }
@@ -61,7 +65,7 @@ export function rebuildEvent(eventClass: Function, type: string, payloadText: st
     try {
       return revive(payload);
     } catch (error) {
-      throw new OutboxMessageError(`Payload of ${type} was rejected by its revive function: ${describe(error)}.`);
+      throw new OutboxMessageError(payloadRejectedByReviver(type, errorText(error)));
     }
   }
   const event = Object.create(eventClass.prototype as object) as Record<string, unknown>;

@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { OutboxSetupError } from '../outbox.errors.js';
+import { invalidEventTypeName } from '../outbox.messages.js';
 
 const EVENT_TYPE = Symbol('nest-outbox:event-type');
 
@@ -31,9 +33,7 @@ const TYPE_NAME = /^[A-Za-z0-9_.\-/@]{1,200}$/;
 export function OutboxEvent<T extends object>(nameOrOptions: string | OutboxEventOptions<T>) {
   const options = typeof nameOrOptions === 'string' ? { name: nameOrOptions } : nameOrOptions;
   if (!TYPE_NAME.test(options.name)) {
-    throw new TypeError(
-      `@OutboxEvent name ${JSON.stringify(options.name)} is invalid: use 1-200 letters, digits or "_.-/@".`,
-    );
+    throw new OutboxSetupError(invalidEventTypeName(options.name));
   }
   return (target: EventClass<T>): void => {
     Reflect.defineMetadata(EVENT_TYPE, options satisfies EventTypeMetadata, target);

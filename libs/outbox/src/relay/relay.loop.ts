@@ -1,14 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { describe } from '../outbox.errors.js';
-import type { ResolvedOutboxOptions } from '../outbox.options.js';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { relayOutage, relayRecovered } from '../outbox.messages.js';
+import { errorText } from '../util/error-text.js';
+import type { RelayCounters } from '../telemetry/process-counters.js';
+import { OutageLog } from '../util/outage-log.js';
 import type { RelayQueue } from './relay.queue.js';
 import type { ClaimedRow, RelayStore } from './relay.store.js';
-
-export interface RelayStats {
-  claimed: number;
-  dispatched: number;
-  failedBatches: number;
-}
 
 /**
  * The relay: claim due rows, enqueue them, mark them dispatched; repeat while batches come back
@@ -18,22 +15,27 @@ export interface RelayStats {
 export class RelayLoop {
   private readonly logger = new Logger('OutboxRelay');
   private readonly relay: ResolvedOutboxOptions['relay'];
+  private readonly outage: OutageLog;
   private draining: Promise<void> | undefined;
   private wokenWhileDraining = false;
   private stopped = false;
   private backoffMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  private outageSince: number | undefined;
+  /**
+   * After an enqueue that Redis refused (not an outage), rows are claimed one at a time until one
+   * goes through, so a row Redis will never take spends its own attempts, not its neighbours'.
+   */
+  private isolating = false;
   /** Ids claimed and not yet marked (at most two batches); released if shutdown cannot wait. */
   private readonly unmarked = new Set<string>();
-  readonly stats: RelayStats = { claimed: 0, dispatched: 0, failedBatches: 0 };
-
   constructor(
     private readonly store: RelayStore,
     private readonly queue: RelayQueue,
     options: ResolvedOutboxOptions,
+    private readonly stats: RelayCounters,
   ) {
     this.relay = options.relay;
+    this.outage = new OutageLog(this.logger, { failed: (reason) => relayOutage(reason, this.relay.maxBackoffMs), recovered: relayRecovered });
   }
 
   /** Runs a drain now, or right after the current one; a burst of wakes costs one extra drain. */
@@ -63,11 +65,11 @@ export class RelayLoop {
   async releaseInFlight(): Promise<number> {
     const ids = [...this.unmarked];
     this.unmarked.clear();
-    if (ids.length > 0) await this.store.release(ids, 'relay shut down before marking');
+    if (ids.length > 0) await this.store.release(ids, 'relay shut down before marking', false);
     return ids.length;
   }
 
-  /** Resolves when no drain is running (for tests and the demo). */
+  /** Resolves when no drain is running. */
   async idle(): Promise<void> {
     while (this.draining) await this.draining;
   }
@@ -80,6 +82,9 @@ export class RelayLoop {
         if ((await this.pipeline()) > 0) this.recovered();
       } while (this.wokenWhileDraining && !this.stopped);
     } catch (error) {
+      // Whatever is still unmarked is either released or held by a lease that expires: the
+      // rows are pending again either way, and no longer this loop's to hand back.
+      this.unmarked.clear();
       this.failed(error);
     }
   }
@@ -94,7 +99,7 @@ export class RelayLoop {
     let enqueued: string[] = [];
     let batch = await this.claim([]);
     while (batch.length > 0) {
-      const more = batch.length === this.relay.batchSize && !this.stopped;
+      const more = batch.length === this.batchSize() && !this.stopped;
       const [added, claimed] = await Promise.allSettled([
         this.enqueue(batch),
         more ? this.claim(enqueued) : this.mark(enqueued).then(() => []),
@@ -104,9 +109,10 @@ export class RelayLoop {
         throw claimed.reason;
       }
       if (added.status === 'rejected') {
-        await this.release(claimed.value, added.reason);
+        await this.release(claimed.value, added.reason, false);
         throw added.reason;
       }
+      this.isolating = false;
       if (more) this.settle(enqueued); // the claim statement marked them; `mark` settles its own
       moved += batch.length;
       enqueued = batch.map((row) => row.id);
@@ -116,8 +122,12 @@ export class RelayLoop {
     return moved;
   }
 
+  private batchSize(): number {
+    return this.isolating ? 1 : this.relay.batchSize;
+  }
+
   private async claim(enqueued: string[]): Promise<ClaimedRow[]> {
-    const rows = await this.store.claim(this.relay.batchSize, this.relay.leaseMs, enqueued);
+    const rows = await this.store.claim(this.batchSize(), this.relay.leaseMs, enqueued);
     for (const row of rows) this.unmarked.add(row.id);
     this.stats.claimed += rows.length;
     return rows;
@@ -129,7 +139,10 @@ export class RelayLoop {
       // waits for a reconnect rather than failing, and a healthy addBulk takes milliseconds.
       await this.queue.add(rows, Math.min(10_000, Math.max(500, Math.floor(this.relay.leaseMs / 2))));
     } catch (error) {
-      await this.release(rows, error);
+      // Redis answering means it refused these jobs: the rows spend an attempt and go one by one.
+      const refused = await this.queue.answers();
+      if (refused) this.isolating = true;
+      await this.release(rows, error, refused);
       throw error;
     }
   }
@@ -146,22 +159,16 @@ export class RelayLoop {
     this.stats.dispatched += ids.length;
   }
 
-  private async release(rows: ClaimedRow[], error: unknown): Promise<void> {
+  private async release(rows: ClaimedRow[], error: unknown, spentAttempt: boolean): Promise<void> {
     if (rows.length === 0) return;
     this.stats.failedBatches++;
     const ids = rows.map((row) => row.id);
     for (const id of ids) this.unmarked.delete(id);
-    await this.store.release(ids, `enqueue failed: ${describe(error)}`).catch(() => undefined);
+    await this.store.release(ids, `enqueue failed: ${errorText(error)}`, spentAttempt).catch(() => undefined);
   }
 
   private failed(error: unknown): void {
-    if (this.outageSince === undefined) {
-      this.outageSince = Date.now();
-      this.logger.error(
-        `Relay cannot move outbox rows (${describe(error)}). Rows stay pending and nothing is lost; ` +
-          `retrying with backoff up to ${this.relay.maxBackoffMs} ms. Check Redis and PostgreSQL; this is logged once per outage.`,
-      );
-    }
+    this.outage.failed(errorText(error));
     this.backoffMs = Math.min(this.relay.maxBackoffMs, this.backoffMs ? this.backoffMs * 2 : 100);
     if (this.stopped) return;
     this.retryTimer = setTimeout(() => {
@@ -173,8 +180,6 @@ export class RelayLoop {
 
   private recovered(): void {
     this.backoffMs = 0;
-    if (this.outageSince === undefined) return;
-    this.logger.log(`Relay recovered after ${((Date.now() - this.outageSince) / 1000).toFixed(1)} s; pending rows are moving again.`);
-    this.outageSince = undefined;
+    this.outage.recovered();
   }
 }

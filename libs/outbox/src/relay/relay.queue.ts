@@ -1,8 +1,10 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import type { OutboxJobData } from '../message/message-headers.js';
-import type { ResolvedOutboxOptions } from '../outbox.options.js';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { OutboxTimeoutError } from '../outbox.errors.js';
+import { addBulkTimedOut } from '../outbox.messages.js';
+import { waitAtMost } from '../util/wait-at-most.js';
 import type { ClaimedRow } from './relay.store.js';
-import { within } from '../outbox.timeout.js';
 
 /** Hands claimed rows to BullMQ in one pipeline; the job id is the message id, so a re-add is a no-op. */
 export class RelayQueue {
@@ -10,6 +12,8 @@ export class RelayQueue {
 
   constructor(
     private readonly queue: Queue<OutboxJobData>,
+    /** Whether Redis answers now: tells a refused add from an outage. */
+    readonly answers: () => Promise<boolean>,
     options: ResolvedOutboxOptions,
   ) {
     this.jobOptions = {
@@ -35,8 +39,7 @@ export class RelayQueue {
       opts: { ...this.jobOptions, jobId: row.id },
     }));
     // A late success is harmless (job ids dedupe); a late failure changes nothing.
-    const answered = await within(this.queue.addBulk(jobs).then(() => true), timeoutMs, false);
-    if (!answered) throw new Error(`BullMQ addBulk did not answer within ${timeoutMs} ms`);
+    const answered = await waitAtMost(this.queue.addBulk(jobs).then(() => true), timeoutMs, false);
+    if (!answered) throw new OutboxTimeoutError(addBulkTimedOut(timeoutMs));
   }
 }
-

@@ -1,26 +1,9 @@
-import { MikroORM } from '@mikro-orm/core';
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { isMessageId } from '../message/message-id.js';
-import { qualifiedTables } from '../message/outbox.tables.js';
-import { OutboxError } from '../outbox.errors.js';
-import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from '../outbox.options.js';
-import { OutboxQueue } from '../outbox.queue.js';
+import { OutboxArgumentError, OutboxDeadLetterNotFoundError } from '../outbox.errors.js';
+import { invalidFilterField, invalidQueryCount } from '../outbox.messages.js';
+import { OutboxQueue } from '../routing/outbox.queue.js';
 import { matchesFilter, toDeadLetter, type DeadLetter, type DeadLetterFilter, type DeadLetterQuery } from './dead-letter.js';
-
-/** `retry` or `discard` was given an id that is not in the failed set (unknown, already retried, or not failed). */
-export class OutboxDeadLetterNotFoundError extends OutboxError {
-  constructor(
-    readonly messageId: string,
-    state: string,
-  ) {
-    super(
-      state === 'unknown'
-        ? `No dead letter has id ${JSON.stringify(messageId)}: the queue holds no such message. List dead letters with OutboxDeadLetters.list().`
-        : `No dead letter has id ${JSON.stringify(messageId)}: the message is ${state}, not failed.`,
-    );
-  }
-}
 
 const PAGE = 200;
 const MAX_LIMIT = 1000;
@@ -28,19 +11,13 @@ const MAX_LIMIT = 1000;
 /**
  * Admin operations on the dead letters: the failed set of the outbox queue. BullMQ puts a job
  * there only when no attempt is left (or it was unrecoverable), so a job still being retried is
- * never listed. Reads Redis, so it sees the dead letters of every process.
+ * never listed. Reads Redis, so it sees the dead letters of every process. Inbox marks of a dead
+ * letter are kept by retention for as long as its job exists, so a retry never repeats a handler
+ * that already succeeded on it.
  */
 @Injectable()
 export class OutboxDeadLetters {
-  private readonly refreshInboxSql: string;
-
-  constructor(
-    private readonly orm: MikroORM,
-    private readonly queue: OutboxQueue,
-    @Inject(OUTBOX_OPTIONS) options: ResolvedOutboxOptions,
-  ) {
-    this.refreshInboxSql = `update ${qualifiedTables(options.tables).inbox} set processed_at = now() where message_id = any(?::uuid[])`;
-  }
+  constructor(private readonly queue: OutboxQueue) {}
 
   /** Dead letters matching the query, newest failure first. */
   async list(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
@@ -54,9 +31,9 @@ export class OutboxDeadLetters {
     }
     const letters: DeadLetter[] = [];
     let skipped = 0;
-    for await (const letter of this.scan(query)) {
+    for await (const job of this.scan(query)) {
       if (skipped++ < offset) continue;
-      letters.push(letter);
+      letters.push(toDeadLetter(job));
       if (letters.length === limit) break;
     }
     return letters;
@@ -64,51 +41,29 @@ export class OutboxDeadLetters {
 
   /** Puts one dead letter back to waiting with its attempts reset; handlers that already succeeded on it are skipped. */
   async retry(messageId: string): Promise<void> {
-    const job = await this.deadJob(messageId);
-    await this.keepInboxMarks([messageId]);
-    await this.retryJob(job, true);
+    await this.retryJob(await this.deadJob(messageId), true);
   }
 
-  /** Retries every dead letter matching the filter (all when empty); returns how many were retried. */
+  /** Retries every dead letter matching the filter (all when empty), a page at a time; returns how many were retried. */
   async retryAll(filter: DeadLetterFilter = {}): Promise<number> {
     checkFilter(filter);
-    const ids = await this.matchingIds(filter);
-    await this.keepInboxMarks(ids);
-    let retried = 0;
-    for (const job of await this.jobs(ids)) {
-      if (await this.retryJob(job, false)) retried++;
-    }
-    return retried;
+    return this.eachMatching(filter, (job) => this.retryJob(job, false));
   }
 
   /** Removes one dead letter for good. */
   async discard(messageId: string): Promise<void> {
-    const job = await this.deadJob(messageId);
-    await job.remove();
+    await (await this.deadJob(messageId)).remove();
   }
 
-  /** Removes every dead letter matching the filter (all when empty); returns how many were removed. */
+  /** Removes every dead letter matching the filter (all when empty), a page at a time; returns how many were removed. */
   async discardAll(filter: DeadLetterFilter = {}): Promise<number> {
     checkFilter(filter);
-    let removed = 0;
-    for (const job of await this.jobs(await this.matchingIds(filter))) {
+    return this.eachMatching(filter, async (job) => {
       // Checked per job: one retried meanwhile by someone else is no longer a dead letter.
-      if ((await job.getState()) !== 'failed') continue;
+      if ((await job.getState()) !== 'failed') return false;
       await job.remove();
-      removed++;
-    }
-    return removed;
-  }
-
-  /**
-   * A dead letter can wait longer than `retention.inboxAfterSeconds`. Retention keeps the inbox
-   * marks of messages in the failed set; refreshing them here keeps them once the message leaves
-   * that set, until its retry has run, so handlers that succeeded before do not run again.
-   */
-  private async keepInboxMarks(ids: readonly string[]): Promise<void> {
-    const messageIds = ids.filter(isMessageId);
-    if (messageIds.length === 0) return;
-    await this.orm.em.getConnection('write').execute(this.refreshInboxSql, [`{${messageIds.join(',')}}`], 'run');
+      return true;
+    });
   }
 
   private async retryJob(job: Job, strict: boolean): Promise<boolean> {
@@ -133,19 +88,31 @@ export class OutboxDeadLetters {
     return job;
   }
 
-  private async matchingIds(filter: DeadLetterFilter): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const letter of this.scan(filter)) ids.push(letter.messageId);
-    return ids;
+  /**
+   * Acts on the matching dead letters one page at a time, so memory stays bounded however many
+   * there are. A job acted on leaves the failed set, so the next page starts fewer places on.
+   */
+  private async eachMatching(filter: DeadLetterFilter, act: (job: Job) => Promise<boolean>): Promise<number> {
+    let done = 0;
+    let start = 0;
+    for (;;) {
+      const ids = await this.queue.get().getRanges(['failed'], start, start + PAGE - 1, false);
+      let left = 0;
+      for (const job of await this.jobs(ids)) {
+        if (matchesFilter(toDeadLetter(job), filter) && (await act(job))) done++;
+        else left++;
+      }
+      if (ids.length < PAGE) return done;
+      start += left;
+    }
   }
 
   /** Walks the failed set page by page; the handler is only in each job's failure record, so filtering happens here. */
-  private async *scan(filter: DeadLetterFilter): AsyncGenerator<DeadLetter> {
+  private async *scan(filter: DeadLetterFilter): AsyncGenerator<Job> {
     for (let start = 0; ; start += PAGE) {
       const ids = await this.queue.get().getRanges(['failed'], start, start + PAGE - 1, false);
       for (const job of await this.jobs(ids)) {
-        const letter = toDeadLetter(job);
-        if (matchesFilter(letter, filter)) yield letter;
+        if (matchesFilter(toDeadLetter(job), filter)) yield job;
       }
       if (ids.length < PAGE) return;
     }
@@ -161,15 +128,13 @@ export class OutboxDeadLetters {
 function count(name: string, value: unknown, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new RangeError(`Dead-letter query "${name}" must be an integer from 0 to ${max}, got ${String(value)}.`);
+    throw new OutboxArgumentError(invalidQueryCount(name, max, value));
   }
   return value;
 }
 
 function checkFilter(filter: DeadLetterFilter): void {
   for (const name of ['type', 'handler'] as const) {
-    if (filter[name] !== undefined && typeof filter[name] !== 'string') {
-      throw new TypeError(`Dead-letter filter "${name}" must be a string, got ${typeof filter[name]}.`);
-    }
+    if (filter[name] !== undefined && typeof filter[name] !== 'string') throw new OutboxArgumentError(invalidFilterField(name, filter[name]));
   }
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { OutboxOptionsError } from './outbox.errors.js';
-import { resolveOutboxOptions, retryWindowMs, type OutboxModuleOptions } from './outbox.options.js';
+import { OutboxOptionsError } from '../outbox.errors.js';
+import type { OutboxModuleOptions } from './outbox-options.interface.js';
+import { resolveOutboxOptions } from './resolve-options.js';
+import { retryWindowMs } from './retry-window.js';
 
 describe('resolveOutboxOptions', () => {
   it('fills every default', () => {
@@ -23,9 +25,12 @@ describe('resolveOutboxOptions', () => {
     ['SQL in a table name', { tables: { outbox: 'outbox; drop table orders' } }, /"tables\.outbox": expected a SQL identifier/],
     ['quote in a schema name', { tables: { schema: 'a"b' } }, /"tables\.schema": expected a SQL identifier/],
     ['same table twice', { tables: { outbox: 'messages', inbox: 'messages' } }, /"tables\.outbox" and "tables\.inbox": they must differ/],
+    ['relay attempts zero', { relay: { maxAttempts: 0 } }, /"relay\.maxAttempts": expected an integer from 1 to 1000, got 0/],
     ['colon in a queue name', { queueName: 'orders:events' }, /"queueName".*BullMQ forbids ":"/],
     ['Redis glob in a prefix', { prefix: 'bull*' }, /"prefix"/],
     ['a non-Redis URL', { redis: 'http://localhost:6379' }, /"redis": expected a URL starting with redis:\/\//],
+    ['a URL with a password, which is not echoed', { redis: 'http://user:s3cret@host:6379' }, /got "http:\/\/user:\*\*\*@host:6379"/],
+    ['a relay section that is not an object', { relay: 'fast' as never }, /"relay": expected an object, got "fast"/],
     ['jitter above 1', { worker: { backoff: { jitter: 2 } } }, /"worker\.backoff\.jitter": expected a number from 0 to 1, got 2/],
     ['negative stalled count', { worker: { maxStalledCount: -1 } }, /"worker\.maxStalledCount": expected an integer from 0 to 1000, got -1/],
     ['flag as a string', { relay: { enabled: 'no' as unknown as boolean } }, /"relay\.enabled": expected true or false, got "no"/],
@@ -40,5 +45,16 @@ describe('resolveOutboxOptions', () => {
     const worker = resolveOutboxOptions({ worker: { attempts: 4, backoff: { type: 'exponential', delayMs: 100 } } }).worker;
     expect(retryWindowMs(worker)).toBe(100 + 200 + 400);
     expect(retryWindowMs({ ...worker, backoff: { type: 'fixed', delayMs: 100, jitter: 0 } })).toBe(300);
+  });
+
+  it('never echoes a Redis password, whatever the option looks like', () => {
+    let message = '';
+    try {
+      resolveOutboxOptions({ redis: 'redis//:hunter2@10.0.0.1:6379' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/"redis"/);
+    expect(message).not.toContain('hunter2');
   });
 });

@@ -1,11 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { OutboxJobData } from './message/message-headers.js';
-import { OutboxError } from './outbox.errors.js';
-import { OUTBOX_OPTIONS, type ResolvedOutboxOptions } from './outbox.options.js';
-import { createRedis } from './outbox.redis.js';
-import { within } from './outbox.timeout.js';
+import type { OutboxJobData } from '../message/message-headers.js';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { OutboxClosedError } from '../outbox.errors.js';
+import { queueClosed } from '../outbox.messages.js';
+import { OUTBOX_OPTIONS } from '../outbox.tokens.js';
+import { waitAtMost } from '../util/wait-at-most.js';
+import { createRedis } from './redis.connection.js';
 
 /**
  * Owns the BullMQ queue of the outbox and its Redis client. Nothing connects until first use, so
@@ -17,17 +19,19 @@ export class OutboxQueue {
   private connection: Redis | undefined;
   private closed = false;
 
-  constructor(@Inject(OUTBOX_OPTIONS) protected readonly options: ResolvedOutboxOptions) {}
+  constructor(@Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions) {}
 
   get(): Queue<OutboxJobData> {
     if (this.closed) {
       // Reopening here would leak a client that nothing closes any more.
-      throw new OutboxError('The outbox queue is closed: the application is shutting down.');
+      throw new OutboxClosedError(queueClosed());
     }
     if (!this.queue) {
       // Fails fast while Redis is down (no offline queue), so the relay backs off instead of hanging.
       this.connection = createRedis(this.options, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-      this.queue = this.create(this.options.queueName, this.connection);
+      this.queue = new Queue<OutboxJobData>(this.options.queueName, { connection: this.connection, prefix: this.options.prefix });
+      // Without a listener an outage prints raw errors; the relay already reports it, once.
+      this.queue.on('error', () => undefined);
     }
     return this.queue;
   }
@@ -38,12 +42,29 @@ export class OutboxQueue {
     return this.connection!;
   }
 
-  /** Builds the queue; a subclass may return its own (fault-injection tests do). */
-  protected create(name: string, connection: Redis): Queue<OutboxJobData> {
-    const queue = new Queue<OutboxJobData>(name, { connection, prefix: this.options.prefix });
-    // Without a listener an outage prints raw errors; the relay already reports it, once.
-    queue.on('error', () => undefined);
-    return queue;
+  /**
+   * The ids among `ids` whose job may still run: it exists and has not completed (waiting,
+   * delayed, active, stalled, retried or a dead letter). A job that no longer exists was
+   * completed and removed, or discarded: it cannot run again.
+   */
+  async mayStillRun(ids: readonly string[]): Promise<Set<string>> {
+    const queue = this.get();
+    const pipeline = this.client().pipeline();
+    for (const id of ids) pipeline.exists(queue.toKey(id)).zscore(queue.toKey('completed'), id);
+    const replies = (await pipeline.exec()) ?? [];
+    const live = new Set<string>();
+    ids.forEach((id, i) => {
+      const [existsError, exists] = replies[2 * i];
+      const [scoreError, score] = replies[2 * i + 1];
+      if (existsError || scoreError) throw existsError ?? scoreError;
+      if (exists === 1 && score === null) live.add(id);
+    });
+    return live;
+  }
+
+  /** True when Redis answers a PING within a second (a failed command was then refused, not lost in an outage). */
+  async answers(): Promise<boolean> {
+    return waitAtMost(this.client().ping().then(() => true, () => false), 1000, false);
   }
 
   async close(timeoutMs = 1000): Promise<void> {
@@ -52,7 +73,7 @@ export class OutboxQueue {
     this.queue = undefined;
     this.connection = undefined;
     try {
-      if (queue) await within(queue.close(), timeoutMs, undefined);
+      if (queue) await waitAtMost(queue.close(), timeoutMs, undefined);
     } finally {
       connection?.disconnect();
     }

@@ -1,5 +1,6 @@
 import { EntitySchema } from '@mikro-orm/core';
-import { resolveOutboxOptions, type OutboxTableNames } from '../outbox.options.js';
+import type { OutboxTableNames } from '../options/outbox-options.interface.js';
+import { resolveTableNames } from '../options/table-names.js';
 import { JsonTextType } from './json-text.type.js';
 import { InboxMessage, OutboxMessage } from './outbox-message.entity.js';
 
@@ -8,7 +9,7 @@ import { InboxMessage, OutboxMessage } from './outbox-message.entity.js';
  * `OutboxModule.forRoot()` when you rename them; the module checks at boot that both agree.
  */
 export function outboxEntities(tables: OutboxTableNames = {}): EntitySchema[] {
-  const names = resolveOutboxOptions({ tables }).tables;
+  const names = resolveTableNames(tables);
   const outbox = new EntitySchema<OutboxMessage>({
     class: OutboxMessage,
     tableName: names.outbox,
@@ -26,6 +27,7 @@ export function outboxEntities(tables: OutboxTableNames = {}): EntitySchema[] {
       lockedUntil: { type: 'datetime', columnType: 'timestamptz', nullable: true, fieldName: 'locked_until' },
       lastError: { type: 'text', nullable: true, fieldName: 'last_error' },
       dispatchedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true, fieldName: 'dispatched_at' },
+      claimedBy: { type: 'text', nullable: true, fieldName: 'claimed_by' },
     },
   });
   const inbox = new EntitySchema<InboxMessage>({

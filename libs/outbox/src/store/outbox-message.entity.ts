@@ -18,6 +18,8 @@ export class OutboxMessage {
   lockedUntil!: Date | null;
   lastError!: string | null;
   dispatchedAt!: Date | null;
+  /** The relay holding the lease (`locked_until`); set by the relay, never by capture. */
+  claimedBy?: string | null;
 }
 
 /** A handler that finished a message: a row of `inbox_message`. Its presence makes redelivery a no-op. */

@@ -2,7 +2,7 @@
  * `promise`'s outcome if it settles within `ms`, else `fallback`. The timer is cleared either way,
  * and a late rejection is absorbed: whoever gave up waiting has already moved on.
  */
-export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+export async function waitAtMost<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
   promise.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<F>((resolve) => {

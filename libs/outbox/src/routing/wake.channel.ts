@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { within } from './outbox.timeout.js';
+import { waitAtMost } from '../util/wait-at-most.js';
 
 /**
  * "Rows committed" across processes: a Redis channel per queue. Capture publishes after a commit
@@ -13,7 +13,10 @@ export class WakeChannel {
 
   constructor(
     readonly name: string,
+    /** The client publishes go through (shared with the queue). */
     private readonly publisher: () => Redis,
+    /** A new client for listening: a subscribed client can run nothing else. */
+    private readonly newSubscriber: () => Redis,
   ) {}
 
   publish(): void {
@@ -34,8 +37,9 @@ export class WakeChannel {
       });
   }
 
-  /** Listens on a dedicated connection (a subscribed client can run nothing else). */
-  async subscribe(connection: Redis, listener: () => void): Promise<void> {
+  /** Listens on a dedicated connection; `close()` ends it. */
+  async subscribe(listener: () => void): Promise<void> {
+    const connection = this.newSubscriber();
     this.subscriber = connection;
     connection.on('message', (channel: string) => {
       if (channel === this.name) listener();
@@ -43,7 +47,7 @@ export class WakeChannel {
     // Errors (Redis down) are retried by ioredis, which re-subscribes on reconnect; the boot does
     // not wait for Redis longer than a moment: the schedule covers the time until it answers.
     connection.on('error', () => undefined);
-    await within(connection.subscribe(this.name).catch(() => undefined), 2000, undefined);
+    await waitAtMost(connection.subscribe(this.name).catch(() => undefined), 2000, undefined);
   }
 
   close(): void {

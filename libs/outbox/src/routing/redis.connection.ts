@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { ResolvedOutboxOptions } from './outbox.options.js';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 
 /** A new ioredis client from the module's `redis` option (URL or options) plus per-use settings. */
 export function createRedis(options: ResolvedOutboxOptions, overrides: RedisOptions): Redis {

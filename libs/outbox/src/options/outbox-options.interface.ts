@@ -1,0 +1,120 @@
+import type { ModuleMetadata, Type } from '@nestjs/common';
+import type { RedisOptions } from 'ioredis';
+
+/** Names of the tables the outbox uses; each must be a plain SQL identifier. */
+export interface OutboxTableNames {
+  /** PostgreSQL schema holding both tables; the connection's search_path when omitted. */
+  schema?: string;
+  /** Default `outbox_message`. */
+  outbox?: string;
+  /** Default `inbox_message`. */
+  inbox?: string;
+}
+
+export interface OutboxRelayOptions {
+  /** Run the relay (outbox → BullMQ) in this process. Default `true`. */
+  enabled?: boolean;
+  /** Safety-net poll interval in ms; commits that write rows wake the relay at once. Default 1000. */
+  intervalMs?: number;
+  /** Rows claimed, enqueued and marked per round trip. Default 500. */
+  batchSize?: number;
+  /** How long a claimed row stays reserved for this relay, in ms; after it another relay may take it. Default 30000. */
+  leaseMs?: number;
+  /** Longest pause between retries while Redis or PostgreSQL is unreachable, in ms. Default 30000. */
+  maxBackoffMs?: number;
+  /**
+   * Claims whose enqueue failed for a reason other than an unreachable Redis (say, a job Redis
+   * refuses) before the row stops being claimed and shows as stuck in `OutboxMonitor`. Default 10.
+   */
+  maxAttempts?: number;
+}
+
+export interface OutboxWorkerOptions {
+  /** Run the BullMQ worker (handlers) in this process. Default `true`. */
+  enabled?: boolean;
+  /** Jobs processed at once by this process. Default 16. */
+  concurrency?: number;
+  /** Delivery attempts before a message becomes a dead letter. Default 5. */
+  attempts?: number;
+  /**
+   * Retry delay: `exponential` doubles `delayMs` per attempt. `jitter` (0-1) shortens each delay by
+   * up to that fraction at random, so messages that failed together do not retry in lockstep.
+   * Default exponential, 1000 ms, jitter 0.25.
+   */
+  backoff?: { type?: 'exponential' | 'fixed'; delayMs?: number; jitter?: number };
+  /** How long a worker's claim on a job lasts without renewal, in ms (BullMQ lockDuration). Default 30000. */
+  lockDurationMs?: number;
+  /** How often workers look for jobs whose worker died, in ms (BullMQ stalledInterval). Default 30000. */
+  stalledIntervalMs?: number;
+  /** Times a job may lose its worker (crash, kill) before it becomes a dead letter. Default 10. */
+  maxStalledCount?: number;
+}
+
+export interface OutboxRetentionOptions {
+  /** Run the scheduled cleanup in this process. Default `true`. */
+  enabled?: boolean;
+  /** Delete dispatched outbox rows this long after dispatch (seconds). Default 604800 (7 days). */
+  dispatchedAfterSeconds?: number;
+  /** Delete a row as soon as it is dispatched instead of keeping it. Default `false`. */
+  deleteOnDispatch?: boolean;
+  /** Delete inbox rows this long after processing (seconds); must exceed the retry window. Default 1209600 (14 days). */
+  inboxAfterSeconds?: number;
+  /** How often the cleanup runs, in ms. Default 60000. */
+  intervalMs?: number;
+  /** Rows deleted per statement, so no statement holds locks for long. Default 1000. */
+  batchSize?: number;
+}
+
+export interface OutboxModuleOptions {
+  /** Redis connection: a `redis://` URL or ioredis options. Default `REDIS_URL` or `redis://127.0.0.1:6379`. */
+  redis?: string | RedisOptions;
+  /** BullMQ queue name. Default `outbox`. Letters, digits, `-`, `_`, `.`; no `:`. */
+  queueName?: string;
+  /** BullMQ key prefix. Default `bull`. */
+  prefix?: string;
+  relay?: OutboxRelayOptions;
+  worker?: OutboxWorkerOptions;
+  tables?: OutboxTableNames;
+  /** Largest serialised event payload accepted, in bytes. Default 262144 (256 KiB). */
+  maxPayloadBytes?: number;
+  /** Completed BullMQ jobs are kept this long (seconds) so a re-dispatched message is recognised. Default 86400. */
+  keepCompletedSeconds?: number;
+  retention?: OutboxRetentionOptions;
+  /** Longest wait at shutdown for in-flight enqueues and active handlers, in ms. Default 10000. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface OutboxOptionsFactory {
+  createOutboxOptions(): OutboxModuleOptions | Promise<OutboxModuleOptions>;
+}
+
+export interface OutboxModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  // Nest's own async-module signature; the factory's parameters are whatever `inject` lists.
+  useFactory?: (...args: never[]) => OutboxModuleOptions | Promise<OutboxModuleOptions>;
+  inject?: Array<string | symbol | Type<unknown>>;
+  useClass?: Type<OutboxOptionsFactory>;
+  useExisting?: Type<OutboxOptionsFactory>;
+}
+
+/** Table names with defaults filled in. */
+export interface ResolvedTableNames {
+  schema?: string;
+  outbox: string;
+  inbox: string;
+}
+
+/** Options with every default filled in; what the stages read. Not part of the public API. */
+export interface ResolvedOutboxOptions {
+  redis: string | RedisOptions;
+  queueName: string;
+  prefix: string;
+  relay: Required<OutboxRelayOptions>;
+  worker: Required<Omit<OutboxWorkerOptions, 'backoff'>> & {
+    backoff: { type: 'exponential' | 'fixed'; delayMs: number; jitter: number };
+  };
+  tables: ResolvedTableNames;
+  maxPayloadBytes: number;
+  keepCompletedSeconds: number;
+  retention: Required<OutboxRetentionOptions>;
+  shutdownTimeoutMs: number;
+}

@@ -1,0 +1,150 @@
+/**
+ * The long texts the library says: what happened and what to do. Kept here, as small functions,
+ * so the code that throws or logs stays readable and every message can be read in one place.
+ */
+
+/** A value as an error message may show it: strings quoted, credentials in URLs hidden, objects unnamed. */
+export function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value));
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}
+
+/** `redis://user:secret@host` → `redis://user:***@host`, also in a malformed URL: whatever stands between a `:` and an `@`. */
+export function redactUrl(text: string): string {
+  return text.replace(/:[^:@/\s]*@/g, ':***@');
+}
+
+// Options
+
+export const invalidOption = (name: string, expected: string, got: unknown) =>
+  `Invalid nest-outbox option "${name}": expected ${expected}, got ${shown(got)}.`;
+
+export const optionsNotAnObject = (got: unknown) => `nest-outbox options must be an object, got ${shown(got)}.`;
+
+export const sameTableNames = (name: string) =>
+  `Invalid nest-outbox options "tables.outbox" and "tables.inbox": they must differ, both are "${name}".`;
+
+export const keepCompletedBelowLease = (seconds: number, leaseMs: number) =>
+  `Invalid nest-outbox option "keepCompletedSeconds": ${seconds}s is shorter than relay.leaseMs (${leaseMs} ms); ` +
+  'completed jobs must outlive the lease so a re-dispatched message is recognised.';
+
+export const inboxRetentionBelowRetryWindow = (seconds: number, windowSeconds: number, attempts: number, type: string, delayMs: number) =>
+  `Invalid nest-outbox option "retention.inboxAfterSeconds": ${seconds}s is not longer than the retry window ` +
+  `(${windowSeconds}s for ${attempts} attempts with ${type} backoff of ${delayMs} ms); ` +
+  'an inbox row removed before the last retry would let a handler run twice.';
+
+export const asyncOptionsWithoutSource = () =>
+  'OutboxModule.forRootAsync() needs one of useFactory, useClass or useExisting.';
+
+// Boot checks
+
+export const entitiesNotRegistered = () =>
+  "MikroORM does not know the outbox entities: add `...outboxEntities()` (from 'nest-outbox') to the `entities` of your MikroORM config.";
+
+export const entitiesDisagree = (ormTable: string, moduleTable: string) =>
+  `MikroORM maps the outbox to ${ormTable} but OutboxModule uses ${moduleTable}: pass the same \`tables\` to outboxEntities() and OutboxModule.`;
+
+export const databaseUnreachableAtBoot = (reason: string) =>
+  `nest-outbox cannot reach PostgreSQL to check its tables: ${reason}. Start the database and boot again.`;
+
+export const tablesMissing = (tables: string[]) =>
+  `Table(s) ${tables.join(', ')} do not exist. Run the outbox migration (add outboxMigration() to MikroORM's ` +
+  'migrations.migrationsList and run it) or apply outboxSchemaSql() before the application starts.';
+
+export const cqrsUnsupported = () =>
+  'nest-outbox cannot find the event list of @nestjs/cqrs AggregateRoot; this @nestjs/cqrs version is not supported.';
+
+// Handlers
+
+export const handlerRequestScoped = (handler: string) =>
+  `Handler ${handler} is request-scoped; outbox handlers run outside requests and must be singletons.`;
+
+export const handlerNameTaken = (handler: string) =>
+  `Two handler classes are named ${handler}; the name is the inbox key, so rename one of them.`;
+
+export const eventTypeTaken = (type: string, first: string, second: string) =>
+  `Event classes ${first} and ${second} share the type name "${type}"; give one a distinct name with @OutboxEvent('...').`;
+
+export const invalidEventTypeName = (name: unknown) =>
+  `@OutboxEvent name ${shown(name)} is invalid: use 1-200 letters, digits or "_.-/@".`;
+
+// Capture
+
+export const publishOutsideContext = () =>
+  'OutboxService.publish() needs an EntityManager context to write the message with: call it inside em.transactional(), ' +
+  'an HTTP request (MikroORM registerRequestContext) or a @CreateRequestContext() method. Nothing was written.';
+
+export const eventNotAnObject = (got: unknown) =>
+  `An outbox event must be an object (an instance of an event class), got ${got === null ? 'null' : typeof got}.`;
+
+export const eventNotSerialisable = (type: string, reason: string) =>
+  `Event ${type} cannot be serialised to JSON (${reason}). ` +
+  'Use plain data in events (strings, numbers, booleans, arrays, objects; no BigInt, no cycles). Nothing was written.';
+
+export const eventNotAJsonObject = (type: string, text: string | undefined) =>
+  `Event ${type} must serialise to a JSON object, got ${text === undefined ? 'nothing' : text.slice(0, 40)}. Nothing was written.`;
+
+export const messageTooLarge = (type: string, bytes: number, maxBytes: number) =>
+  `Event ${type} is ${bytes} bytes of JSON with its headers, over the ${maxBytes}-byte limit (option maxPayloadBytes). ` +
+  'Store large data elsewhere and put its reference in the event. Nothing was written.';
+
+export const headersNotAnObject = (type: string) => `Headers of ${type} must be an object of string values. Nothing was written.`;
+
+export const headerNameForbidden = (type: string, name: string) => `Header name "${name}" of ${type} is not allowed. Nothing was written.`;
+
+export const headerNotAString = (type: string, name: string, value: unknown) =>
+  `Header "${name}" of ${type} must be a string, got ${value === null ? 'null' : typeof value}. Nothing was written.`;
+
+export const invalidDelay = (type: string, delay: unknown) =>
+  `Delay of ${type} must be a non-negative integer of milliseconds, got ${String(delay)}. Nothing was written.`;
+
+// Reading messages
+
+export const payloadUnreadable = (type: string, reason: string) => `Payload of ${type} cannot be read: ${reason}.`;
+
+export const payloadRejectedByReviver = (type: string, reason: string) => `Payload of ${type} was rejected by its revive function: ${reason}.`;
+
+export const unknownEventType = (type: string, messageId: string) =>
+  `Unknown event type "${type}" (message ${messageId}): no @EventsHandler in this process handles it. ` +
+  'Register a handler for it, or name its class with @OutboxEvent if it was renamed.';
+
+export const notAnOutboxJob = (jobId: string | undefined) =>
+  `Job ${jobId} is not an outbox message (expected type, payload text and headers with a message id); only the outbox relay should add jobs to this queue.`;
+
+// Relay, worker and retention at run time
+
+export const relayOutage = (reason: string, maxBackoffMs: number) =>
+  `Relay cannot move outbox rows (${reason}). Rows stay pending and nothing is lost; ` +
+  `retrying with backoff up to ${maxBackoffMs} ms. Check Redis and PostgreSQL; this is logged once per outage.`;
+
+export const relayRecovered = (seconds: string) => `Relay recovered after ${seconds} s; pending rows are moving again.`;
+
+export const addBulkTimedOut = (timeoutMs: number) => `BullMQ addBulk did not answer within ${timeoutMs} ms`;
+
+export const databaseOutage = (reason: string) =>
+  `PostgreSQL is unreachable (${reason}); jobs wait in Redis without spending attempts. Logged once per outage.`;
+
+export const databaseRecovered = (seconds: string) => `PostgreSQL answers again after ${seconds} s; handlers are running.`;
+
+export const retentionOutage = (reason: string, intervalMs: number) =>
+  `Retention cleanup failed (${reason}). Old outbox and inbox rows stay until it succeeds; ` +
+  `trying again every ${intervalMs} ms. Check PostgreSQL and Redis; this is logged once per outage.`;
+
+export const retentionRecovered = (seconds: string) => `Retention cleanup recovered after ${seconds} s.`;
+
+export const queueClosed = () => 'The outbox queue is closed: the application is shutting down.';
+
+export const shutdownOutOfTime = (timeoutMs: number, released: number) =>
+  `Shutdown took longer than shutdownTimeoutMs (${timeoutMs} ms): released ${released} claimed row(s); ` +
+  'active handler runs were ended (their transactions roll back) and their jobs will run again elsewhere.';
+
+export const handlerAbortedAtShutdown = (timeoutMs: number) =>
+  `the application shut down after waiting shutdownTimeoutMs (${timeoutMs} ms)`;
+
+// Admin calls
+
+export const invalidQueryCount = (name: string, max: number, got: unknown) =>
+  `Dead-letter query "${name}" must be an integer from 0 to ${max}, got ${shown(got)}.`;
+
+export const invalidFilterField = (name: string, got: unknown) => `Dead-letter filter "${name}" must be a string, got ${typeof got}.`;

@@ -1,0 +1,92 @@
+import { MikroORM } from '@mikro-orm/core';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import type { SchedulerRegistry } from '@nestjs/schedule';
+import type { OutboxRowFactory } from './capture/outbox-row.factory.js';
+import { OutboxSubscriber } from './capture/outbox.subscriber.js';
+import { Consumer } from './consume/consumer.js';
+import { HandlerExplorer } from './consume/handler.explorer.js';
+import type { ResolvedOutboxOptions } from './options/outbox-options.interface.js';
+import { checkOutboxSetup } from './outbox.boot-check.js';
+import { handlerAbortedAtShutdown, shutdownOutOfTime } from './outbox.messages.js';
+import { OUTBOX_OPTIONS, OUTBOX_ROW_FACTORY, OUTBOX_SCHEDULER } from './outbox.tokens.js';
+import { RelayRunner } from './relay/relay.runner.js';
+import { CommitSignal } from './routing/commit.signal.js';
+import { OutboxQueue } from './routing/outbox.queue.js';
+import { createRedis } from './routing/redis.connection.js';
+import { WakeChannel } from './routing/wake.channel.js';
+import { qualifiedTables } from './store/outbox.tables.js';
+import { ProcessCounters } from './telemetry/process-counters.js';
+import { waitAtMost } from './util/wait-at-most.js';
+
+/**
+ * Starts and stops the outbox's stages in order, around the application's own lifecycle:
+ * capture joins the ORM at init; the worker and the relay start once every module is ready;
+ * at shutdown they stop before MikroORM closes its pool, within `shutdownTimeoutMs`.
+ */
+@Injectable()
+export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Outbox');
+  private readonly wake: WakeChannel;
+  private relay: RelayRunner | undefined;
+  private consumer: Consumer | undefined;
+  private stopPublishing: (() => void) | undefined;
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly explorer: HandlerExplorer,
+    private readonly commits: CommitSignal,
+    @Inject(OUTBOX_SCHEDULER) private readonly scheduler: SchedulerRegistry,
+    @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
+    @Inject(OUTBOX_ROW_FACTORY) private readonly rows: OutboxRowFactory,
+    private readonly queue: OutboxQueue,
+    private readonly counters: ProcessCounters,
+  ) {
+    this.wake = new WakeChannel(`${options.prefix}:${options.queueName}:outbox-wake`, () => queue.client(), () => createRedis(options, {}));
+  }
+
+  async onModuleInit(): Promise<void> {
+    await checkOutboxSetup(this.orm, this.options.tables);
+    this.orm.em.getEventManager().registerSubscriber(new OutboxSubscriber(this.rows, this.commits));
+    const { queueName, relay, worker } = this.options;
+    const table = qualifiedTables(this.options.tables).outbox;
+    this.logger.log(`Outbox ready on ${table}, queue "${queueName}" (relay ${relay.enabled ? 'on' : 'off'}, worker ${worker.enabled ? 'on' : 'off'}).`);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    // Relays in other processes hear this process's commits without waiting for their schedule.
+    this.stopPublishing = this.commits.listen(() => this.wake.publish());
+    if (this.options.worker.enabled) {
+      this.consumer = new Consumer(this.orm, this.explorer.explore(), this.options, this.counters.worker);
+      this.consumer.start();
+    }
+    if (this.options.relay.enabled) {
+      const { orm, options, queue, commits, wake, scheduler, counters } = this;
+      this.relay = new RelayRunner({ orm, options, queue, commits, wake, scheduler, counters });
+      await this.relay.start();
+    }
+  }
+
+  /**
+   * Stops claiming, lets the batch in flight be enqueued and marked and active handlers finish,
+   * all within `shutdownTimeoutMs`; past it, hands the claimed rows back and ends the handler runs
+   * still going (their transactions roll back, their jobs run again elsewhere).
+   * Runs before MikroORM closes its pool (in onApplicationShutdown), so the last mark can land.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopPublishing?.();
+    this.wake.close();
+    const timeoutMs = this.options.shutdownTimeoutMs;
+    const graceful = Promise.allSettled([this.relay?.stop(), this.consumer?.stop()]).then(() => true);
+    if (!(await waitAtMost(graceful, timeoutMs, false))) {
+      const released = (await this.relay?.loop.releaseInFlight().catch(() => 0)) ?? 0;
+      await waitAtMost(this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined) ?? Promise.resolve(), 1000, undefined);
+      this.logger.warn(shutdownOutOfTime(timeoutMs, released));
+    }
+    await this.queue.close();
+  }
+
+  /** Resolves when this process's relay has no drain running. */
+  async relayIdle(): Promise<void> {
+    await this.relay?.loop.idle();
+  }
+}

@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { MikroORM } from '@mikro-orm/core';
+import type { SchedulerRegistry } from '@nestjs/schedule';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import type { CommitSignal } from '../routing/commit.signal.js';
+import type { OutboxQueue } from '../routing/outbox.queue.js';
+import type { WakeChannel } from '../routing/wake.channel.js';
+import type { ProcessCounters } from '../telemetry/process-counters.js';
+import { RelayLoop } from './relay.loop.js';
+import { RelayQueue } from './relay.queue.js';
+import { RelayStore } from './relay.store.js';
+
+/** What the relay needs from the application around it. */
+export interface RelayDependencies {
+  orm: MikroORM;
+  options: ResolvedOutboxOptions;
+  queue: OutboxQueue;
+  commits: CommitSignal;
+  wake: WakeChannel;
+  scheduler: SchedulerRegistry;
+  counters: ProcessCounters;
+}
+
+/**
+ * Runs the relay of one process: builds its loop and wakes it on this process's commits, on
+ * other processes' commits (the wake channel) and on the `relay.intervalMs` schedule.
+ */
+export class RelayRunner {
+  readonly loop: RelayLoop;
+  private readonly intervalName: string;
+  private stopListening: (() => void) | undefined;
+
+  constructor(private readonly deps: RelayDependencies) {
+    const { orm, options, queue, counters } = deps;
+    const relayId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    const store = new RelayStore(orm, options.tables, {
+      relayId,
+      deleteOnDispatch: options.retention.deleteOnDispatch,
+      maxAttempts: options.relay.maxAttempts,
+    });
+    this.loop = new RelayLoop(store, new RelayQueue(queue.get(), () => queue.answers(), options), options, counters.relay);
+    this.intervalName = `nest-outbox:relay:${options.queueName}`;
+  }
+
+  async start(): Promise<void> {
+    const { commits, scheduler, wake, options } = this.deps;
+    const loop = this.loop;
+    this.stopListening = commits.listen(() => loop.wake());
+    scheduler.addInterval(this.intervalName, setInterval(() => loop.wake(), options.relay.intervalMs));
+    await wake.subscribe(() => loop.wake());
+    loop.wake();
+  }
+
+  /** Stops waking the loop and waits for the batch in flight to be enqueued and marked. */
+  async stop(): Promise<void> {
+    this.stopListening?.();
+    const { scheduler } = this.deps;
+    if (scheduler.doesExist('interval', this.intervalName)) scheduler.deleteInterval(this.intervalName);
+    await this.loop.stop();
+  }
+}

@@ -1,0 +1,23 @@
+import { Injectable } from '@nestjs/common';
+
+type Listener = () => void;
+
+/**
+ * "Outbox rows committed", in-process: raised by capture right after a commit that wrote rows,
+ * heard by the relay so it does not wait for its next scheduled tick, and by the wake channel that
+ * tells relays in other processes. Synchronous.
+ */
+@Injectable()
+export class CommitSignal {
+  private readonly listeners = new Set<Listener>();
+
+  notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Returns the function that stops listening. */
+  listen(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

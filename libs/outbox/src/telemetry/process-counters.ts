@@ -1,0 +1,31 @@
+import { Injectable } from '@nestjs/common';
+
+/** What this process's relay did since it started. */
+export interface RelayCounters {
+  /** Rows claimed (a row claimed again after a failure counts again). */
+  claimed: number;
+  /** Rows handed to BullMQ and marked. */
+  dispatched: number;
+  /** Batches whose enqueue failed and were released. */
+  failedBatches: number;
+}
+
+/** What this process's worker did since it started. */
+export interface WorkerCounters {
+  /** Jobs completed. */
+  handled: number;
+  /** Job attempts that failed and will be retried. */
+  retried: number;
+  /** Jobs that became dead letters here. */
+  deadLettered: number;
+}
+
+/**
+ * Counters of this process's relay and worker, written by the stages, read through
+ * `OutboxMonitor.processCounters()`. Other processes keep their own.
+ */
+@Injectable()
+export class ProcessCounters {
+  readonly relay: RelayCounters = { claimed: 0, dispatched: 0, failedBatches: 0 };
+  readonly worker: WorkerCounters = { handled: 0, retried: 0, deadLettered: 0 };
+}
