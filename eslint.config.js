@@ -2,6 +2,7 @@
 // turns off the rules that would fight it). The library is held to more than the tests, apps and bench.
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -10,14 +11,17 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   prettier,
   {
-    languageOptions: { ecmaVersion: 2023, sourceType: 'module' },
+    languageOptions: { ecmaVersion: 2023, sourceType: 'module', globals: globals.node },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
-      // Nest's own types (Function for class constructors, `{}` for providers) make these noise.
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
+      // Nest's own types (Function for class constructors) make this one noise.
       '@typescript-eslint/no-unsafe-function-type': 'off',
-      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }],
+      // Not consistent-type-imports: with emitDecoratorMetadata, a class "used only as a type" in a
+      // constructor is what Nest injects by, and an `import type` of it breaks the injection.
       eqeqeq: ['error', 'always'],
-      'no-console': 'off',
     },
   },
   {

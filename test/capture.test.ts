@@ -2,7 +2,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { EntityManager } from '@mikro-orm/postgresql';
 import { OutboxPayloadError, OutboxService } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
-import { Account, CAPTURE_ONLY, Deposited, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import {
+  Account,
+  CAPTURE_ONLY,
+  Deposited,
+  prepareFixtureDatabase,
+  startFixtureApp,
+  type FixtureApp,
+} from './support/fixture.js';
 
 interface Row {
   id: string;
@@ -47,7 +54,11 @@ describe('capture: events become outbox rows in the flush transaction', () => {
       ['test.deposited.v1', { accountId: 'a1', amount: 10, sequence: 1 }, 'Account', 'a1'],
       ['test.deposited.v1', { accountId: 'a1', amount: 5, sequence: 2 }, 'Account', 'a1'],
     ]);
-    expect(written[0].headers).toEqual({ messageId: written[0].id, correlationId: written[0].id, occurredAt: expect.any(String) });
+    expect(written[0].headers).toEqual({
+      messageId: written[0].id,
+      correlationId: written[0].id,
+      occurredAt: expect.any(String),
+    });
     expect(written[1].headers.correlationId).toBe(written[0].id);
     expect(account.getUncommittedEvents()).toEqual([]);
 
@@ -148,14 +159,20 @@ describe('capture: events become outbox rows in the flush transaction', () => {
   it('publish() rejects a header that is not a string, before anything is written', async () => {
     const outbox = fixture.app.get(OutboxService);
     await fork().transactional(async () => {
-      expect(() => outbox.publish(new Deposited('h', 1, 1), { headers: { retries: 3 as unknown as string } })).toThrow(/Header "retries".*must be a string/);
-      expect(() => outbox.publish(new Deposited('h', 1, 1), JSON.parse('{"headers": {"__proto__": "x"}}'))).toThrow(/Header name "__proto__".*not allowed/);
+      expect(() => outbox.publish(new Deposited('h', 1, 1), { headers: { retries: 3 as unknown as string } })).toThrow(
+        /Header "retries".*must be a string/,
+      );
+      expect(() => outbox.publish(new Deposited('h', 1, 1), JSON.parse('{"headers": {"__proto__": "x"}}'))).toThrow(
+        /Header name "__proto__".*not allowed/,
+      );
     });
     expect(await rows()).toEqual([]);
   });
 
   it('publish() outside any EntityManager context says where to call it', () => {
     const outbox = fixture.app.get(OutboxService);
-    expect(() => outbox.publish(new Deposited('h', 1, 1))).toThrow(/needs an EntityManager context.*em\.transactional\(\)/);
+    expect(() => outbox.publish(new Deposited('h', 1, 1))).toThrow(
+      /needs an EntityManager context.*em\.transactional\(\)/,
+    );
   });
 });

@@ -41,7 +41,10 @@ const runs = new Map<string, number>();
 async function handleAs(em: EntityManager, handler: string): Promise<void> {
   runs.set(handler, (runs.get(handler) ?? 0) + 1);
   if (broken.has(handler)) throw new Error(`${handler}: carrier API unavailable`);
-  await em.execute('insert into effect (message_id, handler) values (?, ?)', [currentMessage()!.headers.messageId, handler]);
+  await em.execute('insert into effect (message_id, handler) values (?, ?)', [
+    currentMessage()!.headers.messageId,
+    handler,
+  ]);
 }
 
 // Listed before NotifyCarrier, so it runs (and succeeds) first on each ParcelShipped.
@@ -84,7 +87,9 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
 
   const sql = (query: string, params: unknown[] = []) => orm.em.getConnection().execute(query, params);
   const effects = async (messageId: string) => {
-    const rows = await sql('select handler, count(*)::int as n from effect where message_id = ? group by handler', [messageId]);
+    const rows = await sql('select handler, count(*)::int as n from effect where message_id = ? group by handler', [
+      messageId,
+    ]);
     return Object.fromEntries(rows.map((row) => [row.handler, row.n]));
   };
   const stateOf = async (messageId: string) => (await queue.getJob(messageId))?.getState() ?? 'gone';
@@ -101,7 +106,10 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
   }
 
   async function untilDead(ids: string[]): Promise<DeadLetter[]> {
-    await waitUntil(`${ids.length} dead letter(s)`, async () => (await Promise.all(ids.map(stateOf))).every((state) => state === 'failed') && settled());
+    await waitUntil(
+      `${ids.length} dead letter(s)`,
+      async () => (await Promise.all(ids.map(stateOf))).every((state) => state === 'failed') && settled(),
+    );
     return deadLetters.list();
   }
 
@@ -113,7 +121,12 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
     });
     const moduleRef = await Test.createTestingModule({
       imports: [
-        MikroOrmModule.forRoot({ driver: PostgreSqlDriver, clientUrl, entities: outboxEntities(), registerRequestContext: false }),
+        MikroOrmModule.forRoot({
+          driver: PostgreSqlDriver,
+          clientUrl,
+          entities: outboxEntities(),
+          registerRequestContext: false,
+        }),
         OutboxModule.forRoot({
           redis: REDIS_URL,
           queueName,
@@ -167,7 +180,8 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
 
     // Still broken: the retried message gets the full 2 attempts again, not 1 (attempts reset).
     await deadLetters.retry(id);
-    const failedAgain = async () => (await stateOf(id)) === 'failed' && (await deadLetters.list())[0].lastFailedAt > before.lastFailedAt;
+    const failedAgain = async () =>
+      (await stateOf(id)) === 'failed' && (await deadLetters.list())[0].lastFailedAt > before.lastFailedAt;
     await waitUntil('the retried message failed again', failedAgain);
     const [again] = await deadLetters.list();
     expect(again).toMatchObject({ messageId: id, handler: 'NotifyCarrier', attempts: 2 });
@@ -208,7 +222,10 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
 
     broken.delete('ReportLoss');
     expect(await deadLetters.retryAll({ handler: 'ReportLoss' })).toBe(2);
-    await waitUntil('both lost parcels handled', async () => (await stateOf(lost1)) === 'completed' && (await stateOf(lost2)) === 'completed');
+    await waitUntil(
+      'both lost parcels handled',
+      async () => (await stateOf(lost1)) === 'completed' && (await stateOf(lost2)) === 'completed',
+    );
     expect([await effects(lost1), await effects(lost2)]).toEqual([{ ReportLoss: 1 }, { ReportLoss: 1 }]);
     expect((await deadLetters.list()).map((letter) => letter.messageId)).toEqual([shipped]);
 
@@ -238,7 +255,9 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
 
     const [handled] = await publish(new ParcelLost('p10'));
     await waitUntil('the message handled', async () => (await stateOf(handled)) === 'completed');
-    await expect(deadLetters.retry(handled)).rejects.toThrow(`No dead letter has id "${handled}": the message is completed, not failed.`);
+    await expect(deadLetters.retry(handled)).rejects.toThrow(
+      `No dead letter has id "${handled}": the message is completed, not failed.`,
+    );
     await expect(deadLetters.discard(handled)).rejects.toBeInstanceOf(OutboxDeadLetterNotFoundError);
     expect(await stateOf(handled)).toBe('completed');
   });

@@ -5,7 +5,17 @@ import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import type { Queue } from 'bullmq';
 import { OUTBOX_QUEUE, currentMessage, type OutboxJobData, type OutboxModuleOptions } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
-import { Account, CAPTURE_ONLY, CountDeposits, Deposited, Pinged, prepareFixtureDatabase, recordEffect, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import {
+  Account,
+  CAPTURE_ONLY,
+  CountDeposits,
+  Deposited,
+  Pinged,
+  prepareFixtureDatabase,
+  recordEffect,
+  startFixtureApp,
+  type FixtureApp,
+} from './support/fixture.js';
 import { obliterateQueue, uniqueQueueName, REDIS_URL } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
@@ -63,7 +73,10 @@ describe('delivery', () => {
   const queues: string[] = [];
   const apps: FixtureApp[] = [];
 
-  async function start(options: OutboxModuleOptions, providers?: Parameters<typeof startFixtureApp>[2]): Promise<FixtureApp> {
+  async function start(
+    options: OutboxModuleOptions,
+    providers?: Parameters<typeof startFixtureApp>[2],
+  ): Promise<FixtureApp> {
     const app = await startFixtureApp(databaseUrl, options, providers);
     apps.push(app);
     return app;
@@ -95,11 +108,18 @@ describe('delivery', () => {
     const writer = await start(CAPTURE_ONLY, []);
     await writeDeposits(writer, 200, 10, 'two-relays');
     const queue = queueName('two-relays');
-    const options: OutboxModuleOptions = { redis: REDIS_URL, queueName: queue, relay: { batchSize: 50 }, worker: { concurrency: 8 } };
+    const options: OutboxModuleOptions = {
+      redis: REDIS_URL,
+      queueName: queue,
+      relay: { batchSize: 50 },
+      worker: { concurrency: 8 },
+    };
     const [first, second] = await Promise.all([start(options), start(options)]);
 
     await waitUntil('2,000 deposits handled', () => first.monitor.isSettled(), 60_000);
-    const [{ handled, messages }] = await first.sql('select count(*)::int as handled, count(distinct message_id)::int as messages from effect');
+    const [{ handled, messages }] = await first.sql(
+      'select count(*)::int as handled, count(distinct message_id)::int as messages from effect',
+    );
     expect({ handled, messages }).toEqual({ handled: 2000, messages: 2000 });
     expect(await duplicateEffects(first)).toEqual([]);
     const [{ pending, locked }] = await first.sql(
@@ -113,12 +133,19 @@ describe('delivery', () => {
 
   it('a relay in another process is woken by the commit through Redis, not by its schedule', async () => {
     const name = queueName('wake');
-    const writer = await start({ redis: REDIS_URL, queueName: name, relay: { enabled: false }, worker: { enabled: false } }, []);
+    const writer = await start(
+      { redis: REDIS_URL, queueName: name, relay: { enabled: false }, worker: { enabled: false } },
+      [],
+    );
     const relay = await start({ redis: REDIS_URL, queueName: name, relay: { intervalMs: 3_600_000 } });
     // The relay's first drain at boot found nothing; only the wake-up can move this row within the hour.
     await relay.runner.relayIdle();
     await writeDeposits(writer, 1, 1, 'wake');
-    await waitUntil('handled by the other process', async () => (await relay.sql('select count(*)::int as n from effect'))[0].n === 1, 10_000);
+    await waitUntil(
+      'handled by the other process',
+      async () => (await relay.sql('select count(*)::int as n from effect'))[0].n === 1,
+      10_000,
+    );
   });
 
   it('the same message delivered twice (job removed and re-added) has its effect once', async () => {
@@ -135,27 +162,44 @@ describe('delivery', () => {
     await queue.add(job.name, job.data, { jobId: id });
     await waitUntil('redelivered job completed', async () => (await queue.getJobState(id)) === 'completed');
 
-    expect(await app.sql('select handler from effect where message_id = ?', [id])).toEqual([{ handler: 'CountDeposits' }]);
-    expect(await app.sql('select handler from inbox_message where message_id = ?', [id])).toEqual([{ handler: 'CountDeposits' }]);
+    expect(await app.sql('select handler from effect where message_id = ?', [id])).toEqual([
+      { handler: 'CountDeposits' },
+    ]);
+    expect(await app.sql('select handler from inbox_message where message_id = ?', [id])).toEqual([
+      { handler: 'CountDeposits' },
+    ]);
   });
 
   it('a handler failing twice then succeeding is retried; its effect happens once and its sibling is not run again', async () => {
     calls.flaky.clear();
     calls.sibling = 0;
-    const app = await start({ redis: REDIS_URL, queueName: queueName('flaky'), worker: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } } }, [CountingSibling, FlakyDeposits]);
+    const app = await start(
+      {
+        redis: REDIS_URL,
+        queueName: queueName('flaky'),
+        worker: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } },
+      },
+      [CountingSibling, FlakyDeposits],
+    );
     await writeDeposits(app, 1, 1, 'flaky');
     await waitUntil('flaky message handled', () => app.monitor.isSettled());
 
     const [{ id }] = await app.sql('select id from outbox_message');
     expect(calls.flaky.get(id)).toBe(3);
     expect(calls.sibling).toBe(1);
-    expect(await app.sql('select handler from effect order by handler')).toEqual([{ handler: 'CountingSibling' }, { handler: 'FlakyDeposits' }]);
+    expect(await app.sql('select handler from effect order by handler')).toEqual([
+      { handler: 'CountingSibling' },
+      { handler: 'FlakyDeposits' },
+    ]);
     expect((await app.monitor.snapshot()).queue.failed).toBe(0);
   });
 
   it('a handler that always fails becomes a dead letter after the configured attempts, naming the handler; others keep flowing', async () => {
     const name = queueName('dead');
-    const app = await start({ redis: REDIS_URL, queueName: name, worker: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } } }, [CountDeposits, AlwaysFails]);
+    const app = await start(
+      { redis: REDIS_URL, queueName: name, worker: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } } },
+      [CountDeposits, AlwaysFails],
+    );
     const em = app.orm.em.fork() as EntityManager;
     const account = new Account('poisoned', 'poisoned@example.com');
     account.ping('print me');
@@ -166,7 +210,9 @@ describe('delivery', () => {
 
     const dead = (await queue.getJob(id))!;
     expect(dead.attemptsMade).toBe(3);
-    expect(dead.failedReason).toMatch(/^Handler AlwaysFails failed on Pinged \(message [0-9a-f-]{36}\): the printer is on fire$/);
+    expect(dead.failedReason).toMatch(
+      /^Handler AlwaysFails failed on Pinged \(message [0-9a-f-]{36}\): the printer is on fire$/,
+    );
 
     await writeDeposits(app, 3, 2, 'after-poison');
     await waitUntil('later messages handled', () => app.monitor.isSettled());

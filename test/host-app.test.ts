@@ -6,7 +6,14 @@ import { Interval, ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import type { Queue } from 'bullmq';
 import { InjectOutboxQueue, OutboxService, type OutboxJobData } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
-import { CountDeposits, Deposited, prepareFixtureDatabase, recordEffect, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import {
+  CountDeposits,
+  Deposited,
+  prepareFixtureDatabase,
+  recordEffect,
+  startFixtureApp,
+  type FixtureApp,
+} from './support/fixture.js';
 import { REDIS_URL, obliterateQueue, uniqueQueueName } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
@@ -95,15 +102,24 @@ describe('the outbox inside a host application', () => {
   it("leaves the host's own ScheduleModule working, and registers its intervals in the host's registry", async () => {
     app = await startFixtureApp(databaseUrl, options(), [HostTicker, CountDeposits], [ScheduleModule.forRoot()]);
     await waitUntil("the host's interval ran", () => app!.app.get(HostTicker).ticks > 0);
-    expect(app.app.get(SchedulerRegistry).getIntervals()).toEqual(expect.arrayContaining([expect.stringMatching(/^nest-outbox:relay:/)]));
+    expect(app.app.get(SchedulerRegistry).getIntervals()).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^nest-outbox:relay:/)]),
+    );
     const id = await publishDueLater(app);
-    await waitUntil('the delayed message handled', async () => (await app!.sql('select 1 from effect where message_id = ?', [id])).length === 1);
+    await waitUntil(
+      'the delayed message handled',
+      async () => (await app!.sql('select 1 from effect where message_id = ?', [id])).length === 1,
+    );
   });
 
   it('finds @EventsHandler classes registered with useFactory or useValue, and runs them', async () => {
     const valueHandler = new ValueHandler();
     const providers: Provider[] = [
-      { provide: 'factory-made', useFactory: (em: EntityManager) => new FactoryMadeHandler(em), inject: [EntityManager] },
+      {
+        provide: 'factory-made',
+        useFactory: (em: EntityManager) => new FactoryMadeHandler(em),
+        inject: [EntityManager],
+      },
       { provide: 'by-value', useValue: valueHandler },
     ];
     app = await startFixtureApp(databaseUrl, options(), providers);
@@ -113,8 +129,14 @@ describe('the outbox inside a host application', () => {
     await (app.orm.em.fork() as EntityManager).transactional(async () => {
       id = outbox.publish(new Deposited('providers', 1, 1));
     });
-    await waitUntil('both handlers ran', async () => (await app!.sql('select 1 from effect where message_id = ?', [id])).length === 2);
-    expect(await app.sql('select handler from effect where message_id = ? order by handler', [id])).toEqual([{ handler: 'FactoryMadeHandler' }, { handler: 'ValueHandler' }]);
+    await waitUntil(
+      'both handlers ran',
+      async () => (await app!.sql('select 1 from effect where message_id = ?', [id])).length === 2,
+    );
+    expect(await app.sql('select handler from effect where message_id = ? order by handler', [id])).toEqual([
+      { handler: 'FactoryMadeHandler' },
+      { handler: 'ValueHandler' },
+    ]);
   });
 
   it('@InjectOutboxQueue() gives the outbox queue', async () => {

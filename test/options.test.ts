@@ -4,14 +4,26 @@ import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Injectable, type DynamicModule } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { OutboxModule, OutboxOptionsError, OutboxSetupError, outboxEntities, type OutboxModuleOptions, type OutboxOptionsFactory } from 'nest-outbox';
+import {
+  OutboxModule,
+  OutboxOptionsError,
+  OutboxSetupError,
+  outboxEntities,
+  type OutboxModuleOptions,
+  type OutboxOptionsFactory,
+} from 'nest-outbox';
 import type { ResolvedOutboxOptions } from '../libs/outbox/src/options/outbox-options.interface.js';
 import { OUTBOX_OPTIONS } from '../libs/outbox/src/outbox.tokens.js';
 import { freshDatabase } from './support/database.js';
 import { Account, prepareFixtureDatabase } from './support/fixture.js';
 
 function orm(url: string, entities: unknown[] = [Account, ...outboxEntities()]) {
-  return MikroOrmModule.forRoot({ driver: PostgreSqlDriver, clientUrl: url, entities: entities as never, metadataProvider: ReflectMetadataProvider });
+  return MikroOrmModule.forRoot({
+    driver: PostgreSqlDriver,
+    clientUrl: url,
+    entities: entities as never,
+    metadataProvider: ReflectMetadataProvider,
+  });
 }
 
 async function boot(url: string, outbox: DynamicModule, entities?: unknown[]) {
@@ -25,7 +37,11 @@ async function boot(url: string, outbox: DynamicModule, entities?: unknown[]) {
   }
 }
 
-const quiet: OutboxModuleOptions = { relay: { enabled: false }, worker: { enabled: false }, retention: { enabled: false } };
+const quiet: OutboxModuleOptions = {
+  relay: { enabled: false },
+  worker: { enabled: false },
+  retention: { enabled: false },
+};
 
 @Injectable()
 class OptionsFromClass implements OutboxOptionsFactory {
@@ -50,17 +66,25 @@ describe('options and set-up errors at boot', () => {
 
   it('forRoot: an invalid option throws at the import line, naming the option and the range', () => {
     expect(() => OutboxModule.forRoot({ relay: { batchSize: 0 } })).toThrow(OutboxOptionsError);
-    expect(() => OutboxModule.forRoot({ worker: { attempts: 1000 } })).toThrow('Invalid nest-outbox option "worker.attempts": expected an integer from 1 to 100, got 1000.');
+    expect(() => OutboxModule.forRoot({ worker: { attempts: 1000 } })).toThrow(
+      'Invalid nest-outbox option "worker.attempts": expected an integer from 1 to 100, got 1000.',
+    );
   });
 
   it('forRootAsync (useFactory): an invalid option fails the boot, naming the option', async () => {
-    const outbox = OutboxModule.forRootAsync({ useFactory: async () => ({ ...quiet, tables: { inbox: 'inbox"; drop table account; --' } }) });
-    await expect(boot(url, outbox)).rejects.toThrow(/Invalid nest-outbox option "tables\.inbox": expected a SQL identifier/);
+    const outbox = OutboxModule.forRootAsync({
+      useFactory: async () => ({ ...quiet, tables: { inbox: 'inbox"; drop table account; --' } }),
+    });
+    await expect(boot(url, outbox)).rejects.toThrow(
+      /Invalid nest-outbox option "tables\.inbox": expected a SQL identifier/,
+    );
   });
 
   it('forRootAsync with useFactory + inject, and with useClass, resolves the options', async () => {
     const injected = OutboxModule.forRootAsync({
-      imports: [{ module: class ConfigModule {}, providers: [{ provide: 'QUEUE', useValue: 'injected' }], exports: ['QUEUE'] }],
+      imports: [
+        { module: class ConfigModule {}, providers: [{ provide: 'QUEUE', useValue: 'injected' }], exports: ['QUEUE'] },
+      ],
       inject: ['QUEUE'],
       useFactory: (queueName: never) => ({ ...quiet, queueName }),
     });
@@ -79,10 +103,14 @@ describe('options and set-up errors at boot', () => {
   });
 
   it('tables missing in the database: the boot says to run the migration', async () => {
-    await expect(boot(bare, OutboxModule.forRoot(quiet))).rejects.toThrow('Table(s) "outbox_message", "inbox_message" do not exist. Run the outbox migration');
+    await expect(boot(bare, OutboxModule.forRoot(quiet))).rejects.toThrow(
+      'Table(s) "outbox_message", "inbox_message" do not exist. Run the outbox migration',
+    );
   });
 
   it('entities and module configured with different tables: the boot says to pass the same tables', async () => {
-    await expect(boot(url, OutboxModule.forRoot({ ...quiet, tables: { outbox: 'events_out' } }))).rejects.toThrow(/pass the same `tables` to outboxEntities\(\) and OutboxModule/);
+    await expect(boot(url, OutboxModule.forRoot({ ...quiet, tables: { outbox: 'events_out' } }))).rejects.toThrow(
+      /pass the same `tables` to outboxEntities\(\) and OutboxModule/,
+    );
   });
 });

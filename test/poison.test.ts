@@ -16,7 +16,10 @@ describe('poison messages: dead letter at once, clear error, worker alive, nothi
   async function insertRow(type: string, payload: string): Promise<string> {
     const id = newMessageId();
     const headers = JSON.stringify({ messageId: id, correlationId: id, occurredAt: new Date().toISOString() });
-    await app.sql('insert into outbox_message (id, type, payload, headers, occurred_at) values (?, ?, ?::jsonb, ?::jsonb, now())', [id, type, payload, headers]);
+    await app.sql(
+      'insert into outbox_message (id, type, payload, headers, occurred_at) values (?, ?, ?::jsonb, ?::jsonb, now())',
+      [id, type, payload, headers],
+    );
     return id;
   }
 
@@ -28,7 +31,11 @@ describe('poison messages: dead letter at once, clear error, worker alive, nothi
   beforeAll(async () => {
     const url = await freshDatabase('poison');
     await prepareFixtureDatabase(url);
-    app = await startFixtureApp(url, { redis: REDIS_URL, queueName, worker: { attempts: 4, backoff: { type: 'fixed', delayMs: 10 } } });
+    app = await startFixtureApp(url, {
+      redis: REDIS_URL,
+      queueName,
+      worker: { attempts: 4, backoff: { type: 'fixed', delayMs: 10 } },
+    });
     queue = app.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
   });
 
@@ -50,27 +57,36 @@ describe('poison messages: dead letter at once, clear error, worker alive, nothi
   ])('a payload carrying %s fails without retry and pollutes no prototype', async (key, payload) => {
     const job = await deadLetter(await insertRow('test.deposited.v1', payload));
     expect(job.attemptsMade).toBe(1);
-    expect(job.failedReason).toContain(`Payload of test.deposited.v1 cannot be read: it carries the forbidden key "${key}"`);
+    expect(job.failedReason).toContain(
+      `Payload of test.deposited.v1 cannot be read: it carries the forbidden key "${key}"`,
+    );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted')).toBe(false);
   });
 
   it('a malformed payload fails without retry with the parse error', async () => {
     const id = newMessageId();
-    await queue.add('test.deposited.v1', {
-      type: 'test.deposited.v1',
-      payload: '{"accountId": "p", "amount": ',
-      headers: { messageId: id, correlationId: id, occurredAt: new Date().toISOString() },
-      aggregateType: null,
-      aggregateId: null,
-    }, { jobId: id, attempts: 4 });
+    await queue.add(
+      'test.deposited.v1',
+      {
+        type: 'test.deposited.v1',
+        payload: '{"accountId": "p", "amount": ',
+        headers: { messageId: id, correlationId: id, occurredAt: new Date().toISOString() },
+        aggregateType: null,
+        aggregateId: null,
+      },
+      { jobId: id, attempts: 4 },
+    );
     const job = await deadLetter(id);
     expect(job.attemptsMade).toBe(1);
     expect(job.failedReason).toMatch(/Payload of test\.deposited\.v1 cannot be read: it is not valid JSON/);
   });
 
   it('a job that is not an outbox message fails without retry, saying so', async () => {
-    const job = await queue.add('stray', { hello: 'world' } as unknown as OutboxJobData, { jobId: 'stray-job', attempts: 4 });
+    const job = await queue.add('stray', { hello: 'world' } as unknown as OutboxJobData, {
+      jobId: 'stray-job',
+      attempts: 4,
+    });
     const failed = await deadLetter(job.id!);
     expect(failed.attemptsMade).toBe(1);
     expect(failed.failedReason).toMatch(/is not an outbox message/);
@@ -79,6 +95,8 @@ describe('poison messages: dead letter at once, clear error, worker alive, nothi
   it('the worker is still alive: a good message is handled afterwards', async () => {
     const id = await insertRow('test.deposited.v1', '{"accountId": "good", "amount": 1, "sequence": 1}');
     await waitUntil('good message handled', async () => (await queue.getJobState(id)) === 'completed');
-    expect(await app.sql('select handler from effect where message_id = ?', [id])).toEqual([{ handler: 'CountDeposits' }]);
+    expect(await app.sql('select handler from effect where message_id = ?', [id])).toEqual([
+      { handler: 'CountDeposits' },
+    ]);
   });
 });

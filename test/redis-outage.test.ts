@@ -22,7 +22,11 @@ describe('Redis unreachable while rows are written', () => {
     redis = await PrivateRedis.start();
     const url = await freshDatabase('redis_outage');
     await prepareFixtureDatabase(url);
-    app = await startFixtureApp(url, { redis: redis.url, queueName: 'outage', relay: { maxBackoffMs: 200, leaseMs: 2000 } });
+    app = await startFixtureApp(url, {
+      redis: redis.url,
+      queueName: 'outage',
+      relay: { maxBackoffMs: 200, leaseMs: 2000 },
+    });
   });
 
   afterAll(async () => {
@@ -50,19 +54,27 @@ describe('Redis unreachable while rows are written', () => {
     expect(during.pending).toBe(50);
     // Every row went back after a failed enqueue (locks come and go while the relay retries).
     expect(during.errored).toBe(50);
-    const outageLogs = errors.mock.calls.filter(([message]) => String(message).startsWith('Relay cannot move outbox rows'));
+    const outageLogs = errors.mock.calls.filter(([message]) =>
+      String(message).startsWith('Relay cannot move outbox rows'),
+    );
     expect(outageLogs).toHaveLength(1);
 
     await redis.start();
-    await waitUntil('all delivered and handled', async () => {
-      try {
-        return await app.monitor.isSettled();
-      } catch {
-        return false;
-      }
-    }, 60_000);
+    await waitUntil(
+      'all delivered and handled',
+      async () => {
+        try {
+          return await app.monitor.isSettled();
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+    );
     expect(await counts()).toEqual({ total: 50, pending: 0, errored: 0, locked: 0 });
-    expect(await app.sql('select count(*)::int as effects, count(distinct message_id)::int as messages from effect')).toEqual([{ effects: 50, messages: 50 }]);
+    expect(
+      await app.sql('select count(*)::int as effects, count(distinct message_id)::int as messages from effect'),
+    ).toEqual([{ effects: 50, messages: 50 }]);
     errors.mockRestore();
   }, 180_000);
 });

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Queue } from 'bullmq';
-import { OUTBOX_QUEUE, OutboxDeadLetters, OutboxRetention, type OutboxModuleOptions, type RetentionResult } from 'nest-outbox';
+import {
+  OUTBOX_QUEUE,
+  OutboxDeadLetters,
+  OutboxRetention,
+  type OutboxModuleOptions,
+  type RetentionResult,
+} from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
 import { migrateOrders, post, startOrdersApp } from './support/orders-app.js';
 import { REDIS_URL, obliterateQueue, uniqueQueueName } from './support/redis.js';
@@ -9,21 +15,37 @@ import { waitUntil } from './support/wait.js';
 
 // Small windows so rows become old within the test: dispatched rows at once, inbox marks after
 // 1 s (valid: with one attempt the retry window is 0).
-const SHORT_RETENTION: OutboxModuleOptions['retention'] = { dispatchedAfterSeconds: 0, inboxAfterSeconds: 1, batchSize: 7 };
+const SHORT_RETENTION: OutboxModuleOptions['retention'] = {
+  dispatchedAfterSeconds: 0,
+  inboxAfterSeconds: 1,
+  batchSize: 7,
+};
 
 async function startService(name: string, retention: OutboxModuleOptions['retention']) {
   const queueName = uniqueQueueName(name);
   const databaseUrl = await freshDatabase(name);
   await migrateOrders(databaseUrl);
-  const service = await startOrdersApp(databaseUrl, { redis: REDIS_URL, queueName, relay: { intervalMs: 50 }, worker: { attempts: 1 }, retention });
+  const service = await startOrdersApp(databaseUrl, {
+    redis: REDIS_URL,
+    queueName,
+    relay: { intervalMs: 50 },
+    worker: { attempts: 1 },
+    retention,
+  });
   const sql = (query: string, params: unknown[] = []) => service.orm.em.getConnection().execute(query, params);
   const counts = async () => {
-    const [row] = await sql('select (select count(*) from outbox_message)::int as outbox, (select count(*) from inbox_message)::int as inbox');
+    const [row] = await sql(
+      'select (select count(*) from outbox_message)::int as outbox, (select count(*) from inbox_message)::int as inbox',
+    );
     return row as { outbox: number; inbox: number };
   };
   /** Places `n` orders over HTTP; each writes one OrderPlaced, handled by two handlers (two inbox marks). */
   const placeOrders = async (n: number, tag: string) => {
-    await Promise.all(Array.from({ length: n }, (_, i) => post(`${service.url}/orders`, { customerId: `${tag}-${i}`, totalCents: 100 + i })));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        post(`${service.url}/orders`, { customerId: `${tag}-${i}`, totalCents: 100 + i }),
+      ),
+    );
     // Effects and inbox marks commit together, so once both handlers' effects are there, so are the marks.
     // (Not monitor.isSettled(): the test's own never-due rows keep the outbox from looking settled.)
     await waitUntil(`orders ${tag} handled`, async () => {
@@ -106,7 +128,10 @@ describe('retention: cleanup on demand', () => {
         (?, 'SendOrderConfirmation', now() - interval '1 day'), (?, 'SendOrderConfirmation', now() - interval '1 day')`,
       [dead, done],
     );
-    const marks = async () => (await env.sql('select message_id from inbox_message where message_id in (?, ?)', [dead, done])).map((row) => row.message_id);
+    const marks = async () =>
+      (await env.sql('select message_id from inbox_message where message_id in (?, ?)', [dead, done])).map(
+        (row) => row.message_id,
+      );
 
     expect(await retention.runOnce()).toEqual({ outboxDeleted: 0, inboxDeleted: 1 });
     expect(await marks()).toEqual([dead]);
@@ -121,8 +146,14 @@ describe('retention: cleanup on demand', () => {
     const later = randomUUID();
     // A message retried with a long backoff after one of its handlers succeeded a day ago.
     await queue.add('foreign.job', { nope: true }, { jobId: later, delay: 3_600_000 });
-    await env.sql(`insert into inbox_message (message_id, handler, processed_at) values (?, 'SendOrderConfirmation', now() - interval '1 day')`, [later]);
-    const marks = async () => (await env.sql('select message_id from inbox_message where message_id = ?', [later])).map((row) => row.message_id);
+    await env.sql(
+      `insert into inbox_message (message_id, handler, processed_at) values (?, 'SendOrderConfirmation', now() - interval '1 day')`,
+      [later],
+    );
+    const marks = async () =>
+      (await env.sql('select message_id from inbox_message where message_id = ?', [later])).map(
+        (row) => row.message_id,
+      );
 
     expect(await queue.getJobState(later)).toBe('delayed');
     expect(await retention.runOnce()).toEqual({ outboxDeleted: 0, inboxDeleted: 0 });

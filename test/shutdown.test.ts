@@ -19,7 +19,12 @@ describe('shutdown while Redis is down', () => {
   });
 
   it('still closes within the shutdown timeout, and the rows wait pending and unlocked', async () => {
-    const app = await startFixtureApp(url, { redis: redis.url, queueName: 'shutdown', shutdownTimeoutMs: 1000, relay: { leaseMs: 60_000 } });
+    const app = await startFixtureApp(url, {
+      redis: redis.url,
+      queueName: 'shutdown',
+      shutdownTimeoutMs: 1000,
+      relay: { leaseMs: 60_000 },
+    });
     await redis.stop();
     const em = app.orm.em.fork() as EntityManager;
     const account = new Account('s1', 's1@example.com');
@@ -30,8 +35,14 @@ describe('shutdown while Redis is down', () => {
     await app.close();
     expect(Date.now() - started).toBeLessThan(1000 + 2000 + 1500);
 
-    const after = await startFixtureApp(url, { relay: { enabled: false }, worker: { enabled: false }, redis: redis.url, queueName: 'shutdown' }, []);
-    const [row] = await after.sql("select count(*) filter (where dispatched_at is null)::int as pending, count(*) filter (where locked_until > now())::int as locked from outbox_message");
+    const after = await startFixtureApp(
+      url,
+      { relay: { enabled: false }, worker: { enabled: false }, redis: redis.url, queueName: 'shutdown' },
+      [],
+    );
+    const [row] = await after.sql(
+      'select count(*) filter (where dispatched_at is null)::int as pending, count(*) filter (where locked_until > now())::int as locked from outbox_message',
+    );
     expect(row).toEqual({ pending: 1, locked: 0 });
     await after.close();
   });

@@ -3,7 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { Entity, PrimaryKey, Property, ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM, defineConfig } from '@mikro-orm/postgresql';
-import { Injectable, Module, type DynamicModule, type INestApplicationContext, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  Injectable,
+  Module,
+  type DynamicModule,
+  type INestApplicationContext,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { OutboxEvent, OutboxModule, outboxEntities, type OutboxModuleOptions } from 'nest-outbox';
@@ -57,7 +63,9 @@ export class BenchAggregate extends AggregateRoot {
 }
 
 /** What the handler reports to the running phase; each phase installs its own listener. */
-export const handled: { listener: (event: SomethingHappened, startedAt: number) => void } = { listener: () => undefined };
+export const handled: { listener: (event: SomethingHappened, startedAt: number) => void } = {
+  listener: () => undefined,
+};
 
 /**
  * The trivial handler: no database write of its own, so a message costs exactly what the library

@@ -29,7 +29,12 @@ const LABEL: Record<PhaseName, string> = {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, profile: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' } },
+    options: {
+      quick: { type: 'boolean' },
+      profile: { type: 'boolean' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+    },
   });
   const quick = values.quick === true;
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...PHASES];
@@ -42,7 +47,9 @@ async function main(): Promise<number> {
   // A quick run (the jest test) gets its own database, so it never disturbs a full run going on.
   const database = quick ? `nest_outbox_bench_quick_${process.pid}` : 'nest_outbox_bench';
   const m = machine();
-  console.log(`nest-outbox bench (${quick ? 'quick' : 'full'}) on ${m.cpu}, ${m.cores} cores, node ${m.node}; database ${database}`);
+  console.log(
+    `nest-outbox bench (${quick ? 'quick' : 'full'}) on ${m.cpu}, ${m.cores} cores, node ${m.node}; database ${database}`,
+  );
 
   const started = now();
   const startedAt = new Date().toISOString();
@@ -100,7 +107,9 @@ async function main(): Promise<number> {
 
   console.log('\n' + formatTable(results));
   if (results.profile) {
-    console.log(`\nCPU profile of phase b (${results.profile.file}; its figures above ran under the profiler):\n${formatSummary(results.profile)}`);
+    console.log(
+      `\nCPU profile of phase b (${results.profile.file}; its figures above ran under the profiler):\n${formatSummary(results.profile)}`,
+    );
   }
   console.log(`\nwrote ${join(outDir, 'results.json')} and results.svg in ${results.seconds.toFixed(0)} s`);
   return Object.keys(errors).length > 0 ? 1 : 0;
@@ -110,7 +119,9 @@ async function main(): Promise<number> {
 function finish(code: number): void {
   process.exitCode = code;
   setTimeout(() => {
-    console.error(`bench: still running 15 s after the last phase; open resources: ${process.getActiveResourcesInfo().join(', ')}`);
+    console.error(
+      `bench: still running 15 s after the last phase; open resources: ${process.getActiveResourcesInfo().join(', ')}`,
+    );
     process.exit(code || 1);
   }, 15_000).unref();
 }

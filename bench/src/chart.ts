@@ -7,7 +7,15 @@ const H = 620;
 const PANEL_W = 460;
 const PANEL_H = 270;
 const LABEL_W = 170;
-const COLORS = { met: '#2e9d5b', missed: '#e07b24', neutral: '#6b7b93', outbox: '#3b6fd8', target: '#c0392b', grid: '#e3e6ea', text: '#222' };
+const COLORS = {
+  met: '#2e9d5b',
+  missed: '#e07b24',
+  neutral: '#6b7b93',
+  outbox: '#3b6fd8',
+  target: '#c0392b',
+  grid: '#e3e6ea',
+  text: '#222',
+};
 
 interface Bar {
   label: string;
@@ -19,7 +27,8 @@ interface Bar {
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const int = (v: number) => Math.round(v).toLocaleString('en-US');
-const text = (x: number, y: number, s: string, attrs = '') => `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`;
+const text = (x: number, y: number, s: string, attrs = '') =>
+  `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`;
 
 function colorOf(target: Target | undefined): string {
   if (!target || target.met === null) return COLORS.neutral;
@@ -39,10 +48,14 @@ function bars(x: number, y: number, title: string, items: Bar[], max: number, no
     const cy = top + i * rowH;
     out.push(text(x, cy + rowH / 2 + 4, item.label, 'font-size="12"'));
     const x0 = x + LABEL_W;
-    out.push(`<rect x="${x0}" y="${(cy + 4).toFixed(1)}" width="${plotW}" height="${(rowH - 8).toFixed(1)}" fill="${COLORS.grid}"/>`);
+    out.push(
+      `<rect x="${x0}" y="${(cy + 4).toFixed(1)}" width="${plotW}" height="${(rowH - 8).toFixed(1)}" fill="${COLORS.grid}"/>`,
+    );
     if (item.value !== null && item.value !== undefined && Number.isFinite(item.value)) {
       const w = scale(item.value);
-      out.push(`<rect x="${x0}" y="${(cy + 4).toFixed(1)}" width="${w.toFixed(1)}" height="${(rowH - 8).toFixed(1)}" fill="${item.color}"/>`);
+      out.push(
+        `<rect x="${x0}" y="${(cy + 4).toFixed(1)}" width="${w.toFixed(1)}" height="${(rowH - 8).toFixed(1)}" fill="${item.color}"/>`,
+      );
       const clipped = item.value > max ? ' ›' : '';
       out.push(text(x0 + plotW + 6, cy + rowH / 2 + 4, item.text + clipped, 'font-size="12"'));
     } else {
@@ -50,7 +63,9 @@ function bars(x: number, y: number, title: string, items: Bar[], max: number, no
     }
     if (item.target !== undefined) {
       const tx = x0 + scale(item.target);
-      out.push(`<line x1="${tx.toFixed(1)}" x2="${tx.toFixed(1)}" y1="${(cy + 1).toFixed(1)}" y2="${(cy + rowH - 1).toFixed(1)}" stroke="${COLORS.target}" stroke-width="2" stroke-dasharray="3 2"/>`);
+      out.push(
+        `<line x1="${tx.toFixed(1)}" x2="${tx.toFixed(1)}" y1="${(cy + 1).toFixed(1)}" y2="${(cy + rowH - 1).toFixed(1)}" stroke="${COLORS.target}" stroke-width="2" stroke-dasharray="3 2"/>`,
+      );
     }
   }
   return out.join('\n');
@@ -70,14 +85,26 @@ function rssLine(x: number, y: number, r: Results): string {
   const px = (percent: number) => left + (percent / 100) * w;
   const py = (mb: number) => top + h - (mb / maxMB) * h;
   for (const mb of [0, 100, 200, 300].filter((v) => v <= maxMB)) {
-    out.push(`<line x1="${left}" x2="${left + w}" y1="${py(mb).toFixed(1)}" y2="${py(mb).toFixed(1)}" stroke="${COLORS.grid}"/>`);
+    out.push(
+      `<line x1="${left}" x2="${left + w}" y1="${py(mb).toFixed(1)}" y2="${py(mb).toFixed(1)}" stroke="${COLORS.grid}"/>`,
+    );
     out.push(text(left - 8, py(mb) + 4, String(mb), 'font-size="11" text-anchor="end"'));
   }
-  for (const percent of [0, 25, 50, 75, 100]) out.push(text(px(percent), top + h + 16, `${percent}%`, 'font-size="11" text-anchor="middle"'));
-  out.push(`<line x1="${left}" x2="${left + w}" y1="${py(250).toFixed(1)}" y2="${py(250).toFixed(1)}" stroke="${COLORS.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`);
+  for (const percent of [0, 25, 50, 75, 100])
+    out.push(text(px(percent), top + h + 16, `${percent}%`, 'font-size="11" text-anchor="middle"'));
+  out.push(
+    `<line x1="${left}" x2="${left + w}" y1="${py(250).toFixed(1)}" y2="${py(250).toFixed(1)}" stroke="${COLORS.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
+  );
   const points = e.samples.map((s) => `${px(s.percent).toFixed(1)},${py(s.mb).toFixed(1)}`).join(' ');
   out.push(`<polyline points="${points}" fill="none" stroke="${COLORS.outbox}" stroke-width="2"/>`);
-  out.push(text(left + w / 2, top + h + 32, `dispatched · peak ${int(e.rssPeakMB)} MB, live heap ${int(e.liveHeapAtBootMB)} → ${int(e.liveHeapAfterMB)} MB`, 'font-size="11" text-anchor="middle"'));
+  out.push(
+    text(
+      left + w / 2,
+      top + h + 32,
+      `dispatched · peak ${int(e.rssPeakMB)} MB, live heap ${int(e.liveHeapAtBootMB)} → ${int(e.liveHeapAfterMB)} MB`,
+      'font-size="11" text-anchor="middle"',
+    ),
+  );
   return out.join('\n');
 }
 
@@ -88,11 +115,36 @@ export function renderChart(r: Results): string {
   const flush = (n: number) => d?.cases.find((k) => k.aggregates === n);
 
   const rates: Bar[] = [
-    { label: 'a BullMQ end to end', value: a?.endToEndPerSecond, text: a ? `${int(a.endToEndPerSecond)}/s` : '', color: COLORS.neutral },
-    { label: 'a addBulk only', value: a?.addBulkPerSecond, text: a ? `${int(a.addBulkPerSecond)}/s` : '', color: COLORS.neutral },
-    { label: 'b outbox, 1 event/agg', value: mode(1)?.eventsPerSecond, text: mode(1) ? `${int(mode(1)!.eventsPerSecond)}/s` : '', color: COLORS.outbox },
-    { label: 'b outbox, 10 events/agg', value: mode(10)?.eventsPerSecond, text: mode(10) ? `${int(mode(10)!.eventsPerSecond)}/s` : '', color: COLORS.outbox },
-    { label: 'e relay drain', value: e?.rowsPerSecond, text: e ? `${int(e.rowsPerSecond)}/s` : '', color: COLORS.outbox },
+    {
+      label: 'a BullMQ end to end',
+      value: a?.endToEndPerSecond,
+      text: a ? `${int(a.endToEndPerSecond)}/s` : '',
+      color: COLORS.neutral,
+    },
+    {
+      label: 'a addBulk only',
+      value: a?.addBulkPerSecond,
+      text: a ? `${int(a.addBulkPerSecond)}/s` : '',
+      color: COLORS.neutral,
+    },
+    {
+      label: 'b outbox, 1 event/agg',
+      value: mode(1)?.eventsPerSecond,
+      text: mode(1) ? `${int(mode(1)!.eventsPerSecond)}/s` : '',
+      color: COLORS.outbox,
+    },
+    {
+      label: 'b outbox, 10 events/agg',
+      value: mode(10)?.eventsPerSecond,
+      text: mode(10) ? `${int(mode(10)!.eventsPerSecond)}/s` : '',
+      color: COLORS.outbox,
+    },
+    {
+      label: 'e relay drain',
+      value: e?.rowsPerSecond,
+      text: e ? `${int(e.rowsPerSecond)}/s` : '',
+      color: COLORS.outbox,
+    },
   ];
   const rateMax = Math.max(1, ...rates.map((bar) => bar.value ?? 0)) * 1.05;
 
@@ -129,9 +181,28 @@ export function renderChart(r: Results): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" fill="${COLORS.text}">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     text(20, 28, `nest-outbox benchmark (${r.mode})`, 'font-weight="700" font-size="18"'),
-    text(20, 46, `${m.cpu}, ${m.cores} cores · node ${m.node} · ${r.startedAt.slice(0, 10)} · load ${m.loadAtStart} at start · green: target met, orange: not met, dashed red: target`, 'font-size="12" fill="#555"'),
-    bars(20, y1, 'Throughput (per second)', rates, rateMax, b ? `b: ${b.modes[0]?.writers} writers, handler writes only its inbox row` : ''),
-    bars(x2, y1, 'c. Latency commit → handler start', latency, latencyMax, c ? `${c.rate} events/s for ${c.seconds} s` : ''),
+    text(
+      20,
+      46,
+      `${m.cpu}, ${m.cores} cores · node ${m.node} · ${r.startedAt.slice(0, 10)} · load ${m.loadAtStart} at start · green: target met, orange: not met, dashed red: target`,
+      'font-size="12" fill="#555"',
+    ),
+    bars(
+      20,
+      y1,
+      'Throughput (per second)',
+      rates,
+      rateMax,
+      b ? `b: ${b.modes[0]?.writers} writers, handler writes only its inbox row` : '',
+    ),
+    bars(
+      x2,
+      y1,
+      'c. Latency commit → handler start',
+      latency,
+      latencyMax,
+      c ? `${c.rate} events/s for ${c.seconds} s` : '',
+    ),
     bars(20, y2, 'Ratios against targets', ratios, ratioMax),
     rssLine(x2, y2, r),
     '</svg>',

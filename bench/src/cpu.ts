@@ -25,7 +25,12 @@ const TICKS = 100; // USER_HZ on Linux
 
 export function readCpu(): Reading {
   const usage = process.cpuUsage();
-  return { at: performance.now(), node: (usage.user + usage.system) / 1e6, servers: serverSeconds(), machine: machineTicks() };
+  return {
+    at: performance.now(),
+    node: (usage.user + usage.system) / 1e6,
+    servers: serverSeconds(),
+    machine: machineTicks(),
+  };
 }
 
 export function cpuSince(start: Reading): CpuSplit {

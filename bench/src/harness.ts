@@ -90,7 +90,12 @@ export function now(): number {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 5): Promise<void> {
+export async function waitUntil(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 5,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -105,7 +110,10 @@ export function quantile(sorted: readonly number[], q: number): number {
 }
 
 export function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 export function rssMB(): number {
@@ -138,8 +146,16 @@ export function databaseUrl(base: string, name: string): string {
 }
 
 /** Runs statements on `url` with a throwaway ORM without entities, then closes it. */
-export async function withSql<T>(url: string, fn: (execute: (sql: string, params?: unknown[]) => Promise<any[]>) => Promise<T>): Promise<T> {
-  const orm = await MikroORM.init({ clientUrl: url, entities: [], discovery: { warnWhenNoEntities: false }, pool: { min: 0, max: 2 } });
+export async function withSql<T>(
+  url: string,
+  fn: (execute: (sql: string, params?: unknown[]) => Promise<any[]>) => Promise<T>,
+): Promise<T> {
+  const orm = await MikroORM.init({
+    clientUrl: url,
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
+    pool: { min: 0, max: 2 },
+  });
   try {
     const connection = orm.em.getConnection();
     return await fn((sql, params = []) => connection.execute(sql, params));

@@ -64,7 +64,9 @@ export function runPhaseProcess(context: PhaseContext): Promise<PhaseOutcome> {
       if (!reply) return reject(new Error(`phase process exited (${signal ?? `code ${code}`}) without a result`));
       if ('error' in reply) return reject(new Error(reply.error));
       // A leak is reported, not fatal: the figures were taken before it and are still good.
-      const hung = signal ? `${context.label}: process did not exit by itself within ${CHILD_EXIT_MS / 1000} s after its result (killed)` : undefined;
+      const hung = signal
+        ? `${context.label}: process did not exit by itself within ${CHILD_EXIT_MS / 1000} s after its result (killed)`
+        : undefined;
       resolve({ result: reply.result, hung });
     });
   });
@@ -95,14 +97,22 @@ if (raw && process.send && process.argv[1] && pathToFileURL(process.argv[1]).hre
   const explainHang = () =>
     setTimeout(() => {
       // Names the sockets' peers (6379: Redis, 5432: PostgreSQL), which says whose connection leaked.
-      const sockets = (process as unknown as { _getActiveHandles(): Array<{ remotePort?: number }> })._getActiveHandles().flatMap((h) => (h.remotePort ? [h.remotePort] : []));
-      console.error(`[${context.label}] still running after its result; open: ${process.getActiveResourcesInfo().join(', ')}; sockets to ports ${sockets.join(', ') || 'none'}`);
+      const sockets = (process as unknown as { _getActiveHandles(): Array<{ remotePort?: number }> })
+        ._getActiveHandles()
+        .flatMap((h) => (h.remotePort ? [h.remotePort] : []));
+      console.error(
+        `[${context.label}] still running after its result; open: ${process.getActiveResourcesInfo().join(', ')}; sockets to ports ${sockets.join(', ') || 'none'}`,
+      );
     }, CHILD_EXIT_MS - 1000).unref();
-  runPhase(context).finally(explainHang).then(
-    (result) => process.send!({ result } satisfies Reply, () => process.disconnect()),
-    (error: unknown) => {
-      console.error(`[${context.label}] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      process.send!({ error: error instanceof Error ? error.message : String(error) } satisfies Reply, () => process.disconnect());
-    },
-  );
+  runPhase(context)
+    .finally(explainHang)
+    .then(
+      (result) => process.send!({ result } satisfies Reply, () => process.disconnect()),
+      (error: unknown) => {
+        console.error(`[${context.label}] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        process.send!({ error: error instanceof Error ? error.message : String(error) } satisfies Reply, () =>
+          process.disconnect(),
+        );
+      },
+    );
 }

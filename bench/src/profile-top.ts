@@ -71,7 +71,13 @@ export function summariseProfile(file: string, count = 10): ProfileSummary {
     const where = areaOf(functionName, url);
     const location = url ? `${shortPath(url)}:${lineNumber + 1}` : '';
     const key = `${functionName}|${location}`;
-    const frame = frames.get(key) ?? { name: functionName || '(anonymous)', where, location, selfMs: 0, callers: new Map() };
+    const frame = frames.get(key) ?? {
+      name: functionName || '(anonymous)',
+      where,
+      location,
+      selfMs: 0,
+      callers: new Map(),
+    };
     frame.selfMs += ms;
     const caller = packageAbove(id);
     frame.callers.set(caller, (frame.callers.get(caller) ?? 0) + ms);
@@ -86,10 +92,12 @@ export function summariseProfile(file: string, count = 10): ProfileSummary {
     frames: [...frames.values()]
       .sort((a, b) => b.selfMs - a.selfMs)
       .slice(0, count)
-      .map(({ callers, ...frame }) => ({ ...frame, percent: pct(frame.selfMs), calledFrom: describeCallers(callers, frame.selfMs) })),
-    areas: [...areas]
-      .sort((a, b) => b[1] - a[1])
-      .map(([where, selfMs]) => ({ where, selfMs, percent: pct(selfMs) })),
+      .map(({ callers, ...frame }) => ({
+        ...frame,
+        percent: pct(frame.selfMs),
+        calledFrom: describeCallers(callers, frame.selfMs),
+      })),
+    areas: [...areas].sort((a, b) => b[1] - a[1]).map(([where, selfMs]) => ({ where, selfMs, percent: pct(selfMs) })),
   };
 }
 
@@ -104,13 +112,19 @@ function describeCallers(callers: Map<string, number>, total: number): string {
 }
 
 export function formatSummary(summary: ProfileSummary): string {
-  const lines = [`busy ${(summary.busyMs / 1000).toFixed(2)} s, idle ${(summary.idleMs / 1000).toFixed(2)} s`, 'top self-time frames:'];
+  const lines = [
+    `busy ${(summary.busyMs / 1000).toFixed(2)} s, idle ${(summary.idleMs / 1000).toFixed(2)} s`,
+    'top self-time frames:',
+  ];
   for (const f of summary.frames) {
     const where = f.location || f.where;
-    lines.push(`  ${f.selfMs.toFixed(0).padStart(7)} ms ${f.percent.toFixed(1).padStart(5)} %  ${f.name.slice(0, 32).padEnd(32)} ${where.slice(0, 56).padEnd(56)} for: ${f.calledFrom}`);
+    lines.push(
+      `  ${f.selfMs.toFixed(0).padStart(7)} ms ${f.percent.toFixed(1).padStart(5)} %  ${f.name.slice(0, 32).padEnd(32)} ${where.slice(0, 56).padEnd(56)} for: ${f.calledFrom}`,
+    );
   }
   lines.push('self time by package:');
-  for (const a of summary.areas.slice(0, 10)) lines.push(`  ${a.selfMs.toFixed(0).padStart(7)} ms ${a.percent.toFixed(1).padStart(5)} %  ${a.where}`);
+  for (const a of summary.areas.slice(0, 10))
+    lines.push(`  ${a.selfMs.toFixed(0).padStart(7)} ms ${a.percent.toFixed(1).padStart(5)} %  ${a.where}`);
   return lines.join('\n');
 }
 

@@ -72,28 +72,47 @@ export function targetsOf(p: Phases): Target[] {
 
 const int = (v: number) => Math.round(v).toLocaleString('en-US');
 const fix = (v: number, d = 2) => v.toFixed(d);
-const cpuText = (c: CpuSplit) => `${fix(c.nodeSeconds, 1)} / ${fix(c.postgresSeconds, 1)} / ${fix(c.redisSeconds, 1)}; ${Math.round(100 * c.machineBusy)} %`;
+const cpuText = (c: CpuSplit) =>
+  `${fix(c.nodeSeconds, 1)} / ${fix(c.postgresSeconds, 1)} / ${fix(c.redisSeconds, 1)}; ${Math.round(100 * c.machineBusy)} %`;
 const status = (met: boolean | null) => (met === null ? '' : met ? 'met' : 'NOT MET');
 
 /** The printed table: one row per figure, with target and met / not met where a target applies. */
 export function formatTable(r: Results): string {
   const targets = new Map(r.targets.map((t) => [t.id, t]));
   const rows: Array<[string, string, string, string?]> = [];
-  const row = (phase: string, what: string, value: string, targetId?: string) => rows.push([phase, what, value, targetId]);
+  const row = (phase: string, what: string, value: string, targetId?: string) =>
+    rows.push([phase, what, value, targetId]);
   const { baseline: a, throughput: b, latency: c, flushOverhead: d, backlog: e } = r.phases;
   if (a) {
-    row('a baseline', `BullMQ addBulk(${a.batch}) + Worker(${a.concurrency}), end to end`, `${int(a.endToEndPerSecond)} jobs/s`);
+    row(
+      'a baseline',
+      `BullMQ addBulk(${a.batch}) + Worker(${a.concurrency}), end to end`,
+      `${int(a.endToEndPerSecond)} jobs/s`,
+    );
     row('', `  CPU s: this process / postgres / redis; machine busy`, cpuText(a.cpu));
     row('', 'addBulk only, no worker', `${int(a.addBulkPerSecond)} jobs/s`);
     row('', `jobs / payload`, `${int(a.jobs)} / ${a.payloadBytes} B`);
   }
   if (b) {
     for (const m of b.modes) {
-      row(m.eventsPerAggregate === 1 ? 'b throughput' : '', `${m.eventsPerAggregate} event(s)/aggregate, ${m.writers} writers, ${int(m.events)} events`, `${int(m.eventsPerSecond)} events/s`);
+      row(
+        m.eventsPerAggregate === 1 ? 'b throughput' : '',
+        `${m.eventsPerAggregate} event(s)/aggregate, ${m.writers} writers, ${int(m.events)} events`,
+        `${int(m.eventsPerSecond)} events/s`,
+      );
       row('', `  writers committed at`, `${int(m.committedPerSecond)} events/s`);
-      row('', `  relay batches (mean rows per batch)`, `${int(m.relayBatches)} (${fix(m.events / Math.max(1, m.relayBatches), 1)})`);
+      row(
+        '',
+        `  relay batches (mean rows per batch)`,
+        `${int(m.relayBatches)} (${fix(m.events / Math.max(1, m.relayBatches), 1)})`,
+      );
       row('', `  CPU s: this process / postgres / redis; machine busy`, cpuText(m.cpu));
-      row('', `  ratio b/a`, m.ratioToBaseline === null ? 'n/a' : fix(m.ratioToBaseline), `b.ratio.${m.eventsPerAggregate}`);
+      row(
+        '',
+        `  ratio b/a`,
+        m.ratioToBaseline === null ? 'n/a' : fix(m.ratioToBaseline),
+        `b.ratio.${m.eventsPerAggregate}`,
+      );
     }
     row('', `handler: ${b.handler}`, '');
   }
@@ -107,16 +126,28 @@ export function formatTable(r: Results): string {
   }
   if (d) {
     for (const k of d.cases) {
-      row(k.aggregates === 1 ? 'd flush overhead' : '', `${k.aggregates} aggregate(s) + ${k.aggregates} event(s), median of ${k.flushes}`, `off ${fix(k.offMs)} ms, on ${fix(k.onMs)} ms`);
+      row(
+        k.aggregates === 1 ? 'd flush overhead' : '',
+        `${k.aggregates} aggregate(s) + ${k.aggregates} event(s), median of ${k.flushes}`,
+        `off ${fix(k.offMs)} ms, on ${fix(k.onMs)} ms`,
+      );
       row('', '  ratio on/off', fix(k.ratio), `d.ratio.${k.aggregates}`);
     }
   }
   if (e) {
-    row('e backlog drain', `${int(e.rows)} pending rows, relay alone (written in ${fix(e.writeSeconds, 1)} s)`, `${int(e.rowsPerSecond)} rows/s`);
+    row(
+      'e backlog drain',
+      `${int(e.rows)} pending rows, relay alone (written in ${fix(e.writeSeconds, 1)} s)`,
+      `${int(e.rowsPerSecond)} rows/s`,
+    );
     row('', 'ratio to addBulk-only rate', e.ratioToAddBulk === null ? 'n/a' : fix(e.ratioToAddBulk), 'e.ratio');
     row('', `peak RSS (before drain ${int(e.rssBeforeMB)} MB)`, `${int(e.rssPeakMB)} MB`, 'e.rss');
     row('', 'RSS at 25/50/75/100 % drained', e.rssAtQuartersMB.map(int).join(' / ') + ' MB');
-    row('', 'live heap after GC, at boot → after the drain', `${fix(e.liveHeapAtBootMB, 1)} → ${fix(e.liveHeapAfterMB, 1)} MB`);
+    row(
+      '',
+      'live heap after GC, at boot → after the drain',
+      `${fix(e.liveHeapAtBootMB, 1)} → ${fix(e.liveHeapAfterMB, 1)} MB`,
+    );
     row('', '  flat: live heap growth', `${fix(e.liveHeapGrowthMB, 1)} MB`, 'e.flat');
   }
   for (const [phase, message] of Object.entries(r.errors)) row(phase, 'FAILED', message.slice(0, 80));
@@ -127,7 +158,11 @@ export function formatTable(r: Results): string {
   });
   const header = ['phase', 'measure', 'value', 'target', ''];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (c: string[]) =>
+    c
+      .map((v, i) => v.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   const m = r.machine;
   return [
     `nest-outbox benchmark (${r.mode}) — ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, node ${m.node}, ${m.platform}; load average at start ${m.loadAtStart}`,
@@ -136,7 +171,12 @@ export function formatTable(r: Results): string {
     ...cells.map(line),
     '',
     `targets met: ${r.targets.filter((t) => t.met).length}/${r.targets.length}` +
-      (r.targets.some((t) => t.met === false) ? `  (not met: ${r.targets.filter((t) => t.met === false).map((t) => t.label).join('; ')})` : ''),
+      (r.targets.some((t) => t.met === false)
+        ? `  (not met: ${r.targets
+            .filter((t) => t.met === false)
+            .map((t) => t.label)
+            .join('; ')})`
+        : ''),
     ...r.warnings.map((w) => `warning: ${w}`),
   ].join('\n');
 }

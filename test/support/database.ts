@@ -10,8 +10,16 @@ export function databaseUrl(name: string, base = ADMIN_URL): string {
 }
 
 /** Runs SQL against a database with a throwaway ORM (no entities). */
-export async function withConnection<T>(url: string, fn: (execute: (sql: string, params?: unknown[]) => Promise<any[]>) => Promise<T>): Promise<T> {
-  const orm = await MikroORM.init({ clientUrl: url, entities: [], discovery: { warnWhenNoEntities: false }, pool: { min: 0, max: 2 } });
+export async function withConnection<T>(
+  url: string,
+  fn: (execute: (sql: string, params?: unknown[]) => Promise<any[]>) => Promise<T>,
+): Promise<T> {
+  const orm = await MikroORM.init({
+    clientUrl: url,
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
+    pool: { min: 0, max: 2 },
+  });
   try {
     const connection = orm.em.getConnection();
     return await fn((sql, params = []) => connection.execute(sql, params));

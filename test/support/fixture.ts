@@ -5,7 +5,15 @@ import { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { INestApplicationContext, ModuleMetadata, Provider } from '@nestjs/common';
 import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { Test } from '@nestjs/testing';
-import { OutboxEvent, OutboxModule, OutboxMonitor, currentMessage, outboxEntities, outboxSchemaSql, type OutboxModuleOptions } from 'nest-outbox';
+import {
+  OutboxEvent,
+  OutboxModule,
+  OutboxMonitor,
+  currentMessage,
+  outboxEntities,
+  outboxSchemaSql,
+  type OutboxModuleOptions,
+} from 'nest-outbox';
 import { OutboxRunner } from '../../libs/outbox/src/outbox.runner.js';
 import { withConnection } from './database.js';
 
@@ -60,7 +68,10 @@ export class Account extends AggregateRoot {
 
 /** Records one `effect` row per handler run, in the handler's transaction. */
 export async function recordEffect(em: EntityManager, handler: string): Promise<void> {
-  await em.execute('insert into effect (message_id, handler) values (?, ?)', [currentMessage()!.headers.messageId, handler]);
+  await em.execute('insert into effect (message_id, handler) values (?, ?)', [
+    currentMessage()!.headers.messageId,
+    handler,
+  ]);
 }
 
 @EventsHandler(Deposited)
@@ -85,7 +96,9 @@ export class CountPings implements IEventHandler<Pinged> {
 export async function prepareFixtureDatabase(url: string): Promise<void> {
   await withConnection(url, async (execute) => {
     for (const statement of outboxSchemaSql()) await execute(statement);
-    await execute('create table account (id text primary key, email text not null unique, balance int not null, deposits int not null)');
+    await execute(
+      'create table account (id text primary key, email text not null unique, balance int not null, deposits int not null)',
+    );
     await execute('create table effect (id serial primary key, message_id uuid not null, handler text not null)');
   });
 }

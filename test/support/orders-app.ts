@@ -23,7 +23,9 @@ export async function migrateOrders(databaseUrl: string): Promise<void> {
 
 /** The example service, listening on a free port, with the given outbox options. */
 export async function startOrdersApp(databaseUrl: string, outbox: OutboxModuleOptions): Promise<OrdersApp> {
-  const moduleRef = await Test.createTestingModule({ imports: [OrdersAppModule.register({ databaseUrl, outbox })] }).compile();
+  const moduleRef = await Test.createTestingModule({
+    imports: [OrdersAppModule.register({ databaseUrl, outbox })],
+  }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
   await app.listen(0, '127.0.0.1');
   return {
@@ -37,7 +39,11 @@ export async function startOrdersApp(databaseUrl: string, outbox: OutboxModuleOp
 }
 
 export async function post<T = unknown>(url: string, body?: unknown): Promise<T> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  });
   if (!response.ok) throw new Error(`POST ${url} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as T;
 }

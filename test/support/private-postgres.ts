@@ -34,7 +34,18 @@ export class PrivatePostgres {
         const { uid, gid } = postgresUser();
         chownSync(dir, uid, gid);
       }
-      await server.asServerUser(join(bin, 'initdb'), ['-D', server.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+      await server.asServerUser(join(bin, 'initdb'), [
+        '-D',
+        server.dataDir,
+        '-U',
+        'postgres',
+        '-A',
+        'trust',
+        '-E',
+        'UTF8',
+        '--no-sync',
+        '--no-instructions',
+      ]);
       await server.start(options.maxConnections ?? 300);
     } catch (error) {
       await server.destroy().catch(() => undefined);
@@ -74,7 +85,18 @@ export class PrivatePostgres {
       '-c full_page_writes=off',
       '-c shared_buffers=64MB',
     ].join(' ');
-    await this.asServerUser(join(this.bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', this.dataDir, '-l', this.logFile, '-o', settings]);
+    await this.asServerUser(join(this.bin, 'pg_ctl'), [
+      'start',
+      '-w',
+      '-t',
+      '60',
+      '-D',
+      this.dataDir,
+      '-l',
+      this.logFile,
+      '-o',
+      settings,
+    ]);
     this.running = true;
   }
 
@@ -117,7 +139,9 @@ export class PrivatePostgres {
       await run(file, argv, { timeout: 120_000 });
     } catch (error) {
       const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-      throw new Error(`${command} ${args[0]} failed: ${stderr || stdout || String(error)}\n${this.logTail(10)}`);
+      throw new Error(`${command} ${args[0]} failed: ${stderr || stdout || String(error)}\n${this.logTail(10)}`, {
+        cause: error,
+      });
     }
   }
 }
@@ -131,7 +155,8 @@ function postgresBin(): string {
   if (process.env.PG_BIN) return process.env.PG_BIN;
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'pg_ctl'))) : [];
-  if (versions.length === 0) throw new Error('No PostgreSQL server binaries in /usr/lib/postgresql/*/bin; install postgresql or set PG_BIN.');
+  if (versions.length === 0)
+    throw new Error('No PostgreSQL server binaries in /usr/lib/postgresql/*/bin; install postgresql or set PG_BIN.');
   versions.sort((a, b) => Number(a) - Number(b));
   return join(root, versions[versions.length - 1], 'bin');
 }

@@ -17,16 +17,22 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 async function demo(): Promise<number> {
   await prepareDatabase(DATABASE_URL);
   await reset();
-  const app = await NestFactory.create(OrdersAppModule.register({ databaseUrl: DATABASE_URL, outbox: { redis: REDIS_URL, queueName: QUEUE } }), {
-    logger: ['error', 'warn'],
-  });
+  const app = await NestFactory.create(
+    OrdersAppModule.register({ databaseUrl: DATABASE_URL, outbox: { redis: REDIS_URL, queueName: QUEUE } }),
+    {
+      logger: ['error', 'warn'],
+    },
+  );
   app.enableShutdownHooks();
   await app.listen(0, '127.0.0.1');
   const base = await app.getUrl();
   const started = performance.now();
   try {
     const ids = await inParallel(ORDERS, async (i) => {
-      const placed = await call<{ id: string }>(`${base}/orders`, { customerId: `customer-${i % 25}`, totalCents: 1000 + i });
+      const placed = await call<{ id: string }>(`${base}/orders`, {
+        customerId: `customer-${i % 25}`,
+        totalCents: 1000 + i,
+      });
       await call(`${base}/orders/${placed.id}/pay`);
       return placed.id;
     });
@@ -63,7 +69,9 @@ async function demo(): Promise<number> {
 
 async function reset(): Promise<void> {
   const orm = await MikroORM.init({ clientUrl: DATABASE_URL, entities: [], discovery: { warnWhenNoEntities: false } });
-  await orm.em.getConnection().execute('truncate orders, order_summary, notification_log, loyalty_account, outbox_message, inbox_message');
+  await orm.em
+    .getConnection()
+    .execute('truncate orders, order_summary, notification_log, loyalty_account, outbox_message, inbox_message');
   await orm.close();
   const queue = new Queue(QUEUE, { connection: { url: REDIS_URL } });
   await queue.obliterate({ force: true });
@@ -79,7 +87,11 @@ async function countEffects(app: INestApplication) {
 }
 
 async function call<T = unknown>(url: string, body?: unknown): Promise<T> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  });
   if (!response.ok) throw new Error(`POST ${url} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as T;
 }

@@ -2,7 +2,17 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { Queue } from 'bullmq';
 import { OutboxMonitor } from 'nest-outbox';
 import { BootClock, SomethingHappened, startBenchApp, ormOf } from '../bench.app.js';
-import { emptyTables, liveHeapMB, now, obliterateQueue, redisConnection, rssMB, sleep, withSql, type Bench } from '../harness.js';
+import {
+  emptyTables,
+  liveHeapMB,
+  now,
+  obliterateQueue,
+  redisConnection,
+  rssMB,
+  sleep,
+  withSql,
+  type Bench,
+} from '../harness.js';
 import type { BaselineResult } from './baseline.js';
 
 export interface RssSample {
@@ -139,8 +149,13 @@ async function writeBacklog(url: string, rows: number): Promise<void> {
 
 /** The relay's own counter is trusted only if the database and the queue agree with it. */
 async function check(orm: MikroORM, redisUrl: string, queueName: string, rows: number): Promise<void> {
-  const [row] = await orm.em.getConnection().execute<Array<{ pending: number }>>('select count(*)::int as pending from outbox_message where dispatched_at is null');
+  const [row] = await orm.em
+    .getConnection()
+    .execute<Array<{ pending: number }>>(
+      'select count(*)::int as pending from outbox_message where dispatched_at is null',
+    );
   const queue = new Queue(queueName, { connection: redisConnection(redisUrl) });
   const jobs = await queue.count().finally(() => queue.close());
-  if (row.pending !== 0 || jobs !== rows) throw new Error(`Backlog check failed: ${row.pending} rows still pending, ${jobs}/${rows} jobs in the queue`);
+  if (row.pending !== 0 || jobs !== rows)
+    throw new Error(`Backlog check failed: ${row.pending} rows still pending, ${jobs}/${rows} jobs in the queue`);
 }

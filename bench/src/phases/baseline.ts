@@ -3,7 +3,17 @@ import { Queue, Worker, type JobsOptions } from 'bullmq';
 import type { OutboxJobData } from 'nest-outbox';
 import { SomethingHappened } from '../bench.app.js';
 import { cpuSince, readCpu, type CpuSplit } from '../cpu.js';
-import { ADD_BULK_BATCH, WORKER_CONCURRENCY, now, obliterateQueue, redisConnection, signal, ticker, within, type Bench } from '../harness.js';
+import {
+  ADD_BULK_BATCH,
+  WORKER_CONCURRENCY,
+  now,
+  obliterateQueue,
+  redisConnection,
+  signal,
+  ticker,
+  within,
+  type Bench,
+} from '../harness.js';
 
 export interface BaselineResult {
   jobs: number;
@@ -70,7 +80,11 @@ function jobs(n: number): BulkJob[] {
     const id = randomUUID();
     const type = 'bench.something-happened.v1';
     const headers = { messageId: id, correlationId: id, occurredAt: new Date().toISOString() };
-    return { name: type, data: { type, payload: payloadText(), headers, aggregateType: 'BenchAggregate', aggregateId: randomUUID() }, opts: { ...opts, jobId: id } };
+    return {
+      name: type,
+      data: { type, payload: payloadText(), headers, aggregateType: 'BenchAggregate', aggregateId: randomUUID() },
+      opts: { ...opts, jobId: id },
+    };
   });
 }
 

@@ -46,7 +46,8 @@ export async function flushOverheadPhase(bench: Bench): Promise<FlushOverheadRes
     ] as const) {
       bench.progress(`${aggregates} aggregate(s) + ${aggregates} event(s) per flush, ${flushes} flushes per side`);
       // Warm-up per side: JIT, pool connections, prepared metadata.
-      for (const orm of [sides.off, sides.on]) await time(orm, aggregates, Math.max(5, Math.ceil(flushes / 10)), orm === sides.off);
+      for (const orm of [sides.off, sides.on])
+        await time(orm, aggregates, Math.max(5, Math.ceil(flushes / 10)), orm === sides.off);
       const times = { off: [] as number[], on: [] as number[] };
       const perRound = Math.ceil(flushes / ROUNDS);
       for (let round = 0; round < ROUNDS; round++) {

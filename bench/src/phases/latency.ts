@@ -1,6 +1,18 @@
 import { OutboxMonitor } from 'nest-outbox';
 import { BenchAggregate, handled, startBenchApp, ormOf } from '../bench.app.js';
-import { WORKER_CONCURRENCY, emptyTables, now, obliterateQueue, quantile, signal, sleep, ticker, waitUntil, within, type Bench } from '../harness.js';
+import {
+  WORKER_CONCURRENCY,
+  emptyTables,
+  now,
+  obliterateQueue,
+  quantile,
+  signal,
+  sleep,
+  ticker,
+  waitUntil,
+  within,
+  type Bench,
+} from '../harness.js';
 
 export interface LatencyResult {
   rate: number;
@@ -65,7 +77,9 @@ export async function latencyPhase(bench: Bench): Promise<LatencyResult> {
       if (startedAt.size === total) all.resolve();
     };
     bench.progress(`${rate} events/s for ${seconds} s (one event per transaction)`);
-    const stop = ticker(5000, () => bench.progress(`  committed ${committedAt.size}/${total}, handled ${startedAt.size}/${total}`));
+    const stop = ticker(5000, () =>
+      bench.progress(`  committed ${committedAt.size}/${total}, handled ${startedAt.size}/${total}`),
+    );
     const inflight = new Set<Promise<void>>();
     const errors: unknown[] = [];
     const started = now();
@@ -96,7 +110,10 @@ export async function latencyPhase(bench: Bench): Promise<LatencyResult> {
         p95: quantile(latencies, 0.95),
         p99: quantile(latencies, 0.99),
         max: latencies[latencies.length - 1],
-        flushP50: quantile([...flushMs].sort((a, b) => a - b), 0.5),
+        flushP50: quantile(
+          [...flushMs].sort((a, b) => a - b),
+          0.5,
+        ),
       };
     } finally {
       stop();

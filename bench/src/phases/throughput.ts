@@ -2,7 +2,17 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { OutboxMonitor } from 'nest-outbox';
 import { BenchAggregate, handled, startBenchApp, ormOf } from '../bench.app.js';
 import { cpuSince, readCpu, type CpuSplit } from '../cpu.js';
-import { WORKER_CONCURRENCY, emptyTables, now, obliterateQueue, signal, ticker, waitUntil, within, type Bench } from '../harness.js';
+import {
+  WORKER_CONCURRENCY,
+  emptyTables,
+  now,
+  obliterateQueue,
+  signal,
+  ticker,
+  waitUntil,
+  within,
+  type Bench,
+} from '../harness.js';
 import type { BaselineResult } from './baseline.js';
 
 export interface ThroughputMode {
@@ -45,11 +55,22 @@ export async function throughputPhase(bench: Bench, baseline: BaselineResult | u
     const orm = ormOf(app);
     const monitor = app.get(OutboxMonitor);
     // Warm-up: opens the pool's connections and lets the JIT settle; not recorded.
-    await writeAndDrain(bench, orm, monitor, 1, Math.min(500, Math.floor(bench.sizes.throughputEvents / 5)), () => undefined);
+    await writeAndDrain(
+      bench,
+      orm,
+      monitor,
+      1,
+      Math.min(500, Math.floor(bench.sizes.throughputEvents / 5)),
+      () => undefined,
+    );
     const modes: ThroughputMode[] = [];
     for (const perAggregate of [1, 10]) {
-      bench.progress(`${bench.sizes.throughputEvents} events, ${perAggregate} per aggregate, ${bench.sizes.writers} writers`);
-      const mode = await writeAndDrain(bench, orm, monitor, perAggregate, bench.sizes.throughputEvents, (m) => bench.progress(m));
+      bench.progress(
+        `${bench.sizes.throughputEvents} events, ${perAggregate} per aggregate, ${bench.sizes.writers} writers`,
+      );
+      const mode = await writeAndDrain(bench, orm, monitor, perAggregate, bench.sizes.throughputEvents, (m) =>
+        bench.progress(m),
+      );
       modes.push({ ...mode, ratioToBaseline: baseline ? mode.eventsPerSecond / baseline.endToEndPerSecond : null });
     }
     return { handler: HANDLER_NOTE, concurrency: WORKER_CONCURRENCY, modes };
@@ -116,7 +137,9 @@ async function writeAndDrain(
 }
 
 async function inboxCount(orm: MikroORM): Promise<number> {
-  const [row] = await orm.em.getConnection().execute<Array<{ n: number }>>('select count(*)::int as n from inbox_message');
+  const [row] = await orm.em
+    .getConnection()
+    .execute<Array<{ n: number }>>('select count(*)::int as n from inbox_message');
   return row.n;
 }
 
@@ -124,6 +147,9 @@ async function relayBatches(orm: MikroORM, since: Date): Promise<number> {
   // Every mark statement stamps its whole batch with one now(): one distinct value per batch.
   const [row] = await orm.em
     .getConnection()
-    .execute<Array<{ n: number }>>('select count(distinct dispatched_at)::int as n from outbox_message where occurred_at >= ?', [since]);
+    .execute<Array<{ n: number }>>(
+      'select count(distinct dispatched_at)::int as n from outbox_message where occurred_at >= ?',
+      [since],
+    );
   return row.n;
 }

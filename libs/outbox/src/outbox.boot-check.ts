@@ -1,7 +1,12 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { ResolvedOutboxOptions } from './options/outbox-options.interface.js';
 import { OutboxSetupError } from './outbox.errors.js';
-import { databaseUnreachableAtBoot, entitiesDisagree, entitiesNotRegistered, tablesMissing } from './outbox.messages.js';
+import {
+  databaseUnreachableAtBoot,
+  entitiesDisagree,
+  entitiesNotRegistered,
+  tablesMissing,
+} from './outbox.messages.js';
 import { OutboxMessage } from './store/outbox-message.entity.js';
 import { qualifiedTables } from './store/outbox.tables.js';
 import { errorText } from './util/error-text.js';
@@ -30,7 +35,9 @@ async function checkTables(orm: MikroORM, tables: ResolvedOutboxOptions['tables'
   const { outbox, inbox } = qualifiedTables(tables);
   let found: Array<{ outbox: string | null; inbox: string | null }>;
   try {
-    found = await orm.em.getConnection().execute(`select to_regclass(?) as outbox, to_regclass(?) as inbox`, [outbox, inbox]);
+    found = await orm.em
+      .getConnection()
+      .execute(`select to_regclass(?) as outbox, to_regclass(?) as inbox`, [outbox, inbox]);
   } catch (error) {
     throw new OutboxSetupError(databaseUnreachableAtBoot(errorText(error)), { cause: error });
   }

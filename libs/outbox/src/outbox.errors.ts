@@ -49,7 +49,8 @@ export class OutboxDeadLetterNotFoundError extends OutboxArgumentError {
   ) {
     super(
       state === 'unknown'
-        ? `No dead letter has id ${JSON.stringify(messageId)}: the queue holds no such message. List dead letters with OutboxDeadLetters.list().`
+        ? `No dead letter has id ${JSON.stringify(messageId)}: the queue holds no such message. ` +
+            'List dead letters with OutboxDeadLetters.list().'
         : `No dead letter has id ${JSON.stringify(messageId)}: the message is ${state}, not failed.`,
     );
   }

@@ -29,7 +29,13 @@ export const keepCompletedBelowLease = (seconds: number, leaseMs: number) =>
   `Invalid nest-outbox option "keepCompletedSeconds": ${seconds}s is shorter than relay.leaseMs (${leaseMs} ms); ` +
   'completed jobs must outlive the lease so a re-dispatched message is recognised.';
 
-export const inboxRetentionBelowRetryWindow = (seconds: number, windowSeconds: number, attempts: number, type: string, delayMs: number) =>
+export const inboxRetentionBelowRetryWindow = (
+  seconds: number,
+  windowSeconds: number,
+  attempts: number,
+  type: string,
+  delayMs: number,
+) =>
   `Invalid nest-outbox option "retention.inboxAfterSeconds": ${seconds}s is not longer than the retry window ` +
   `(${windowSeconds}s for ${attempts} attempts with ${type} backoff of ${delayMs} ms); ` +
   'an inbox row removed before the last retry would let a handler run twice.';
@@ -40,10 +46,12 @@ export const asyncOptionsWithoutSource = () =>
 // Boot checks
 
 export const entitiesNotRegistered = () =>
-  "MikroORM does not know the outbox entities: add `...outboxEntities()` (from 'nest-outbox') to the `entities` of your MikroORM config.";
+  'MikroORM does not know the outbox entities: ' +
+  "add `...outboxEntities()` (from 'nest-outbox') to the `entities` of your MikroORM config.";
 
 export const entitiesDisagree = (ormTable: string, moduleTable: string) =>
-  `MikroORM maps the outbox to ${ormTable} but OutboxModule uses ${moduleTable}: pass the same \`tables\` to outboxEntities() and OutboxModule.`;
+  `MikroORM maps the outbox to ${ormTable} but OutboxModule uses ${moduleTable}: ` +
+  'pass the same `tables` to outboxEntities() and OutboxModule.';
 
 export const databaseUnreachableAtBoot = (reason: string) =>
   `nest-outbox cannot reach PostgreSQL to check its tables: ${reason}. Start the database and boot again.`;
@@ -64,7 +72,8 @@ export const handlerNameTaken = (handler: string) =>
   `Two handler classes are named ${handler}; the name is the inbox key, so rename one of them.`;
 
 export const eventTypeTaken = (type: string, first: string, second: string) =>
-  `Event classes ${first} and ${second} share the type name "${type}"; give one a distinct name with @OutboxEvent('...').`;
+  `Event classes ${first} and ${second} share the type name "${type}"; ` +
+  "give one a distinct name with @OutboxEvent('...').";
 
 export const invalidEventTypeName = (name: unknown) =>
   `@OutboxEvent name ${shown(name)} is invalid: use 1-200 letters, digits or "_.-/@".`;
@@ -72,7 +81,8 @@ export const invalidEventTypeName = (name: unknown) =>
 // Capture
 
 export const publishOutsideContext = () =>
-  'OutboxService.publish() needs an EntityManager context to write the message with: call it inside em.transactional(), ' +
+  'OutboxService.publish() needs an EntityManager context to write the message with: ' +
+  'call it inside em.transactional(), ' +
   'an HTTP request (MikroORM registerRequestContext) or a @CreateRequestContext() method. Nothing was written.';
 
 export const eventNotAnObject = (got: unknown) =>
@@ -83,15 +93,19 @@ export const eventNotSerialisable = (type: string, reason: string) =>
   'Use plain data in events (strings, numbers, booleans, arrays, objects; no BigInt, no cycles). Nothing was written.';
 
 export const eventNotAJsonObject = (type: string, text: string | undefined) =>
-  `Event ${type} must serialise to a JSON object, got ${text === undefined ? 'nothing' : text.slice(0, 40)}. Nothing was written.`;
+  `Event ${type} must serialise to a JSON object, got ${text === undefined ? 'nothing' : text.slice(0, 40)}. ` +
+  'Nothing was written.';
 
 export const messageTooLarge = (type: string, bytes: number, maxBytes: number) =>
-  `Event ${type} is ${bytes} bytes of JSON with its headers, over the ${maxBytes}-byte limit (option maxPayloadBytes). ` +
+  `Event ${type} is ${bytes} bytes of JSON with its headers, ` +
+  `over the ${maxBytes}-byte limit (option maxPayloadBytes). ` +
   'Store large data elsewhere and put its reference in the event. Nothing was written.';
 
-export const headersNotAnObject = (type: string) => `Headers of ${type} must be an object of string values. Nothing was written.`;
+export const headersNotAnObject = (type: string) =>
+  `Headers of ${type} must be an object of string values. Nothing was written.`;
 
-export const headerNameForbidden = (type: string, name: string) => `Header name "${name}" of ${type} is not allowed. Nothing was written.`;
+export const headerNameForbidden = (type: string, name: string) =>
+  `Header name "${name}" of ${type} is not allowed. Nothing was written.`;
 
 export const headerNotAString = (type: string, name: string, value: unknown) =>
   `Header "${name}" of ${type} must be a string, got ${value === null ? 'null' : typeof value}. Nothing was written.`;
@@ -103,14 +117,16 @@ export const invalidDelay = (type: string, delay: unknown) =>
 
 export const payloadUnreadable = (type: string, reason: string) => `Payload of ${type} cannot be read: ${reason}.`;
 
-export const payloadRejectedByReviver = (type: string, reason: string) => `Payload of ${type} was rejected by its revive function: ${reason}.`;
+export const payloadRejectedByReviver = (type: string, reason: string) =>
+  `Payload of ${type} was rejected by its revive function: ${reason}.`;
 
 export const unknownEventType = (type: string, messageId: string) =>
   `Unknown event type "${type}" (message ${messageId}): no @EventsHandler in this process handles it. ` +
   'Register a handler for it, or name its class with @OutboxEvent if it was renamed.';
 
 export const notAnOutboxJob = (jobId: string | undefined) =>
-  `Job ${jobId} is not an outbox message (expected type, payload text and headers with a message id); only the outbox relay should add jobs to this queue.`;
+  `Job ${jobId} is not an outbox message (expected type, payload text and headers with a message id); ` +
+  'only the outbox relay should add jobs to this queue.';
 
 // Relay, worker and retention at run time
 
@@ -125,7 +141,8 @@ export const addBulkTimedOut = (timeoutMs: number) => `BullMQ addBulk did not an
 export const databaseOutage = (reason: string) =>
   `PostgreSQL is unreachable (${reason}); jobs wait in Redis without spending attempts. Logged once per outage.`;
 
-export const databaseRecovered = (seconds: string) => `PostgreSQL answers again after ${seconds} s; handlers are running.`;
+export const databaseRecovered = (seconds: string) =>
+  `PostgreSQL answers again after ${seconds} s; handlers are running.`;
 
 export const retentionOutage = (reason: string, intervalMs: number) =>
   `Retention cleanup failed (${reason}). Old outbox and inbox rows stay until it succeeds; ` +
@@ -147,4 +164,5 @@ export const handlerAbortedAtShutdown = (timeoutMs: number) =>
 export const invalidQueryCount = (name: string, max: number, got: unknown) =>
   `Dead-letter query "${name}" must be an integer from 0 to ${max}, got ${shown(got)}.`;
 
-export const invalidFilterField = (name: string, got: unknown) => `Dead-letter filter "${name}" must be a string, got ${typeof got}.`;
+export const invalidFilterField = (name: string, got: unknown) =>
+  `Dead-letter filter "${name}" must be a string, got ${typeof got}.`;

@@ -17,7 +17,13 @@ import { resolveOutboxOptions } from './options/resolve-options.js';
 import { OutboxOptionsError } from './outbox.errors.js';
 import { asyncOptionsWithoutSource } from './outbox.messages.js';
 import { OutboxRunner } from './outbox.runner.js';
-import { OUTBOX_OPTIONS, OUTBOX_QUEUE, OUTBOX_RAW_OPTIONS, OUTBOX_ROW_FACTORY, OUTBOX_SCHEDULER } from './outbox.tokens.js';
+import {
+  OUTBOX_OPTIONS,
+  OUTBOX_QUEUE,
+  OUTBOX_RAW_OPTIONS,
+  OUTBOX_ROW_FACTORY,
+  OUTBOX_SCHEDULER,
+} from './outbox.tokens.js';
 import { CommitSignal } from './routing/commit.signal.js';
 import { OutboxQueue, lazyQueue } from './routing/outbox.queue.js';
 import { ProcessCounters } from './telemetry/process-counters.js';
@@ -54,7 +60,9 @@ export class OutboxModule {
       useFactory: (factory: OutboxOptionsFactory) => factory.createOutboxOptions(),
       inject: [factoryClass],
     };
-    return options.useClass ? [resolve, fromFactory, { provide: options.useClass, useClass: options.useClass }] : [resolve, fromFactory];
+    return options.useClass
+      ? [resolve, fromFactory, { provide: options.useClass, useClass: options.useClass }]
+      : [resolve, fromFactory];
   }
 
   private static build(optionProviders: Provider[], imports: DynamicModule['imports'] = []): DynamicModule {

@@ -1,5 +1,12 @@
 import { MikroORM } from '@mikro-orm/core';
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
 import type { SchedulerRegistry } from '@nestjs/schedule';
 import type { OutboxRowFactory } from './capture/outbox-row.factory.js';
 import { OutboxSubscriber } from './capture/outbox.subscriber.js';
@@ -41,7 +48,11 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     private readonly queue: OutboxQueue,
     private readonly counters: ProcessCounters,
   ) {
-    this.wake = new WakeChannel(`${options.prefix}:${options.queueName}:outbox-wake`, () => queue.client(), () => createRedis(options, {}));
+    this.wake = new WakeChannel(
+      `${options.prefix}:${options.queueName}:outbox-wake`,
+      () => queue.client(),
+      () => createRedis(options, {}),
+    );
   }
 
   async onModuleInit(): Promise<void> {
@@ -49,7 +60,10 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     this.orm.em.getEventManager().registerSubscriber(new OutboxSubscriber(this.rows, this.commits));
     const { queueName, relay, worker } = this.options;
     const table = qualifiedTables(this.options.tables).outbox;
-    this.logger.log(`Outbox ready on ${table}, queue "${queueName}" (relay ${relay.enabled ? 'on' : 'off'}, worker ${worker.enabled ? 'on' : 'off'}).`);
+    this.logger.log(
+      `Outbox ready on ${table}, queue "${queueName}" ` +
+        `(relay ${relay.enabled ? 'on' : 'off'}, worker ${worker.enabled ? 'on' : 'off'}).`,
+    );
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -79,7 +93,11 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     const graceful = Promise.allSettled([this.relay?.stop(), this.consumer?.stop()]).then(() => true);
     if (!(await waitAtMost(graceful, timeoutMs, false))) {
       const released = (await this.relay?.loop.releaseInFlight().catch(() => 0)) ?? 0;
-      await waitAtMost(this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined) ?? Promise.resolve(), 1000, undefined);
+      await waitAtMost(
+        this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined) ?? Promise.resolve(),
+        1000,
+        undefined,
+      );
       this.logger.warn(shutdownOutOfTime(timeoutMs, released));
     }
     await this.queue.close();

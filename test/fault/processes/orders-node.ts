@@ -34,14 +34,18 @@ import type { Queue } from 'bullmq';
 import { OUTBOX_QUEUE, OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
 import { OrdersAppModule } from '../../../apps/orders/src/app.module.js';
 import { AwardLoyaltyPoints } from '../../../apps/orders/src/loyalty/award-points.handler.js';
-import { SendOrderConfirmation, SendPointsStatement } from '../../../apps/orders/src/notifications/notification.handlers.js';
+import {
+  SendOrderConfirmation,
+  SendPointsStatement,
+} from '../../../apps/orders/src/notifications/notification.handlers.js';
 import { Order, OrderStatus } from '../../../apps/orders/src/orders/order.entity.js';
 import { OrderSummaryProjector } from '../../../apps/orders/src/read-model/order-summary.projector.js';
 
 type Message = Record<string, unknown> & { kind: string };
 
 const env = process.env;
-const num = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
+const num = (name: string): number | undefined =>
+  env[name] === undefined || env[name] === '' ? undefined : Number(env[name]);
 const on = (name: string, fallback: boolean): boolean => (env[name] === undefined ? fallback : env[name] === '1');
 
 let dieInNextHandler = false;
@@ -73,7 +77,13 @@ function send(message: Message): Promise<void> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function outboxOptions(): OutboxModuleOptions {
-  const relay = { enabled: on('RELAY', true), leaseMs: num('LEASE_MS'), intervalMs: num('RELAY_INTERVAL_MS'), batchSize: num('BATCH_SIZE'), maxBackoffMs: num('MAX_BACKOFF_MS') };
+  const relay = {
+    enabled: on('RELAY', true),
+    leaseMs: num('LEASE_MS'),
+    intervalMs: num('RELAY_INTERVAL_MS'),
+    batchSize: num('BATCH_SIZE'),
+    maxBackoffMs: num('MAX_BACKOFF_MS'),
+  };
   const delayMs = num('BACKOFF_MS');
   const worker = {
     enabled: on('WORKER', true),
@@ -192,7 +202,8 @@ async function produce(app: INestApplication): Promise<void> {
       try {
         return await step();
       } catch (error) {
-        if (failures++ % 20 === 0) console.error(`producer: batch failed, retrying: ${error instanceof Error ? error.message : String(error)}`);
+        if (failures++ % 20 === 0)
+          console.error(`producer: batch failed, retrying: ${error instanceof Error ? error.message : String(error)}`);
         await sleep(250);
       }
     }
@@ -200,9 +211,12 @@ async function produce(app: INestApplication): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const app = await NestFactory.create(OrdersAppModule.register({ databaseUrl: env.DATABASE_URL, outbox: outboxOptions() }), {
-    logger: ['error', 'warn', 'log'],
-  });
+  const app = await NestFactory.create(
+    OrdersAppModule.register({ databaseUrl: env.DATABASE_URL, outbox: outboxOptions() }),
+    {
+      logger: ['error', 'warn', 'log'],
+    },
+  );
   app.enableShutdownHooks();
   instrumentQueue(app.get<Queue>(OUTBOX_QUEUE));
   instrumentHandlers(app);
@@ -210,7 +224,11 @@ async function main(): Promise<void> {
   const statusMs = num('STATUS_MS');
   if (statusMs) {
     const monitor = app.get(OutboxMonitor);
-    setInterval(() => void send({ kind: 'status', inHandler, addBulkInFlight: addBulkInFlight.size, ...monitor.processCounters() }), statusMs).unref();
+    setInterval(
+      () =>
+        void send({ kind: 'status', inHandler, addBulkInFlight: addBulkInFlight.size, ...monitor.processCounters() }),
+      statusMs,
+    ).unref();
   }
   await send({ kind: 'ready', url: await app.getUrl() });
   if (num('PRODUCE_ORDERS')) await produce(app);

@@ -19,9 +19,13 @@ export interface Exit {
 /** Fails early, with the fix, when the compiled entry is missing or older than its source. */
 export function assertEntryBuilt(): void {
   if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run \`npm run build\` first (npm test does).`);
-  if (statSync(ENTRY).mtimeMs < statSync(SOURCE).mtimeMs) throw new Error(`${ENTRY} is older than ${SOURCE}: run \`npm run build\`.`);
+  if (statSync(ENTRY).mtimeMs < statSync(SOURCE).mtimeMs)
+    throw new Error(`${ENTRY} is older than ${SOURCE}: run \`npm run build\`.`);
   const major = Number(process.versions.node.split('.')[0]);
-  if (major < 22) throw new Error(`The fault suite runs on Node ${process.versions.node}; run it through npm/npx so Node 22 from devDependencies is used.`);
+  if (major < 22)
+    throw new Error(
+      `The fault suite runs on Node ${process.versions.node}; run it through npm/npx so Node 22 from devDependencies is used.`,
+    );
 }
 
 /** One spawned OS process of the orders example; keeps its IPC messages and the tail of its output. */
@@ -59,7 +63,8 @@ export class NodeProcess {
       });
     }
     this.child.on('message', (message: NodeMessage) => {
-      if (message.kind !== 'status' && message.kind !== 'produced' && message.kind !== 'addbulk') this.log(`ipc ${JSON.stringify(message).slice(0, 300)}`);
+      if (message.kind !== 'status' && message.kind !== 'produced' && message.kind !== 'addbulk')
+        this.log(`ipc ${JSON.stringify(message).slice(0, 300)}`);
       this.messages.push(message);
       if (this.messages.length > 2000) this.messages.splice(0, 1000);
       for (const listener of this.listeners) listener(message);
@@ -94,11 +99,18 @@ export class NodeProcess {
   }
 
   /** Resolves with the first message of `kind` (already received or coming) that matches; rejects if the process exits first. */
-  waitFor(kind: string, match: (message: NodeMessage) => boolean = () => true, timeoutMs = 60_000): Promise<NodeMessage> {
+  waitFor(
+    kind: string,
+    match: (message: NodeMessage) => boolean = () => true,
+    timeoutMs = 60_000,
+  ): Promise<NodeMessage> {
     const seen = this.messages.find((message) => message.kind === kind && match(message));
     if (seen) return Promise.resolve(seen);
     return new Promise((resolveMessage, reject) => {
-      const timer = setTimeout(() => done(new Error(`${this.name}: no "${kind}" message within ${timeoutMs} ms\n${this.tail()}`)), timeoutMs);
+      const timer = setTimeout(
+        () => done(new Error(`${this.name}: no "${kind}" message within ${timeoutMs} ms\n${this.tail()}`)),
+        timeoutMs,
+      );
       const listener = (message: NodeMessage) => {
         if (message.kind === kind && match(message)) done(undefined, message);
       };
@@ -109,7 +121,13 @@ export class NodeProcess {
         else resolveMessage(message!);
       };
       this.listeners.add(listener);
-      void this.exited.then((exit) => done(new Error(`${this.name} exited (code ${exit.code}, signal ${exit.signal}) before a "${kind}" message\n${this.tail()}`)));
+      void this.exited.then((exit) =>
+        done(
+          new Error(
+            `${this.name} exited (code ${exit.code}, signal ${exit.signal}) before a "${kind}" message\n${this.tail()}`,
+          ),
+        ),
+      );
     });
   }
 
@@ -162,7 +180,9 @@ export class Cluster {
   /** Lines of every process's output that look like trouble, for failure messages and the report. */
   errorLines(limit = 40): string[] {
     const pattern = /error|warn|exception|unhandled|dead letter|stalled/i;
-    return this.processes.flatMap((node) => node.lines.filter((line) => pattern.test(line)).map((line) => `[${node.name}] ${line}`)).slice(-limit);
+    return this.processes
+      .flatMap((node) => node.lines.filter((line) => pattern.test(line)).map((line) => `[${node.name}] ${line}`))
+      .slice(-limit);
   }
 
   tails(lines = 15): string {

@@ -70,8 +70,16 @@ export class Probe {
   ) {}
 
   static async open(databaseUrl: string, redisUrl: string, queueName: string): Promise<Probe> {
-    const orm = await MikroORM.init({ clientUrl: databaseUrl, entities: [], discovery: { warnWhenNoEntities: false }, pool: { min: 0, max: 2 }, debug: false });
-    const queue = new Queue(queueName, { connection: { url: redisUrl, maxRetriesPerRequest: 1, enableOfflineQueue: false } });
+    const orm = await MikroORM.init({
+      clientUrl: databaseUrl,
+      entities: [],
+      discovery: { warnWhenNoEntities: false },
+      pool: { min: 0, max: 2 },
+      debug: false,
+    });
+    const queue = new Queue(queueName, {
+      connection: { url: redisUrl, maxRetriesPerRequest: 1, enableOfflineQueue: false },
+    });
     queue.on('error', () => undefined); // a restarting Redis is expected here; calls fail and are retried by the caller
     return new Probe(orm, queue);
   }
@@ -85,7 +93,15 @@ export class Probe {
   }
 
   async queueCounts(): Promise<QueueCounts> {
-    const c = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
+    const c = await this.queue.getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'completed',
+      'failed',
+      'prioritized',
+      'waiting-children',
+    );
     return {
       waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c['waiting-children'] ?? 0),
       active: c.active ?? 0,
@@ -107,11 +123,16 @@ export class Probe {
 
   /** Inbox marks recorded for these message ids. */
   async handledCount(ids: readonly string[]): Promise<number> {
-    const [row] = await this.sql<{ n: number }>('select count(*)::int as n from inbox_message where message_id = any(?::uuid[])', [`{${ids.join(',')}}`]);
+    const [row] = await this.sql<{ n: number }>(
+      'select count(*)::int as n from inbox_message where message_id = any(?::uuid[])',
+      [`{${ids.join(',')}}`],
+    );
     return row.n;
   }
 
-  async rows(ids: readonly string[]): Promise<Array<{ id: string; attempts: number; dispatched: boolean; locked: boolean }>> {
+  async rows(
+    ids: readonly string[],
+  ): Promise<Array<{ id: string; attempts: number; dispatched: boolean; locked: boolean }>> {
     return this.sql(
       `select id::text, attempts, dispatched_at is not null as dispatched, coalesce(locked_until > now(), false) as locked
        from outbox_message where id = any(?::uuid[]) order by id`,
@@ -128,10 +149,15 @@ export class Probe {
     try {
       const before = await this.queueCounts();
       if (before.waiting + before.active + before.delayed > 0) return false;
-      const [{ pending }] = await this.sql<{ pending: number }>('select count(*)::int as pending from outbox_message where dispatched_at is null');
+      const [{ pending }] = await this.sql<{ pending: number }>(
+        'select count(*)::int as pending from outbox_message where dispatched_at is null',
+      );
       if (pending > 0) return false;
       const after = await this.queueCounts();
-      return after.waiting + after.active + after.delayed === 0 && before.completed + before.failed === after.completed + after.failed;
+      return (
+        after.waiting + after.active + after.delayed === 0 &&
+        before.completed + before.failed === after.completed + after.failed
+      );
     } catch {
       return false; // a server is down: not quiet
     }
@@ -208,7 +234,9 @@ export class Probe {
       redeliveries: finished.reduce((sum, job) => sum + Math.max(0, (job.attemptsStarted ?? 1) - 1), 0),
       stalledJobs: finished.filter((job) => (job.stalledCounter ?? 0) > 0).length,
       maxAttempts: finished.reduce((max, job) => Math.max(max, job.attemptsMade ?? 0), 0),
-      deadLetters: failed.map((job) => `${job.id} ${job.name} after ${job.attemptsMade} attempt(s): ${job.failedReason}`),
+      deadLetters: failed.map(
+        (job) => `${job.id} ${job.name} after ${job.attemptsMade} attempt(s): ${job.failedReason}`,
+      ),
     };
   }
 }
@@ -229,7 +257,10 @@ export function exactlyOnceView(v: Verification) {
     deadLetters: v.deadLetters,
     queue: { waiting: v.jobs.waiting, active: v.jobs.active, delayed: v.jobs.delayed, failed: v.jobs.failed },
     // One BullMQ job per message: a re-dispatch must not have created a second job.
-    jobsPerMessage: v.jobs.completed + v.jobs.failed === v.events ? 'one' : `${v.jobs.completed + v.jobs.failed} jobs for ${v.events} messages`,
+    jobsPerMessage:
+      v.jobs.completed + v.jobs.failed === v.events
+        ? 'one'
+        : `${v.jobs.completed + v.jobs.failed} jobs for ${v.events} messages`,
   };
 }
 

@@ -31,7 +31,11 @@ export class Scenario {
     const databaseUrl = await freshDatabase(`fault_${id}`, servers.postgresUrl);
     await migrateOrders(databaseUrl);
     const queueName = uniqueQueueName(`fault-${id}`);
-    const cluster = new Cluster({ DATABASE_URL: databaseUrl, REDIS_URL: servers.redisUrl, QUEUE_NAME: queueName }, servers.logDir, id);
+    const cluster = new Cluster(
+      { DATABASE_URL: databaseUrl, REDIS_URL: servers.redisUrl, QUEUE_NAME: queueName },
+      servers.logDir,
+      id,
+    );
     const scenario = new Scenario(id, databaseUrl, servers.redisUrl, queueName, cluster, figures);
     await scenario.openProbe();
     return scenario;
@@ -50,7 +54,7 @@ export class Scenario {
       await waitUntil(what, () => this.probe.isQuiet(), timeoutMs, 250);
       return Date.now();
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${await this.describe()}`);
+      throw new Error(`${(error as Error).message}\n${await this.describe()}`, { cause: error });
     }
   }
 
@@ -58,7 +62,12 @@ export class Scenario {
   async describe(): Promise<string> {
     const progress = await this.probe.progress().catch((e: unknown) => `unavailable: ${String(e)}`);
     const queue = await this.probe.queueCounts().catch((e: unknown) => `unavailable: ${String(e)}`);
-    return [`progress ${JSON.stringify(progress)}`, `queue ${JSON.stringify(queue)}`, 'process log lines:', ...this.cluster.errorLines()].join('\n');
+    return [
+      `progress ${JSON.stringify(progress)}`,
+      `queue ${JSON.stringify(queue)}`,
+      'process log lines:',
+      ...this.cluster.errorLines(),
+    ].join('\n');
   }
 
   /** Ends every process and the observer; for afterEach, whatever state the test left. */

@@ -27,7 +27,9 @@ export class ScenarioFigures {
     this.lost = v.lost;
     this.duplicates = v.duplicates + v.orphans;
     if (v.pointsMissing || v.pointsExtra || v.statusWrong) {
-      this.note(`loyalty points missing ${v.pointsMissing}, in excess ${v.pointsExtra}; read-model rows with a wrong status ${v.statusWrong}`);
+      this.note(
+        `loyalty points missing ${v.pointsMissing}, in excess ${v.pointsExtra}; read-model rows with a wrong status ${v.statusWrong}`,
+      );
     }
     if (v.jobs.failed > 0) this.note(`dead letter: ${v.deadLetters[0]}`);
     this.deadLetters = v.jobs.failed;
@@ -63,7 +65,20 @@ export class Scoreboard {
   }
 
   table(): string {
-    const header = ['scenario', 'events', 'kills', 'restarts', 're-dispatched', 'redelivered', 'lost', 'dup effects', 'dead letters', 'recovery s', 'elapsed s', 'result'];
+    const header = [
+      'scenario',
+      'events',
+      'kills',
+      'restarts',
+      're-dispatched',
+      'redelivered',
+      'lost',
+      'dup effects',
+      'dead letters',
+      'recovery s',
+      'elapsed s',
+      'result',
+    ];
     const show = (n: number | undefined) => (n === undefined ? '?' : String(n));
     const seconds = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(1));
     const body = this.rows.map((r) => [
@@ -81,7 +96,8 @@ export class Scoreboard {
       r.result,
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
-    const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+    const line = (cells: string[]) =>
+      cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
     const notes = this.rows.flatMap((r) => r.notes.map((n) => `  ${r.name.split(' ')[0]}: ${n}`));
     return [
       'nest-outbox fault suite',

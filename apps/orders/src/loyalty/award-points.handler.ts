@@ -11,8 +11,14 @@ export class AwardLoyaltyPoints implements IEventHandler<OrderPaid> {
 
   async handle(event: OrderPaid): Promise<void> {
     // Create-if-missing without a race, then lock the account so concurrent orders add up.
-    await this.em.execute('insert into loyalty_account (customer_id, points) values (?, 0) on conflict do nothing', [event.customerId]);
-    const account = await this.em.findOneOrFail(LoyaltyAccount, { customerId: event.customerId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    await this.em.execute('insert into loyalty_account (customer_id, points) values (?, 0) on conflict do nothing', [
+      event.customerId,
+    ]);
+    const account = await this.em.findOneOrFail(
+      LoyaltyAccount,
+      { customerId: event.customerId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE },
+    );
     account.award(event.orderId, event.totalCents);
   }
 }

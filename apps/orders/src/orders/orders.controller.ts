@@ -1,4 +1,13 @@
-import { BadRequestException, Body, ConflictException, Controller, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import {
+  BadRequestException,
+  Body,
+  ConflictException,
+  Controller,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+} from '@nestjs/common';
 import { OrderNotPayableError } from './order.entity.js';
 import { OrdersService } from './orders.service.js';
 

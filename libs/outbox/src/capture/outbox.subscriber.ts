@@ -1,4 +1,10 @@
-import { helper, type EventSubscriber, type FlushEventArgs, type TransactionEventArgs, type UnitOfWork } from '@mikro-orm/core';
+import {
+  helper,
+  type EventSubscriber,
+  type FlushEventArgs,
+  type TransactionEventArgs,
+  type UnitOfWork,
+} from '@mikro-orm/core';
 import type { AggregateRoot } from '@nestjs/cqrs';
 import type { CommitSignal } from '../routing/commit.signal.js';
 import { OutboxMessage } from '../store/outbox-message.entity.js';

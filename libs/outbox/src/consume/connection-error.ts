@@ -1,7 +1,18 @@
 import { ConnectionException } from '@mikro-orm/core';
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03']);
-const CONNECTION_MESSAGES = /Connection terminated|not queryable|connection error|Connection ended|terminating connection/i;
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+const CONNECTION_MESSAGES =
+  /Connection terminated|not queryable|connection error|Connection ended|terminating connection/i;
 
 /**
  * True when an error, or one it wraps, looks like a lost connection. It cannot tell a database

@@ -14,9 +14,20 @@ import { OutboxWorker } from './outbox.worker.js';
 export class Consumer {
   private readonly worker: OutboxWorker;
 
-  constructor(orm: MikroORM, routes: ReadonlyMap<string, EventRoute>, options: ResolvedOutboxOptions, counters: WorkerCounters) {
+  constructor(
+    orm: MikroORM,
+    routes: ReadonlyMap<string, EventRoute>,
+    options: ResolvedOutboxOptions,
+    counters: WorkerCounters,
+  ) {
     const processor = new MessageProcessor(orm, new InboxStore(options.tables), routes);
-    this.worker = new OutboxWorker(processor, orm, createRedis(options, { maxRetriesPerRequest: null }), options, counters);
+    this.worker = new OutboxWorker(
+      processor,
+      orm,
+      createRedis(options, { maxRetriesPerRequest: null }),
+      options,
+      counters,
+    );
   }
 
   start(): void {
@@ -28,7 +39,10 @@ export class Consumer {
     return this.worker.close();
   }
 
-  /** Ends the handler runs still going (their transactions roll back; their jobs run again elsewhere) and closes at once. */
+  /**
+   * Ends the handler runs still going (their transactions roll back; their jobs run again
+   * elsewhere) and closes at once.
+   */
   async stopNow(reason: string): Promise<void> {
     this.worker.abortActive(reason);
     await this.worker.forceClose();

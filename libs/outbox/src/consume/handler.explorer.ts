@@ -44,7 +44,8 @@ export class HandlerExplorer {
       for (const eventClass of events) {
         const type = eventTypeOf(eventClass);
         const route = routes.get(type) ?? { eventClass, handlers: [] };
-        if (route.eventClass !== eventClass) throw new OutboxSetupError(eventTypeTaken(type, route.eventClass.name, eventClass.name));
+        if (route.eventClass !== eventClass)
+          throw new OutboxSetupError(eventTypeTaken(type, route.eventClass.name, eventClass.name));
         if (!route.handlers.some((handler) => handler.name === name)) {
           route.handlers.push({ name, instance: wrapper.instance as IEventHandler<object> });
         }

@@ -10,7 +10,8 @@ export class InboxStore {
   private readonly markSql: string;
 
   constructor(tables: Tables) {
-    this.markSql = `insert into ${qualifiedTables(tables).inbox} (message_id, handler) values (?, ?) on conflict do nothing returning 1 as fresh`;
+    this.markSql = `insert into ${qualifiedTables(tables).inbox} (message_id, handler) values (?, ?)
+      on conflict do nothing returning 1 as fresh`;
   }
 
   /** True when this handler has not processed the message before (and now owns it in this transaction). */

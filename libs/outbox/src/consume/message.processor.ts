@@ -64,7 +64,13 @@ export class MessageProcessor {
     for (const abort of this.running) abort(new OutboxError(reason));
   }
 
-  private async runHandler(handler: HandlerEntry, event: object, type: string, headers: OutboxHeaders, attempt: number): Promise<void> {
+  private async runHandler(
+    handler: HandlerEntry,
+    event: object,
+    type: string,
+    headers: OutboxHeaders,
+    attempt: number,
+  ): Promise<void> {
     let abort!: (reason: Error) => void;
     const aborted = new Promise<never>((_, reject) => {
       abort = reject;
@@ -93,7 +99,13 @@ export class MessageProcessor {
 function readJob(job: Job<OutboxJobData>): OutboxJobData {
   const data = job.data as Partial<OutboxJobData> | undefined;
   const headers = data?.headers;
-  if (!data || typeof data.type !== 'string' || typeof data.payload !== 'string' || !headers || !isMessageId(headers.messageId)) {
+  if (
+    !data ||
+    typeof data.type !== 'string' ||
+    typeof data.payload !== 'string' ||
+    !headers ||
+    !isMessageId(headers.messageId)
+  ) {
     throw new UnrecoverableError(notAnOutboxJob(job.id));
   }
   return data as OutboxJobData;

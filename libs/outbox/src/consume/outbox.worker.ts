@@ -18,7 +18,10 @@ export class OutboxWorker {
   private readonly worker: Worker<OutboxJobData>;
   private lastConnectionError = '';
   private databasePauseMs = 0;
-  private readonly databaseOutage = new OutageLog(this.logger, { failed: databaseOutage, recovered: databaseRecovered });
+  private readonly databaseOutage = new OutageLog(this.logger, {
+    failed: databaseOutage,
+    recovered: databaseRecovered,
+  });
 
   constructor(
     private readonly processor: MessageProcessor,
@@ -75,7 +78,14 @@ export class OutboxWorker {
   }
 
   private async databaseAnswers(): Promise<boolean> {
-    return waitAtMost(this.orm.checkConnection().then((result) => result.ok, () => false), 2000, false);
+    return waitAtMost(
+      this.orm.checkConnection().then(
+        (result) => result.ok,
+        () => false,
+      ),
+      2000,
+      false,
+    );
   }
 
   /** Abandons the handler runs still going (their transactions roll back); for a shutdown out of time. */
@@ -113,14 +123,19 @@ export class OutboxWorker {
 
   private onFailed(job: Job<OutboxJobData> | undefined, error: Error): void {
     if (!job) return;
-    const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final =
+      error instanceof UnrecoverableError ||
+      error.name === 'UnrecoverableError' ||
+      job.attemptsMade >= (job.opts.attempts ?? 1);
     if (!final) {
       this.stats.retried++;
       return;
     }
     this.stats.deadLettered++;
     // A job whose workers kept dying fails without a handler error; say so rather than count attempts.
-    const why = /stalled/i.test(error.message) ? `its worker died ${job.stalledCounter ?? 'too many'} time(s) while running it` : `${job.attemptsMade} attempt(s)`;
+    const why = /stalled/i.test(error.message)
+      ? `its worker died ${job.stalledCounter ?? 'too many'} time(s) while running it`
+      : `${job.attemptsMade} attempt(s)`;
     this.logger.error(`Dead letter: message ${job.id} (${job.name}) after ${why}: ${error.message}`);
   }
 }

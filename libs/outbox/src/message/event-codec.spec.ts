@@ -28,7 +28,9 @@ describe('serialiseEvent', () => {
   it('rejects BigInt and cycles, naming the type and saying nothing was written', () => {
     const cyclic = new ParcelShipped('p', 1) as ParcelShipped & { self?: unknown };
     cyclic.self = cyclic;
-    expect(() => serialiseEvent(Object.assign(new ParcelShipped('p', 1), { n: 1n }))).toThrow(/codec\.parcel-shipped\.v1 cannot be serialised to JSON.*BigInt.*Nothing was written/);
+    expect(() => serialiseEvent(Object.assign(new ParcelShipped('p', 1), { n: 1n }))).toThrow(
+      /codec\.parcel-shipped\.v1 cannot be serialised to JSON.*BigInt.*Nothing was written/,
+    );
     expect(() => serialiseEvent(cyclic)).toThrow(OutboxPayloadError);
   });
 
@@ -47,7 +49,11 @@ describe('serialiseEvent', () => {
 
 describe('rebuildEvent', () => {
   it('builds a real instance of the class with the payload fields', () => {
-    const event = rebuildEvent(ParcelShipped, 'codec.parcel-shipped.v1', '{"parcelId":"p9","weight":3}') as ParcelShipped;
+    const event = rebuildEvent(
+      ParcelShipped,
+      'codec.parcel-shipped.v1',
+      '{"parcelId":"p9","weight":3}',
+    ) as ParcelShipped;
     expect(event).toBeInstanceOf(ParcelShipped);
     expect(event.describe()).toBe('p9 (3 kg)');
   });

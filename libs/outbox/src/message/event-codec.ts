@@ -48,7 +48,10 @@ export function parsePayload(type: string, text: string): Record<string, unknown
       return v;
     });
   } catch (error) {
-    const reason = error instanceof ForbiddenKey ? `it carries the forbidden key "${error.key}"` : `it is not valid JSON (${errorText(error)})`;
+    const reason =
+      error instanceof ForbiddenKey
+        ? `it carries the forbidden key "${error.key}"`
+        : `it is not valid JSON (${errorText(error)})`;
     throw new OutboxMessageError(payloadUnreadable(type, reason));
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {

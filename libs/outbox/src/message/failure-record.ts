@@ -14,7 +14,12 @@ export function isFailureRecord(value: unknown): value is FailureRecord {
   return typeof value === 'object' && value !== null && 'error' in value && 'lastFailedAt' in value;
 }
 
-export function nextFailureRecord(previous: unknown, handler: string | null, error: string, now = new Date()): FailureRecord {
+export function nextFailureRecord(
+  previous: unknown,
+  handler: string | null,
+  error: string,
+  now = new Date(),
+): FailureRecord {
   const at = now.toISOString();
   return { handler, error, firstFailedAt: isFailureRecord(previous) ? previous.firstFailedAt : at, lastFailedAt: at };
 }

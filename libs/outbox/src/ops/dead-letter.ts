@@ -35,9 +35,15 @@ export interface DeadLetterQuery extends DeadLetterFilter {
   limit?: number;
 }
 
-/** Reads a failed job as a dead letter; jobs failed without a failure record (stalled, foreign) fall back to BullMQ's fields. */
+/**
+ * Reads a failed job as a dead letter; jobs failed without a failure record (stalled, foreign)
+ * fall back to BullMQ's fields.
+ */
 export function toDeadLetter(job: Job): DeadLetter {
-  const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as { type?: unknown; headers?: unknown };
+  const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as {
+    type?: unknown;
+    headers?: unknown;
+  };
   const record = isFailureRecord(job.progress) ? job.progress : undefined;
   const failedAt = new Date(job.finishedOn ?? job.processedOn ?? job.timestamp);
   return {
@@ -53,5 +59,8 @@ export function toDeadLetter(job: Job): DeadLetter {
 }
 
 export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boolean {
-  return (filter.type === undefined || letter.type === filter.type) && (filter.handler === undefined || letter.handler === filter.handler);
+  return (
+    (filter.type === undefined || letter.type === filter.type) &&
+    (filter.handler === undefined || letter.handler === filter.handler)
+  );
 }

@@ -3,7 +3,13 @@ import type { Job } from 'bullmq';
 import { OutboxArgumentError, OutboxDeadLetterNotFoundError } from '../outbox.errors.js';
 import { invalidFilterField, invalidQueryCount } from '../outbox.messages.js';
 import { OutboxQueue } from '../routing/outbox.queue.js';
-import { matchesFilter, toDeadLetter, type DeadLetter, type DeadLetterFilter, type DeadLetterQuery } from './dead-letter.js';
+import {
+  matchesFilter,
+  toDeadLetter,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterQuery,
+} from './dead-letter.js';
 
 const PAGE = 200;
 const MAX_LIMIT = 1000;
@@ -27,7 +33,9 @@ export class OutboxDeadLetters {
     if (limit === 0) return [];
     if (query.type === undefined && query.handler === undefined) {
       // Without a filter the page is a plain range of the failed set.
-      return (await this.jobs(await this.queue.get().getRanges(['failed'], offset, offset + limit - 1, false))).map(toDeadLetter);
+      return (await this.jobs(await this.queue.get().getRanges(['failed'], offset, offset + limit - 1, false))).map(
+        toDeadLetter,
+      );
     }
     const letters: DeadLetter[] = [];
     let skipped = 0;
@@ -39,12 +47,12 @@ export class OutboxDeadLetters {
     return letters;
   }
 
-  /** Puts one dead letter back to waiting with its attempts reset; handlers that already succeeded on it are skipped. */
+  /** Puts one dead letter back to waiting with its attempts reset; handlers that succeeded on it are skipped. */
   async retry(messageId: string): Promise<void> {
     await this.retryJob(await this.deadJob(messageId), true);
   }
 
-  /** Retries every dead letter matching the filter (all when empty), a page at a time; returns how many were retried. */
+  /** Retries every dead letter matching the filter (all when empty), a page at a time; returns how many. */
   async retryAll(filter: DeadLetterFilter = {}): Promise<number> {
     checkFilter(filter);
     return this.eachMatching(filter, (job) => this.retryJob(job, false));
@@ -55,7 +63,7 @@ export class OutboxDeadLetters {
     await (await this.deadJob(messageId)).remove();
   }
 
-  /** Removes every dead letter matching the filter (all when empty), a page at a time; returns how many were removed. */
+  /** Removes every dead letter matching the filter (all when empty), a page at a time; returns how many. */
   async discardAll(filter: DeadLetterFilter = {}): Promise<number> {
     checkFilter(filter);
     return this.eachMatching(filter, async (job) => {
@@ -81,7 +89,8 @@ export class OutboxDeadLetters {
   }
 
   private async deadJob(messageId: string): Promise<Job> {
-    if (typeof messageId !== 'string' || messageId === '') throw new OutboxDeadLetterNotFoundError(String(messageId), 'unknown');
+    if (typeof messageId !== 'string' || messageId === '')
+      throw new OutboxDeadLetterNotFoundError(String(messageId), 'unknown');
     const job = await this.queue.get().getJob(messageId);
     const state = job ? await job.getState() : 'unknown';
     if (!job || state !== 'failed') throw new OutboxDeadLetterNotFoundError(messageId, state);
@@ -135,6 +144,7 @@ function count(name: string, value: unknown, fallback: number, max: number): num
 
 function checkFilter(filter: DeadLetterFilter): void {
   for (const name of ['type', 'handler'] as const) {
-    if (filter[name] !== undefined && typeof filter[name] !== 'string') throw new OutboxArgumentError(invalidFilterField(name, filter[name]));
+    if (filter[name] !== undefined && typeof filter[name] !== 'string')
+      throw new OutboxArgumentError(invalidFilterField(name, filter[name]));
   }
 }

@@ -23,7 +23,11 @@ function fakeDatabase(script: { outbox: number[]; pages?: InboxMark[][] }) {
   let active = 0;
   let maxActive = 0;
   const execute = async (sql: string, params: unknown[]) => {
-    const statement: Statement = sql.startsWith('select') ? 'marks page' : sql.includes('"inbox_message"') ? 'marks delete' : 'outbox delete';
+    const statement: Statement = sql.startsWith('select')
+      ? 'marks page'
+      : sql.includes('"inbox_message"')
+        ? 'marks delete'
+        : 'outbox delete';
     calls.push({ statement, params });
     active++;
     maxActive = Math.max(maxActive, active);

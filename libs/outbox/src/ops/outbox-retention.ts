@@ -1,5 +1,11 @@
 import { MikroORM } from '@mikro-orm/core';
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import type { SchedulerRegistry } from '@nestjs/schedule';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { retentionOutage, retentionRecovered } from '../outbox.messages.js';
@@ -45,12 +51,18 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
     this.store = new RetentionStore(orm, options.tables);
     this.retention = options.retention;
     this.intervalName = `nest-outbox:retention:${options.queueName}`;
-    this.outage = new OutageLog(this.logger, { failed: (reason) => retentionOutage(reason, this.retention.intervalMs), recovered: retentionRecovered });
+    this.outage = new OutageLog(this.logger, {
+      failed: (reason) => retentionOutage(reason, this.retention.intervalMs),
+      recovered: retentionRecovered,
+    });
   }
 
   onApplicationBootstrap(): void {
     if (!this.retention.enabled) return;
-    this.scheduler.addInterval(this.intervalName, setInterval(() => this.tick(), this.retention.intervalMs));
+    this.scheduler.addInterval(
+      this.intervalName,
+      setInterval(() => this.tick(), this.retention.intervalMs),
+    );
   }
 
   /** Stops the schedule and waits for a running pass, which stops between batches; before MikroORM closes its pool. */

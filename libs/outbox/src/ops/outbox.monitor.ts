@@ -36,7 +36,8 @@ export class OutboxMonitor {
     this.countSql = `select
       (select count(*) from ${outbox})::int as written,
       (select count(*) from ${outbox} where dispatched_at is null)::int as pending,
-      (select count(*) from ${outbox} where dispatched_at is null and attempts >= ${options.relay.maxAttempts})::int as stuck,
+      (select count(*) from ${outbox}
+        where dispatched_at is null and attempts >= ${options.relay.maxAttempts})::int as stuck,
       (select count(*) from ${inbox})::int as handled`;
   }
 
@@ -68,18 +69,25 @@ export class OutboxMonitor {
   async waitUntilSettled(timeoutMs = 30_000, everyMs = 25): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await this.isSettled())) {
-      if (Date.now() > deadline) throw new OutboxTimeoutError(`The outbox did not settle within ${timeoutMs} ms: ${JSON.stringify(await this.snapshot())}`);
+      if (Date.now() > deadline)
+        throw new OutboxTimeoutError(
+          `The outbox did not settle within ${timeoutMs} ms: ${JSON.stringify(await this.snapshot())}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   }
 
   private async tableCounts(): Promise<{ written: number; pending: number; stuck: number; handled: number }> {
-    const [counts] = await this.orm.em.getConnection().execute<Array<{ written: number; pending: number; stuck: number; handled: number }>>(this.countSql);
+    const [counts] = await this.orm.em
+      .getConnection()
+      .execute<Array<{ written: number; pending: number; stuck: number; handled: number }>>(this.countSql);
     return counts;
   }
 
   private async queueCounts(): Promise<OutboxSnapshot['queue']> {
-    const jobs = await this.queue.get().getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
+    const jobs = await this.queue
+      .get()
+      .getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children');
     return {
       waiting: (jobs.waiting ?? 0) + (jobs.prioritized ?? 0) + (jobs['waiting-children'] ?? 0),
       active: jobs.active ?? 0,

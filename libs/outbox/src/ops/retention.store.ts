@@ -36,7 +36,8 @@ export class RetentionStore {
       order by processed_at, message_id, handler limit ?`;
     // The age is checked again: a mark refreshed since it was read is young again and stays.
     this.deleteMarksSql = `delete from ${inbox} i using unnest(?::uuid[], ?::text[]) as old(message_id, handler)
-      where i.message_id = old.message_id and i.handler = old.handler and i.processed_at < now() - ? * interval '1 second'`;
+      where i.message_id = old.message_id and i.handler = old.handler
+        and i.processed_at < now() - ? * interval '1 second'`;
   }
 
   /** Deletes up to `limit` outbox rows dispatched more than `afterSeconds` ago; returns how many. */
@@ -45,10 +46,16 @@ export class RetentionStore {
     return result.affectedRows;
   }
 
-  /** Up to `limit` inbox marks older than `afterSeconds`, oldest first, after `cursor` (the last mark of the previous page). */
+  /** Up to `limit` marks older than `afterSeconds`, oldest first, after `cursor` (the previous page's last). */
   async oldInboxMarks(afterSeconds: number, cursor: InboxMark | undefined, limit: number): Promise<InboxMark[]> {
     const from = cursor ?? { processedAt: '-infinity', messageId: '00000000-0000-0000-0000-000000000000', handler: '' };
-    return this.connection().execute<InboxMark[]>(this.oldMarksSql, [afterSeconds, from.processedAt, from.messageId, from.handler, limit]);
+    return this.connection().execute<InboxMark[]>(this.oldMarksSql, [
+      afterSeconds,
+      from.processedAt,
+      from.messageId,
+      from.handler,
+      limit,
+    ]);
   }
 
   /** Deletes these marks if they are still older than `afterSeconds`; returns how many went. */
@@ -56,7 +63,11 @@ export class RetentionStore {
     if (marks.length === 0) return 0;
     const ids = uuidArray(marks.map((mark) => mark.messageId));
     const handlers = textArray(marks.map((mark) => mark.handler));
-    const result = await this.connection().execute<QueryResult>(this.deleteMarksSql, [ids, handlers, afterSeconds], 'run');
+    const result = await this.connection().execute<QueryResult>(
+      this.deleteMarksSql,
+      [ids, handlers, afterSeconds],
+      'run',
+    );
     return result.affectedRows;
   }
 

@@ -57,7 +57,10 @@ export interface OutboxRetentionOptions {
   dispatchedAfterSeconds?: number;
   /** Delete a row as soon as it is dispatched instead of keeping it. Default `false`. */
   deleteOnDispatch?: boolean;
-  /** Delete inbox rows this long after processing (seconds); must exceed the retry window. Default 1209600 (14 days). */
+  /**
+   * Delete inbox rows this long after processing (seconds), once their message can no longer run;
+   * must exceed the retry window. Default 1209600 (14 days).
+   */
   inboxAfterSeconds?: number;
   /** How often the cleanup runs, in ms. Default 60000. */
   intervalMs?: number;

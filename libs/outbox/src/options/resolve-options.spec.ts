@@ -19,30 +19,76 @@ describe('resolveOutboxOptions', () => {
 
   it.each<[string, OutboxModuleOptions, RegExp]>([
     ['batch size zero', { relay: { batchSize: 0 } }, /"relay\.batchSize": expected an integer from 1 to 10000, got 0/],
-    ['fractional concurrency', { worker: { concurrency: 1.5 } }, /"worker\.concurrency": expected an integer from 1 to 1000, got 1\.5/],
+    [
+      'fractional concurrency',
+      { worker: { concurrency: 1.5 } },
+      /"worker\.concurrency": expected an integer from 1 to 1000, got 1\.5/,
+    ],
     ['string interval', { relay: { intervalMs: '1000' as unknown as number } }, /"relay\.intervalMs".*got "1000"/],
-    ['unknown backoff', { worker: { backoff: { type: 'linear' as 'fixed' } } }, /"worker\.backoff\.type": expected one of "exponential", "fixed", got "linear"/],
-    ['SQL in a table name', { tables: { outbox: 'outbox; drop table orders' } }, /"tables\.outbox": expected a SQL identifier/],
+    [
+      'unknown backoff',
+      { worker: { backoff: { type: 'linear' as 'fixed' } } },
+      /"worker\.backoff\.type": expected one of "exponential", "fixed", got "linear"/,
+    ],
+    [
+      'SQL in a table name',
+      { tables: { outbox: 'outbox; drop table orders' } },
+      /"tables\.outbox": expected a SQL identifier/,
+    ],
     ['quote in a schema name', { tables: { schema: 'a"b' } }, /"tables\.schema": expected a SQL identifier/],
-    ['same table twice', { tables: { outbox: 'messages', inbox: 'messages' } }, /"tables\.outbox" and "tables\.inbox": they must differ/],
-    ['relay attempts zero', { relay: { maxAttempts: 0 } }, /"relay\.maxAttempts": expected an integer from 1 to 1000, got 0/],
+    [
+      'same table twice',
+      { tables: { outbox: 'messages', inbox: 'messages' } },
+      /"tables\.outbox" and "tables\.inbox": they must differ/,
+    ],
+    [
+      'relay attempts zero',
+      { relay: { maxAttempts: 0 } },
+      /"relay\.maxAttempts": expected an integer from 1 to 1000, got 0/,
+    ],
     ['colon in a queue name', { queueName: 'orders:events' }, /"queueName".*BullMQ forbids ":"/],
     ['Redis glob in a prefix', { prefix: 'bull*' }, /"prefix"/],
     ['a non-Redis URL', { redis: 'http://localhost:6379' }, /"redis": expected a URL starting with redis:\/\//],
-    ['a URL with a password, which is not echoed', { redis: 'http://user:s3cret@host:6379' }, /got "http:\/\/user:\*\*\*@host:6379"/],
+    [
+      'a URL with a password, which is not echoed',
+      { redis: 'http://user:s3cret@host:6379' },
+      /got "http:\/\/user:\*\*\*@host:6379"/,
+    ],
     ['a relay section that is not an object', { relay: 'fast' as never }, /"relay": expected an object, got "fast"/],
-    ['jitter above 1', { worker: { backoff: { jitter: 2 } } }, /"worker\.backoff\.jitter": expected a number from 0 to 1, got 2/],
-    ['negative stalled count', { worker: { maxStalledCount: -1 } }, /"worker\.maxStalledCount": expected an integer from 0 to 1000, got -1/],
-    ['flag as a string', { relay: { enabled: 'no' as unknown as boolean } }, /"relay\.enabled": expected true or false, got "no"/],
-    ['completed jobs kept shorter than the lease', { keepCompletedSeconds: 5, relay: { leaseMs: 60_000 } }, /"keepCompletedSeconds".*shorter than relay\.leaseMs/],
-    ['inbox kept shorter than the retry window', { retention: { inboxAfterSeconds: 10 }, worker: { attempts: 5, backoff: { delayMs: 1000 } } }, /"retention\.inboxAfterSeconds": 10s is not longer than the retry window \(15s/],
+    [
+      'jitter above 1',
+      { worker: { backoff: { jitter: 2 } } },
+      /"worker\.backoff\.jitter": expected a number from 0 to 1, got 2/,
+    ],
+    [
+      'negative stalled count',
+      { worker: { maxStalledCount: -1 } },
+      /"worker\.maxStalledCount": expected an integer from 0 to 1000, got -1/,
+    ],
+    [
+      'flag as a string',
+      { relay: { enabled: 'no' as unknown as boolean } },
+      /"relay\.enabled": expected true or false, got "no"/,
+    ],
+    [
+      'completed jobs kept shorter than the lease',
+      { keepCompletedSeconds: 5, relay: { leaseMs: 60_000 } },
+      /"keepCompletedSeconds".*shorter than relay\.leaseMs/,
+    ],
+    [
+      'inbox kept shorter than the retry window',
+      { retention: { inboxAfterSeconds: 10 }, worker: { attempts: 5, backoff: { delayMs: 1000 } } },
+      /"retention\.inboxAfterSeconds": 10s is not longer than the retry window \(15s/,
+    ],
   ])('rejects %s with an error naming the option', (_, options, message) => {
     expect(() => resolveOutboxOptions(options)).toThrow(OutboxOptionsError);
     expect(() => resolveOutboxOptions(options)).toThrow(message);
   });
 
   it('computes the retry window from the backoff rule', () => {
-    const worker = resolveOutboxOptions({ worker: { attempts: 4, backoff: { type: 'exponential', delayMs: 100 } } }).worker;
+    const worker = resolveOutboxOptions({
+      worker: { attempts: 4, backoff: { type: 'exponential', delayMs: 100 } },
+    }).worker;
     expect(retryWindowMs(worker)).toBe(100 + 200 + 400);
     expect(retryWindowMs({ ...worker, backoff: { type: 'fixed', delayMs: 100, jitter: 0 } })).toBe(300);
   });

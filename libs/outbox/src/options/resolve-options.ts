@@ -1,5 +1,10 @@
 import { OutboxOptionsError } from '../outbox.errors.js';
-import { inboxRetentionBelowRetryWindow, invalidOption, keepCompletedBelowLease, optionsNotAnObject } from '../outbox.messages.js';
+import {
+  inboxRetentionBelowRetryWindow,
+  invalidOption,
+  keepCompletedBelowLease,
+  optionsNotAnObject,
+} from '../outbox.messages.js';
 import type { OutboxModuleOptions, ResolvedOutboxOptions } from './outbox-options.interface.js';
 import { flag, fraction, int, oneOf, section, text } from './option-readers.js';
 import { retryWindowMs } from './retry-window.js';
@@ -11,7 +16,8 @@ const DAY = 86_400;
 
 /** Every option with its default, checked; throws `OutboxOptionsError` naming the first bad one. */
 export function resolveOutboxOptions(options: OutboxModuleOptions = {}): ResolvedOutboxOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new OutboxOptionsError(optionsNotAnObject(options));
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new OutboxOptionsError(optionsNotAnObject(options));
   const relay = section('relay', options.relay);
   const worker = section('worker', options.worker);
   const backoff = section('worker.backoff', worker.backoff);
@@ -46,7 +52,13 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
     keepCompletedSeconds: int('keepCompletedSeconds', options.keepCompletedSeconds, DAY, 1, 365 * DAY),
     retention: {
       enabled: flag('retention.enabled', retention.enabled, true),
-      dispatchedAfterSeconds: int('retention.dispatchedAfterSeconds', retention.dispatchedAfterSeconds, 7 * DAY, 0, 3650 * DAY),
+      dispatchedAfterSeconds: int(
+        'retention.dispatchedAfterSeconds',
+        retention.dispatchedAfterSeconds,
+        7 * DAY,
+        0,
+        3650 * DAY,
+      ),
       deleteOnDispatch: flag('retention.deleteOnDispatch', retention.deleteOnDispatch, false),
       inboxAfterSeconds: int('retention.inboxAfterSeconds', retention.inboxAfterSeconds, 14 * DAY, 1, 3650 * DAY),
       intervalMs: int('retention.intervalMs', retention.intervalMs, 60_000, 100, 86_400_000),
@@ -60,7 +72,8 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
 
 function redis(value: unknown): ResolvedOutboxOptions['redis'] {
   if (typeof value === 'string') {
-    if (!/^rediss?:\/\//.test(value)) throw new OutboxOptionsError(invalidOption('redis', 'a URL starting with redis:// or rediss://', value));
+    if (!/^rediss?:\/\//.test(value))
+      throw new OutboxOptionsError(invalidOption('redis', 'a URL starting with redis:// or rediss://', value));
     return value;
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -78,7 +91,13 @@ function checkTogether(resolved: ResolvedOutboxOptions): void {
   if (resolved.retention.inboxAfterSeconds <= windowSeconds) {
     const { attempts, backoff } = resolved.worker;
     throw new OutboxOptionsError(
-      inboxRetentionBelowRetryWindow(resolved.retention.inboxAfterSeconds, windowSeconds, attempts, backoff.type, backoff.delayMs),
+      inboxRetentionBelowRetryWindow(
+        resolved.retention.inboxAfterSeconds,
+        windowSeconds,
+        attempts,
+        backoff.type,
+        backoff.delayMs,
+      ),
     );
   }
 }

@@ -13,7 +13,8 @@ const IDENTIFIER_RULE = 'a SQL identifier: a letter or "_", then letters, digits
 export function resolveTableNames(tables: OutboxTableNames | undefined): ResolvedTableNames {
   const given = section('tables', tables);
   const resolved: ResolvedTableNames = {
-    schema: given.schema === undefined ? undefined : text('tables.schema', given.schema, '', IDENTIFIER, IDENTIFIER_RULE),
+    schema:
+      given.schema === undefined ? undefined : text('tables.schema', given.schema, '', IDENTIFIER, IDENTIFIER_RULE),
     outbox: text('tables.outbox', given.outbox, 'outbox_message', IDENTIFIER, IDENTIFIER_RULE),
     inbox: text('tables.inbox', given.inbox, 'inbox_message', IDENTIFIER, IDENTIFIER_RULE),
   };

@@ -35,7 +35,10 @@ export class RelayLoop {
     private readonly stats: RelayCounters,
   ) {
     this.relay = options.relay;
-    this.outage = new OutageLog(this.logger, { failed: (reason) => relayOutage(reason, this.relay.maxBackoffMs), recovered: relayRecovered });
+    this.outage = new OutageLog(this.logger, {
+      failed: (reason) => relayOutage(reason, this.relay.maxBackoffMs),
+      recovered: relayRecovered,
+    });
   }
 
   /** Runs a drain now, or right after the current one; a burst of wakes costs one extra drain. */

@@ -18,7 +18,11 @@ export class RelayQueue {
   ) {
     this.jobOptions = {
       attempts: options.worker.attempts,
-      backoff: { type: options.worker.backoff.type, delay: options.worker.backoff.delayMs, jitter: options.worker.backoff.jitter },
+      backoff: {
+        type: options.worker.backoff.type,
+        delay: options.worker.backoff.delayMs,
+        jitter: options.worker.backoff.jitter,
+      },
       // Kept at least as long as the lease, so a batch re-dispatched after a crash is recognised.
       removeOnComplete: { age: options.keepCompletedSeconds },
       // Failed jobs are the dead letters: kept until someone retries or discards them.
@@ -39,7 +43,11 @@ export class RelayQueue {
       opts: { ...this.jobOptions, jobId: row.id },
     }));
     // A late success is harmless (job ids dedupe); a late failure changes nothing.
-    const answered = await waitAtMost(this.queue.addBulk(jobs).then(() => true), timeoutMs, false);
+    const answered = await waitAtMost(
+      this.queue.addBulk(jobs).then(() => true),
+      timeoutMs,
+      false,
+    );
     if (!answered) throw new OutboxTimeoutError(addBulkTimedOut(timeoutMs));
   }
 }

@@ -39,7 +39,12 @@ export class RelayRunner {
       deleteOnDispatch: options.retention.deleteOnDispatch,
       maxAttempts: options.relay.maxAttempts,
     });
-    this.loop = new RelayLoop(store, new RelayQueue(queue.get(), () => queue.answers(), options), options, counters.relay);
+    this.loop = new RelayLoop(
+      store,
+      new RelayQueue(queue.get(), () => queue.answers(), options),
+      options,
+      counters.relay,
+    );
     this.intervalName = `nest-outbox:relay:${options.queueName}`;
   }
 
@@ -47,7 +52,10 @@ export class RelayRunner {
     const { commits, scheduler, wake, options } = this.deps;
     const loop = this.loop;
     this.stopListening = commits.listen(() => loop.wake());
-    scheduler.addInterval(this.intervalName, setInterval(() => loop.wake(), options.relay.intervalMs));
+    scheduler.addInterval(
+      this.intervalName,
+      setInterval(() => loop.wake(), options.relay.intervalMs),
+    );
     await wake.subscribe(() => loop.wake());
     loop.wake();
   }

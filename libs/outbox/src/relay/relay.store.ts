@@ -62,11 +62,19 @@ export class RelayStore {
       where id = any(?::uuid[]) and claimed_by = ? and dispatched_at is null`;
   }
 
-  /** Claims up to `limit` due rows, and marks `enqueued` (rows whose enqueue resolved) dispatched in the same statement. */
+  /** Claims up to `limit` due rows, and marks `enqueued` (their enqueue resolved) dispatched in the same statement. */
   async claim(limit: number, leaseMs: number, enqueued: readonly string[] = []): Promise<ClaimedRow[]> {
     const ids = uuidArray(enqueued);
     const { relayId, maxAttempts } = this.options;
-    const rows = (await this.connection().execute(this.claimSql, [ids, relayId, leaseMs, relayId, maxAttempts, ids, limit])) as ClaimedRow[];
+    const rows = (await this.connection().execute(this.claimSql, [
+      ids,
+      relayId,
+      leaseMs,
+      relayId,
+      maxAttempts,
+      ids,
+      limit,
+    ])) as ClaimedRow[];
     // RETURNING has no order; ids are time ordered, so sorting restores commit order.
     return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -75,9 +83,16 @@ export class RelayStore {
     await this.connection().execute(this.markSql, [uuidArray(ids), this.options.relayId], 'run');
   }
 
-  /** Hands rows back before their lease ends; `spentAttempt` false when the failure was not theirs (Redis unreachable, shutdown). */
+  /**
+   * Hands rows back before their lease ends; `spentAttempt` is false when the failure was not
+   * theirs (Redis unreachable, shutdown).
+   */
   async release(ids: readonly string[], error: string, spentAttempt: boolean): Promise<void> {
-    await this.connection().execute(this.releaseSql, [error.slice(0, 2000), spentAttempt ? 0 : 1, uuidArray(ids), this.options.relayId], 'run');
+    await this.connection().execute(
+      this.releaseSql,
+      [error.slice(0, 2000), spentAttempt ? 0 : 1, uuidArray(ids), this.options.relayId],
+      'run',
+    );
   }
 
   private connection() {

@@ -29,7 +29,10 @@ export class OutboxQueue {
     if (!this.queue) {
       // Fails fast while Redis is down (no offline queue), so the relay backs off instead of hanging.
       this.connection = createRedis(this.options, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-      this.queue = new Queue<OutboxJobData>(this.options.queueName, { connection: this.connection, prefix: this.options.prefix });
+      this.queue = new Queue<OutboxJobData>(this.options.queueName, {
+        connection: this.connection,
+        prefix: this.options.prefix,
+      });
       // Without a listener an outage prints raw errors; the relay already reports it, once.
       this.queue.on('error', () => undefined);
     }
@@ -64,7 +67,16 @@ export class OutboxQueue {
 
   /** True when Redis answers a PING within a second (a failed command was then refused, not lost in an outage). */
   async answers(): Promise<boolean> {
-    return waitAtMost(this.client().ping().then(() => true, () => false), 1000, false);
+    return waitAtMost(
+      this.client()
+        .ping()
+        .then(
+          () => true,
+          () => false,
+        ),
+      1000,
+      false,
+    );
   }
 
   async close(timeoutMs = 1000): Promise<void> {

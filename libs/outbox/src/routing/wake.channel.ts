@@ -47,7 +47,11 @@ export class WakeChannel {
     // Errors (Redis down) are retried by ioredis, which re-subscribes on reconnect; the boot does
     // not wait for Redis longer than a moment: the schedule covers the time until it answers.
     connection.on('error', () => undefined);
-    await waitAtMost(connection.subscribe(this.name).catch(() => undefined), 2000, undefined);
+    await waitAtMost(
+      connection.subscribe(this.name).catch(() => undefined),
+      2000,
+      undefined,
+    );
   }
 
   close(): void {

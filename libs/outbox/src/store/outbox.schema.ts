@@ -11,7 +11,10 @@ export function outboxSchemaSql(tables: OutboxTableNames = {}): string[] {
 /** DDL undoing every step, newest first: both tables are dropped (the schema, if any, is left). */
 export function dropOutboxSchemaSql(tables: OutboxTableNames = {}): string[] {
   const names = resolveTableNames(tables);
-  return [...SCHEMA_STEPS].reverse().flatMap((step) => step.down(names)).map(oneLine);
+  return [...SCHEMA_STEPS]
+    .reverse()
+    .flatMap((step) => step.down(names))
+    .map(oneLine);
 }
 
 export function oneLine(statement: string): string {

@@ -34,8 +34,10 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
           "dispatched_at" timestamptz null
         )`,
         // The relay scans only pending rows, oldest id first; dispatched rows cost it nothing.
-        `create index if not exists "${indexName(tables.outbox, 'pending_idx')}" on ${outbox} ("id") where "dispatched_at" is null`,
-        `create index if not exists "${indexName(tables.outbox, 'dispatched_idx')}" on ${outbox} ("dispatched_at") where "dispatched_at" is not null`,
+        `create index if not exists "${indexName(tables.outbox, 'pending_idx')}"
+          on ${outbox} ("id") where "dispatched_at" is null`,
+        `create index if not exists "${indexName(tables.outbox, 'dispatched_idx')}"
+          on ${outbox} ("dispatched_at") where "dispatched_at" is not null`,
         `create table if not exists ${inbox} (
           "message_id" uuid not null,
           "handler" text not null,
