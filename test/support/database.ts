@@ -30,7 +30,8 @@ export async function withConnection<T>(
 
 /** A new, empty database for one suite: whatever an earlier run left is dropped first. */
 export async function freshDatabase(name: string, adminUrl = ADMIN_URL): Promise<string> {
-  const database = `nest_outbox_t_${name}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  // TEST_DB_PREFIX keeps two checkouts that run the suites at once on one server out of each other's databases.
+  const database = `${process.env.TEST_DB_PREFIX ?? 'nest_outbox_t'}_${name}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
   await withConnection(adminUrl, async (execute) => {
     await execute(`drop database if exists "${database}" with (force)`);
     await execute(`create database "${database}"`);
