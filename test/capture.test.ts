@@ -18,6 +18,7 @@ interface Row {
   headers: Record<string, any>;
   aggregate_type: string | null;
   aggregate_id: string | null;
+  key: string | null;
   available_at: Date | null;
 }
 
@@ -50,9 +51,9 @@ describe('capture: events become outbox rows in the flush transaction', () => {
 
     expect(await accounts()).toEqual([expect.objectContaining({ id: 'a1', balance: 15 })]);
     const written = await rows();
-    expect(written.map((r) => [r.type, r.payload, r.aggregate_type, r.aggregate_id])).toEqual([
-      ['test.deposited.v1', { accountId: 'a1', amount: 10, sequence: 1 }, 'Account', 'a1'],
-      ['test.deposited.v1', { accountId: 'a1', amount: 5, sequence: 2 }, 'Account', 'a1'],
+    expect(written.map((r) => [r.type, r.payload, r.aggregate_type, r.aggregate_id, r.key])).toEqual([
+      ['test.deposited.v1', { accountId: 'a1', amount: 10, sequence: 1 }, 'Account', 'a1', 'Account:a1'],
+      ['test.deposited.v1', { accountId: 'a1', amount: 5, sequence: 2 }, 'Account', 'a1', 'Account:a1'],
     ]);
     expect(written[0].headers).toEqual({
       messageId: written[0].id,
@@ -140,7 +141,8 @@ describe('capture: events become outbox rows in the flush transaction', () => {
     const [row] = await rows();
     expect(row.id).toBe(id);
     expect(row.aggregate_type).toBeNull();
-    expect(row.aggregate_id).toBe('tenant-7');
+    expect(row.aggregate_id).toBeNull();
+    expect(row.key).toBe('tenant-7');
     expect(row.headers.custom).toEqual({ source: 'test' });
     expect(new Date(row.available_at!).getTime()).toBeGreaterThan(Date.now() + 50_000);
   });

@@ -20,7 +20,7 @@ import {
   type DeadLetter,
 } from 'nest-outbox';
 import { freshDatabase, withConnection } from './support/database.js';
-import { REDIS_URL, obliterateQueue, uniqueQueueName } from './support/redis.js';
+import { REDIS_URL, removePrefix, uniquePrefix } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
 @OutboxEvent('test.parcel-shipped.v1')
@@ -79,7 +79,7 @@ const SHIPPED = 'test.parcel-shipped.v1';
 const LOST = 'test.parcel-lost.v1';
 
 describe('dead letters: list, retry and discard messages whose handlers gave up', () => {
-  const queueName = uniqueQueueName('dead-letters');
+  const prefix = uniquePrefix('dead-letters');
   let app: INestApplicationContext;
   let orm: MikroORM;
   let deadLetters: OutboxDeadLetters;
@@ -93,7 +93,11 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
     return Object.fromEntries(rows.map((row) => [row.handler, row.n]));
   };
   const stateOf = async (messageId: string) => (await queue.getJob(messageId))?.getState() ?? 'gone';
-  const settled = () => app.get(OutboxMonitor).isSettled();
+  /** Nothing waiting, running or in backoff: every message has either completed or become a dead letter. */
+  const quiet = async () => {
+    const { queue: counts } = await app.get(OutboxMonitor).snapshot();
+    return counts.waiting + counts.active + counts.delayed === 0;
+  };
 
   /** Writes events through the outbox, as an application would, and returns their message ids. */
   async function publish(...events: object[]): Promise<string[]> {
@@ -108,7 +112,7 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
   async function untilDead(ids: string[]): Promise<DeadLetter[]> {
     await waitUntil(
       `${ids.length} dead letter(s)`,
-      async () => (await Promise.all(ids.map(stateOf))).every((state) => state === 'failed') && settled(),
+      async () => (await Promise.all(ids.map(stateOf))).every((state) => state === 'failed') && quiet(),
     );
     return deadLetters.list();
   }
@@ -128,8 +132,9 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
           registerRequestContext: false,
         }),
         OutboxModule.forRoot({
+          service: 'shipping',
           redis: REDIS_URL,
-          queueName,
+          prefix,
           relay: { intervalMs: 50 },
           worker: { attempts: 2, backoff: { type: 'fixed', delayMs: 10 } },
           retention: { enabled: false },
@@ -154,7 +159,7 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
 
   afterAll(async () => {
     await app?.close();
-    await obliterateQueue(queueName);
+    await removePrefix(prefix);
   });
 
   it('a message whose handler keeps failing becomes a dead letter after the configured attempts, naming the handler', async () => {
@@ -163,8 +168,25 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
 
     const [letter, ...others] = await untilDead([id]);
     expect(others).toEqual([]);
-    expect(letter).toMatchObject({ messageId: id, type: SHIPPED, handler: 'NotifyCarrier', attempts: 2 });
-    expect(letter.error).toBe('NotifyCarrier: carrier API unavailable');
+    expect(letter).toMatchObject({
+      messageId: id,
+      type: SHIPPED,
+      service: 'shipping',
+      reason: 'handler-failed',
+      attempts: 2,
+    });
+    expect(letter.handlers).toEqual([
+      {
+        name: 'NotifyCarrier',
+        error: 'NotifyCarrier: carrier API unavailable',
+        attempts: 2,
+        firstFailedAt: expect.any(Date),
+        lastFailedAt: expect.any(Date),
+      },
+    ]);
+    expect(letter.error).toMatch(
+      /^Handler NotifyCarrier failed on test\.parcel-shipped\.v1 \(message .*\): NotifyCarrier: carrier API unavailable$/,
+    );
     expect(letter.firstFailedAt).toBeInstanceOf(Date);
     expect(letter.lastFailedAt.getTime()).toBeGreaterThan(letter.firstFailedAt.getTime());
     expect(letter.headers).toMatchObject({ messageId: id, correlationId: id, custom: { tenant: 'acme' } });
@@ -184,7 +206,8 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
       (await stateOf(id)) === 'failed' && (await deadLetters.list())[0].lastFailedAt > before.lastFailedAt;
     await waitUntil('the retried message failed again', failedAgain);
     const [again] = await deadLetters.list();
-    expect(again).toMatchObject({ messageId: id, handler: 'NotifyCarrier', attempts: 2 });
+    expect(again).toMatchObject({ messageId: id, attempts: 2 });
+    expect(again.handlers.map((handler) => [handler.name, handler.attempts])).toEqual([['NotifyCarrier', 4]]);
     expect(Object.fromEntries(runs)).toEqual({ CountShipment: 1, NotifyCarrier: 4 });
 
     broken.delete('NotifyCarrier');
@@ -203,7 +226,7 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
 
     const lost = await deadLetters.list({ type: LOST });
     expect(lost.map((letter) => letter.messageId).sort()).toEqual([ids[1], ids[2]].sort());
-    expect(lost.every((letter) => letter.handler === 'ReportLoss')).toBe(true);
+    expect(lost.every((letter) => letter.handlers.map((handler) => handler.name).join() === 'ReportLoss')).toBe(true);
     expect((await deadLetters.list({ handler: 'NotifyCarrier' })).map((letter) => letter.messageId)).toEqual([ids[0]]);
     expect(await deadLetters.list({ type: SHIPPED, handler: 'ReportLoss' })).toEqual([]);
 
@@ -268,7 +291,14 @@ describe('dead letters: list, retry and discard messages whose handlers gave up'
     await queue.add('foreign.job', { nope: true }, { jobId: id, attempts: 2, removeOnFail: false });
 
     const [letter] = await untilDead([id]);
-    expect(letter).toMatchObject({ messageId: id, type: 'foreign.job', handler: null, attempts: 1, headers: null });
+    expect(letter).toMatchObject({
+      messageId: id,
+      type: 'foreign.job',
+      reason: 'unreadable',
+      handlers: [],
+      attempts: 1,
+      headers: null,
+    });
     expect(letter.error).toContain('is not an outbox message');
     expect(await deadLetters.list({ handler: 'ReportLoss' })).toEqual([]);
   });

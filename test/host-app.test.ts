@@ -14,7 +14,7 @@ import {
   startFixtureApp,
   type FixtureApp,
 } from './support/fixture.js';
-import { REDIS_URL, obliterateQueue, uniqueQueueName } from './support/redis.js';
+import { REDIS_URL, removePrefix, uniquePrefix } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
 /** A host app's own scheduled job: it must run only when the host imported ScheduleModule itself. */
@@ -58,9 +58,9 @@ describe('the outbox inside a host application', () => {
   let app: FixtureApp | undefined;
 
   function options() {
-    const queueName = uniqueQueueName('host');
-    queues.push(queueName);
-    return { redis: REDIS_URL, queueName, relay: { intervalMs: 25 } };
+    const prefix = uniquePrefix('host');
+    queues.push(prefix);
+    return { redis: REDIS_URL, service: 'host', prefix, relay: { intervalMs: 25 } };
   }
 
   /** Publishes a message due in 150 ms: only the relay's own schedule can hand it over, so its arrival proves the schedule ran. */
@@ -85,7 +85,7 @@ describe('the outbox inside a host application', () => {
   });
 
   afterAll(async () => {
-    await Promise.all(queues.map((name) => obliterateQueue(name)));
+    await Promise.all(queues.map((name) => removePrefix(name)));
   });
 
   it("does not switch on the host's @Interval jobs when the host left ScheduleModule out, yet runs its own schedule", async () => {
@@ -143,7 +143,7 @@ describe('the outbox inside a host application', () => {
     const queueOptions = options();
     app = await startFixtureApp(databaseUrl, queueOptions, [QueueUser]);
     const { queue } = app.app.get(QueueUser);
-    expect(queue.name).toBe(queueOptions.queueName);
+    expect(queue.name).toBe(queueOptions.service);
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 0 });
   });
 });

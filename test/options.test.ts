@@ -38,6 +38,7 @@ async function boot(url: string, outbox: DynamicModule, entities?: unknown[]) {
 }
 
 const quiet: OutboxModuleOptions = {
+  service: 'options',
   relay: { enabled: false },
   worker: { enabled: false },
   retention: { enabled: false },
@@ -46,7 +47,7 @@ const quiet: OutboxModuleOptions = {
 @Injectable()
 class OptionsFromClass implements OutboxOptionsFactory {
   createOutboxOptions(): OutboxModuleOptions {
-    return { ...quiet, queueName: 'from-class', relay: { enabled: false, batchSize: 42 } };
+    return { ...quiet, service: 'from-class', relay: { enabled: false, batchSize: 42 } };
   }
 }
 
@@ -65,8 +66,8 @@ describe('options and set-up errors at boot', () => {
   });
 
   it('forRoot: an invalid option throws at the import line, naming the option and the range', () => {
-    expect(() => OutboxModule.forRoot({ relay: { batchSize: 0 } })).toThrow(OutboxOptionsError);
-    expect(() => OutboxModule.forRoot({ worker: { attempts: 1000 } })).toThrow(
+    expect(() => OutboxModule.forRoot({ service: 'options', relay: { batchSize: 0 } })).toThrow(OutboxOptionsError);
+    expect(() => OutboxModule.forRoot({ service: 'options', worker: { attempts: 1000 } })).toThrow(
       'Invalid nest-outbox option "worker.attempts": expected an integer from 1 to 100, got 1000.',
     );
   });
@@ -86,11 +87,11 @@ describe('options and set-up errors at boot', () => {
         { module: class ConfigModule {}, providers: [{ provide: 'QUEUE', useValue: 'injected' }], exports: ['QUEUE'] },
       ],
       inject: ['QUEUE'],
-      useFactory: (queueName: never) => ({ ...quiet, queueName }),
+      useFactory: (service: never) => ({ ...quiet, service }),
     });
-    expect((await boot(url, injected)).queueName).toBe('injected');
+    expect((await boot(url, injected)).service).toBe('injected');
     const fromClass = await boot(url, OutboxModule.forRootAsync({ useClass: OptionsFromClass }));
-    expect(fromClass).toMatchObject({ queueName: 'from-class', relay: { batchSize: 42 } });
+    expect(fromClass).toMatchObject({ service: 'from-class', relay: { batchSize: 42 } });
   });
 
   it('forRootAsync without a factory says which fields it needs', () => {

@@ -1,22 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freshDatabase } from './support/database.js';
 import { migrateOrders, post, startOrdersApp, type OrdersApp } from './support/orders-app.js';
-import { obliterateQueue, uniqueQueueName, REDIS_URL } from './support/redis.js';
+import { removePrefix, uniquePrefix, REDIS_URL } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
 describe('the orders example, end to end over HTTP', () => {
-  const queueName = uniqueQueueName('e2e');
+  const prefix = uniquePrefix('e2e');
   let service: OrdersApp;
 
   beforeAll(async () => {
     const databaseUrl = await freshDatabase('e2e');
     await migrateOrders(databaseUrl);
-    service = await startOrdersApp(databaseUrl, { redis: REDIS_URL, queueName });
+    service = await startOrdersApp(databaseUrl, { redis: REDIS_URL, prefix });
   });
 
   afterAll(async () => {
     await service?.close();
-    await obliterateQueue(queueName);
+    await removePrefix(prefix);
   });
 
   it('places and pays an order: read model updated, notification sent, chained loyalty event handled', async () => {

@@ -4,11 +4,11 @@ import { OUTBOX_QUEUE, type OutboxJobData } from 'nest-outbox';
 import { newMessageId } from '../libs/outbox/src/message/message-id.js';
 import { freshDatabase } from './support/database.js';
 import { prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
-import { obliterateQueue, uniqueQueueName, REDIS_URL } from './support/redis.js';
+import { removePrefix, uniquePrefix, REDIS_URL } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
 describe('poison messages: dead letter at once, clear error, worker alive, nothing polluted', () => {
-  const queueName = uniqueQueueName('poison');
+  const prefix = uniquePrefix('poison');
   let app: FixtureApp;
   let queue: Queue<OutboxJobData>;
 
@@ -33,7 +33,7 @@ describe('poison messages: dead letter at once, clear error, worker alive, nothi
     await prepareFixtureDatabase(url);
     app = await startFixtureApp(url, {
       redis: REDIS_URL,
-      queueName,
+      prefix,
       worker: { attempts: 4, backoff: { type: 'fixed', delayMs: 10 } },
     });
     queue = app.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
@@ -41,11 +41,27 @@ describe('poison messages: dead letter at once, clear error, worker alive, nothi
 
   afterAll(async () => {
     await app?.close();
-    await obliterateQueue(queueName);
+    await removePrefix(prefix);
   });
 
-  it('an unknown event type fails without retry, naming the type', async () => {
-    const job = await deadLetter(await insertRow('billing.invoice-sent.v9', '{"invoice": 1}'));
+  it('an event type no service subscribes to is not lost silently: its row is marked unrouted and counted', async () => {
+    const id = await insertRow('billing.invoice-sent.v9', '{"invoice": 1}');
+    await waitUntil(
+      'the row dispatched',
+      async () =>
+        (await app.sql('select dispatched_at from outbox_message where id = ?', [id]))[0].dispatched_at !== null,
+    );
+    expect(await app.sql('select routed_to from outbox_message where id = ?', [id])).toEqual([{ routed_to: [] }]);
+    expect(await queue.getJob(id)).toBeUndefined();
+    expect((await app.monitor.snapshot()).unrouted).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a job of a type this process has no handler for, naming no handlers it needs, fails without retry', async () => {
+    const id = newMessageId();
+    const headers = { messageId: id, correlationId: id, occurredAt: new Date().toISOString() };
+    const data = { type: 'billing.invoice-sent.v9', payload: '{}', headers, aggregateType: null, aggregateId: null };
+    await queue.add('billing.invoice-sent.v9', data, { jobId: id, attempts: 4 });
+    const job = await deadLetter(id);
     expect(job.attemptsMade).toBe(1);
     expect(job.failedReason).toMatch(/Unknown event type "billing\.invoice-sent\.v9".*no @EventsHandler/);
   });

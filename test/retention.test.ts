@@ -10,7 +10,7 @@ import {
 } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
 import { migrateOrders, post, startOrdersApp } from './support/orders-app.js';
-import { REDIS_URL, obliterateQueue, uniqueQueueName } from './support/redis.js';
+import { REDIS_URL, removePrefix, uniquePrefix } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
 // Small windows so rows become old within the test: dispatched rows at once, inbox marks after
@@ -22,12 +22,12 @@ const SHORT_RETENTION: OutboxModuleOptions['retention'] = {
 };
 
 async function startService(name: string, retention: OutboxModuleOptions['retention']) {
-  const queueName = uniqueQueueName(name);
+  const prefix = uniquePrefix(name);
   const databaseUrl = await freshDatabase(name);
   await migrateOrders(databaseUrl);
   const service = await startOrdersApp(databaseUrl, {
     redis: REDIS_URL,
-    queueName,
+    prefix,
     relay: { intervalMs: 50 },
     worker: { attempts: 1 },
     retention,
@@ -56,7 +56,7 @@ async function startService(name: string, retention: OutboxModuleOptions['retent
       return row.done === 2 * n;
     });
   };
-  return { service, queueName, sql, counts, placeOrders };
+  return { service, prefix, sql, counts, placeOrders };
 }
 
 describe('retention: cleanup on demand', () => {
@@ -71,7 +71,7 @@ describe('retention: cleanup on demand', () => {
 
   afterAll(async () => {
     await env?.service.close();
-    if (env) await obliterateQueue(env.queueName);
+    if (env) await removePrefix(env.prefix);
   });
 
   it('keeps outbox and inbox bounded by one wave under a steady stream; every event handled once; pending rows kept', async () => {
@@ -174,7 +174,7 @@ describe('retention: on its schedule', () => {
 
   afterAll(async () => {
     await env?.service.close();
-    if (env) await obliterateQueue(env.queueName);
+    if (env) await removePrefix(env.prefix);
   });
 
   it('removes old dispatched rows and inbox marks without being asked', async () => {

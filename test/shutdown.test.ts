@@ -21,7 +21,7 @@ describe('shutdown while Redis is down', () => {
   it('still closes within the shutdown timeout, and the rows wait pending and unlocked', async () => {
     const app = await startFixtureApp(url, {
       redis: redis.url,
-      queueName: 'shutdown',
+      prefix: 'shutdown',
       shutdownTimeoutMs: 1000,
       relay: { leaseMs: 60_000 },
     });
@@ -37,7 +37,7 @@ describe('shutdown while Redis is down', () => {
 
     const after = await startFixtureApp(
       url,
-      { relay: { enabled: false }, worker: { enabled: false }, redis: redis.url, queueName: 'shutdown' },
+      { relay: { enabled: false }, worker: { enabled: false }, redis: redis.url, prefix: 'shutdown' },
       [],
     );
     const [row] = await after.sql(

@@ -98,7 +98,8 @@ class BenchAppModule {}
 export interface BenchAppOptions {
   databaseUrl: string;
   /** OutboxModule options; `false` boots plain MikroORM with the same entities (flush "off"). */
-  outbox: OutboxModuleOptions | false;
+  /** Outbox options (service `bench` unless given), or false for no outbox. */
+  outbox: Partial<OutboxModuleOptions> | false;
 }
 
 /** A Nest application context like a user's service: MikroOrmModule + OutboxModule + the handler. */
@@ -114,7 +115,7 @@ export async function startBenchApp(options: BenchAppOptions): Promise<INestAppl
   );
   const module: DynamicModule = {
     module: BenchAppModule,
-    imports: [orm, ...(options.outbox ? [OutboxModule.forRoot(options.outbox)] : [])],
+    imports: [orm, ...(options.outbox ? [OutboxModule.forRoot({ service: 'bench', ...options.outbox })] : [])],
     providers: [BootClock, ...(options.outbox ? [RecordHandled] : [])],
   };
   return NestFactory.createApplicationContext(module, { logger: ['error', 'warn'] });

@@ -196,8 +196,11 @@ export function redisConnection(redisUrl: string) {
   return { host: url.hostname, port: Number(url.port || 6379), maxRetriesPerRequest: null };
 }
 
-export async function obliterateQueue(redisUrl: string, name: string): Promise<void> {
-  const queue = new Queue(name, { connection: redisConnection(redisUrl) });
+/** Removes a queue: a raw BullMQ one by name, or the outbox's `bench` service queue under an outbox prefix. */
+export async function obliterateQueue(redisUrl: string, name: string, prefix?: string): Promise<void> {
+  const queue = prefix
+    ? new Queue('bench', { prefix, connection: redisConnection(redisUrl) })
+    : new Queue(name, { connection: redisConnection(redisUrl) });
   try {
     await queue.obliterate({ force: true });
   } finally {

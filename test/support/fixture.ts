@@ -117,7 +117,7 @@ export interface FixtureApp {
 /** A Nest application context with MikroORM, the outbox, and the given handler providers. */
 export async function startFixtureApp(
   databaseUrl: string,
-  outbox: OutboxModuleOptions,
+  outbox: FixtureOutboxOptions,
   providers: Provider[] = [CountDeposits, CountPings],
   imports: ModuleMetadata['imports'] = [],
 ): Promise<FixtureApp> {
@@ -131,7 +131,7 @@ export async function startFixtureApp(
         pool: { max: 10 },
         registerRequestContext: false,
       }),
-      OutboxModule.forRoot(outbox),
+      OutboxModule.forRoot({ service: 'fixture', ...outbox }),
       ...imports,
     ],
     providers,
@@ -150,4 +150,7 @@ export async function startFixtureApp(
 }
 
 /** Options that keep every row in the outbox: capture only. */
-export const CAPTURE_ONLY: OutboxModuleOptions = { relay: { enabled: false }, worker: { enabled: false } };
+export const CAPTURE_ONLY: FixtureOutboxOptions = { relay: { enabled: false }, worker: { enabled: false } };
+
+/** Outbox options of a fixture app: the service is `fixture` unless a test names another. */
+export type FixtureOutboxOptions = Omit<OutboxModuleOptions, 'service'> & { service?: string };

@@ -22,7 +22,7 @@ export async function migrateOrders(databaseUrl: string): Promise<void> {
 }
 
 /** The example service, listening on a free port, with the given outbox options. */
-export async function startOrdersApp(databaseUrl: string, outbox: OutboxModuleOptions): Promise<OrdersApp> {
+export async function startOrdersApp(databaseUrl: string, outbox: Partial<OutboxModuleOptions>): Promise<OrdersApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [OrdersAppModule.register({ databaseUrl, outbox })],
   }).compile();

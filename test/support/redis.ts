@@ -1,21 +1,31 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** A queue name no other suite or earlier run uses. */
-export function uniqueQueueName(prefix: string): string {
-  return `${prefix}-${process.pid}-${Date.now().toString(36)}`;
+/**
+ * A Redis key prefix no other suite or earlier run uses: the outbox's queues and its subscription
+ * registry live under it, so services registered by one test never receive another's messages.
+ */
+export function uniquePrefix(name: string): string {
+  return `t-${name}-${process.pid}-${Date.now().toString(36)}`;
 }
 
-/** Removes every key of a queue; call in afterAll. */
-export async function obliterateQueue(name: string, url = REDIS_URL): Promise<void> {
-  const queue = new Queue(name, { connection: { url, maxRetriesPerRequest: 1 } });
+/** Removes every key under an outbox prefix (queues, registry); call in afterAll. */
+export async function removePrefix(prefix: string, url = REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
   try {
-    await queue.obliterate({ force: true });
+    for (const pattern of [`${prefix}:*`, `{${prefix}}:*`]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        if (keys.length > 0) await redis.unlink(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    }
   } finally {
-    await queue.close();
+    redis.disconnect();
   }
 }
 

@@ -10,7 +10,8 @@ import { OrderSummaryProjector } from './read-model/order-summary.projector.js';
 
 export interface OrdersAppOptions {
   databaseUrl?: string;
-  outbox?: OutboxModuleOptions;
+  /** Outbox options; the service is `orders` unless given. */
+  outbox?: Partial<OutboxModuleOptions>;
 }
 
 /** The example service: orders over HTTP, a read model, notifications and loyalty points. */
@@ -21,7 +22,7 @@ export class OrdersAppModule {
       module: OrdersAppModule,
       imports: [
         MikroOrmModule.forRoot({ ...ordersOrmConfig(options.databaseUrl), registerRequestContext: true }),
-        OutboxModule.forRoot(options.outbox ?? {}),
+        OutboxModule.forRoot({ service: 'orders', ...options.outbox }),
       ],
       controllers: [OrdersController],
       providers: [OrdersService, OrderSummaryProjector, SendOrderConfirmation, SendPointsStatement, AwardLoyaltyPoints],

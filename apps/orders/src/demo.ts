@@ -18,7 +18,7 @@ async function demo(): Promise<number> {
   await prepareDatabase(DATABASE_URL);
   await reset();
   const app = await NestFactory.create(
-    OrdersAppModule.register({ databaseUrl: DATABASE_URL, outbox: { redis: REDIS_URL, queueName: QUEUE } }),
+    OrdersAppModule.register({ databaseUrl: DATABASE_URL, outbox: { redis: REDIS_URL, prefix: QUEUE } }),
     {
       logger: ['error', 'warn'],
     },

@@ -67,7 +67,7 @@ export async function backlogPhase(bench: Bench, baseline: BaselineResult | unde
   let peak = rssBeforeMB;
   const app = await startBenchApp({
     databaseUrl: bench.databaseUrl,
-    outbox: { redis: bench.redisUrl, queueName, worker: { enabled: false } },
+    outbox: { redis: bench.redisUrl, prefix: queueName, worker: { enabled: false } },
   });
   try {
     const { bootedAt: started, liveHeapMB: liveHeapAtBootMB } = app.get(BootClock);
@@ -115,7 +115,7 @@ export async function backlogPhase(bench: Bench, baseline: BaselineResult | unde
     };
   } finally {
     await app.close();
-    await obliterateQueue(bench.redisUrl, queueName);
+    await obliterateQueue(bench.redisUrl, 'bench', queueName);
   }
 }
 
@@ -154,7 +154,7 @@ async function check(orm: MikroORM, redisUrl: string, queueName: string, rows: n
     .execute<Array<{ pending: number }>>(
       'select count(*)::int as pending from outbox_message where dispatched_at is null',
     );
-  const queue = new Queue(queueName, { connection: redisConnection(redisUrl) });
+  const queue = new Queue('bench', { prefix: queueName, connection: redisConnection(redisUrl) });
   const jobs = await queue.count().finally(() => queue.close());
   if (row.pending !== 0 || jobs !== rows)
     throw new Error(`Backlog check failed: ${row.pending} rows still pending, ${jobs}/${rows} jobs in the queue`);

@@ -36,7 +36,7 @@ export async function flushOverheadPhase(bench: Bench): Promise<FlushOverheadRes
     off = await startBenchApp({ databaseUrl: bench.databaseUrl, outbox: false });
     on = await startBenchApp({
       databaseUrl: bench.databaseUrl,
-      outbox: { redis: bench.redisUrl, queueName, relay: { enabled: false }, worker: { enabled: false } },
+      outbox: { redis: bench.redisUrl, prefix: queueName, relay: { enabled: false }, worker: { enabled: false } },
     });
     const sides = { off: ormOf(off), on: ormOf(on) };
     const cases: FlushCase[] = [];
@@ -62,7 +62,7 @@ export async function flushOverheadPhase(bench: Bench): Promise<FlushOverheadRes
   } finally {
     await on?.close();
     await off?.close();
-    await obliterateQueue(bench.redisUrl, queueName);
+    await obliterateQueue(bench.redisUrl, 'bench', queueName);
   }
 }
 

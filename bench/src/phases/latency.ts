@@ -40,7 +40,7 @@ export async function latencyPhase(bench: Bench): Promise<LatencyResult> {
   const queueName = `${bench.runId}-latency`;
   const app = await startBenchApp({
     databaseUrl: bench.databaseUrl,
-    outbox: { redis: bench.redisUrl, queueName, worker: { concurrency: WORKER_CONCURRENCY } },
+    outbox: { redis: bench.redisUrl, prefix: queueName, worker: { concurrency: WORKER_CONCURRENCY } },
   });
   const { latencyRate: rate, latencySeconds: seconds } = bench.sizes;
   const total = rate * seconds;
@@ -121,6 +121,6 @@ export async function latencyPhase(bench: Bench): Promise<LatencyResult> {
   } finally {
     handled.listener = () => undefined;
     await app.close();
-    await obliterateQueue(bench.redisUrl, queueName);
+    await obliterateQueue(bench.redisUrl, 'bench', queueName);
   }
 }

@@ -49,7 +49,7 @@ export async function throughputPhase(bench: Bench, baseline: BaselineResult | u
   const queueName = `${bench.runId}-throughput`;
   const app = await startBenchApp({
     databaseUrl: bench.databaseUrl,
-    outbox: { redis: bench.redisUrl, queueName, worker: { concurrency: WORKER_CONCURRENCY } },
+    outbox: { redis: bench.redisUrl, prefix: queueName, worker: { concurrency: WORKER_CONCURRENCY } },
   });
   try {
     const orm = ormOf(app);
@@ -77,7 +77,7 @@ export async function throughputPhase(bench: Bench, baseline: BaselineResult | u
   } finally {
     handled.listener = () => undefined;
     await app.close();
-    await obliterateQueue(bench.redisUrl, queueName);
+    await obliterateQueue(bench.redisUrl, 'bench', queueName);
   }
 }
 

@@ -9,6 +9,7 @@ export type {
   OutboxWorkerOptions,
   OutboxTableNames,
   OutboxRetentionOptions,
+  OutboxRedisCluster,
 } from './options/outbox-options.interface.js';
 export { OUTBOX_QUEUE } from './outbox.tokens.js';
 export { InjectOutboxQueue } from './inject-outbox-queue.decorator.js';
@@ -19,6 +20,7 @@ export {
   OutboxPayloadError,
   OutboxMessageError,
   OutboxHandlerError,
+  OutboxHandlersError,
   OutboxArgumentError,
   OutboxDeadLetterNotFoundError,
   OutboxClosedError,
@@ -27,7 +29,9 @@ export {
 
 // Events and messages
 export { OutboxEvent, eventTypeOf, type OutboxEventOptions, type EventClass } from './message/event-type.js';
-export type { OutboxHeaders, OutboxJobData } from './message/message-headers.js';
+export type { OutboxHeaders } from './message/message-headers.js';
+export type { OutboxJobData } from './routing/job-data.js';
+export { OutboxOrdered } from './consume/outbox-ordered.decorator.js';
 export { currentMessage, type MessageContext } from './message/message.context.js';
 export { OutboxService } from './capture/outbox.service.js';
 export type { PublishOptions } from './capture/outbox-row.factory.js';
@@ -39,8 +43,18 @@ export { outboxMigrations } from './store/outbox.migration.js';
 export { outboxSchemaSql, dropOutboxSchemaSql } from './store/outbox.schema.js';
 
 // Operations
-export { OutboxMonitor, type OutboxSnapshot } from './ops/outbox.monitor.js';
+export { OutboxMonitor, type OutboxSnapshot, type QueueCounts } from './ops/outbox.monitor.js';
 export type { RelayCounters, WorkerCounters } from './telemetry/process-counters.js';
-export { OutboxDeadLetters } from './ops/outbox-dead-letters.js';
-export type { DeadLetter, DeadLetterFilter, DeadLetterQuery } from './ops/dead-letter.js';
+export { OutboxDeadLetters, DeadLetterQueue, type HandlerChoice } from './ops/outbox-dead-letters.js';
+export type {
+  DeadLetter,
+  DeadLetterFilter,
+  DeadLetterQuery,
+  DeadLetterReason,
+  FailedHandler,
+} from './ops/dead-letter.js';
+export { OutboxReplay, type ReplayRequest, type ReplayResult } from './ops/outbox-replay.js';
+export { OutboxOrdering, type HeldKey, type KeyRef } from './ops/outbox-ordering.js';
+export { OutboxSubscriptions, type ServiceSubscription } from './ops/outbox-subscriptions.js';
+export type { LiveProcess } from './routing/subscription.registry.js';
 export { OutboxRetention, type RetentionResult } from './ops/outbox-retention.js';

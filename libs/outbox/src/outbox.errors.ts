@@ -38,6 +38,27 @@ export class OutboxHandlerError extends OutboxError {
   }
 }
 
+/**
+ * Handlers failed on one message; each ran in its own transaction, whatever the others did. With
+ * one handler the message is that handler's error, as `OutboxHandlerError` words it.
+ */
+export class OutboxHandlersError extends OutboxError {
+  constructor(
+    readonly messageId: string,
+    readonly eventType: string,
+    /** Handler name → what it threw. */
+    readonly failures: ReadonlyMap<string, unknown>,
+  ) {
+    const entries = [...failures];
+    super(
+      entries.length === 1
+        ? `Handler ${entries[0][0]} failed on ${eventType} (message ${messageId}): ${errorText(entries[0][1])}`
+        : `${entries.length} handlers failed on ${eventType} (message ${messageId}): ` +
+            entries.map(([name, error]) => `${name}: ${errorText(error)}`).join('; '),
+    );
+  }
+}
+
 /** An admin call was given arguments it cannot act on (a bad filter, an unknown id). */
 export class OutboxArgumentError extends OutboxError {}
 

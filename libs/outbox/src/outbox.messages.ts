@@ -20,6 +20,10 @@ export function redactUrl(text: string): string {
 export const invalidOption = (name: string, expected: string, got: unknown) =>
   `Invalid nest-outbox option "${name}": expected ${expected}, got ${shown(got)}.`;
 
+export const serviceMissing = () =>
+  'OutboxModule needs the option "service": the name of this service, e.g. { service: \'orders\' }. ' +
+  'It names the queue its handlers consume and the source of the messages it writes.';
+
 export const optionsNotAnObject = (got: unknown) => `nest-outbox options must be an object, got ${shown(got)}.`;
 
 export const sameTableNames = (name: string) =>
@@ -128,11 +132,28 @@ export const notAnOutboxJob = (jobId: string | undefined) =>
   `Job ${jobId} is not an outbox message (expected type, payload text and headers with a message id); ` +
   'only the outbox relay should add jobs to this queue.';
 
+export const stillFailing = (messageId: string, handlers: string[]) =>
+  `Message ${messageId} was retried for some handlers only; ${handlers.join(', ')} still failed before, ` +
+  'so it stays a dead letter for them. Retry it for them too, or discard them.';
+
+export const handlersNeverCame = (type: string, messageId: string, missing: string[], waitedMs: number) =>
+  `Message ${messageId} (${type}) needs handler(s) ${missing.join(', ')}, which this service registered, ` +
+  `but no process that took it in ${Math.round(waitedMs / 1000)} s had them (worker.waitForHandlersMs). ` +
+  'Deploy a build that has them and retry the dead letter, or retire them (retiredHandlers) and discard it.';
+
+export const waitingForHandlers = (type: string, messageId: string, missing: string[], delayMs: number) =>
+  `Message ${messageId} (${type}) needs handler(s) ${missing.join(', ')} that this process does not have ` +
+  `(an older or newer build?); handed back for another process, again in ${delayMs} ms, no attempt spent.`;
+
 // Relay, worker and retention at run time
 
 export const relayOutage = (reason: string, maxBackoffMs: number) =>
   `Relay cannot move outbox rows (${reason}). Rows stay pending and nothing is lost; ` +
   `retrying with backoff up to ${maxBackoffMs} ms. Check Redis and PostgreSQL; this is logged once per outage.`;
+
+export const noRegistry = (service: string) =>
+  `No consuming service has registered its handlers in Redis under this prefix yet (or Redis lost them): ` +
+  `the outbox rows of ${service} stay pending until one does. Consumers register at boot and every few seconds.`;
 
 export const relayRecovered = (seconds: string) => `Relay recovered after ${seconds} s; pending rows are moving again.`;
 
@@ -163,6 +184,16 @@ export const handlerAbortedAtShutdown = (timeoutMs: number) =>
 
 export const invalidQueryCount = (name: string, max: number, got: unknown) =>
   `Dead-letter query "${name}" must be an integer from 0 to ${max}, got ${shown(got)}.`;
+
+export const notAFailedHandler = (messageId: string, handler: string, failing: string[]) =>
+  `Dead letter ${messageId} has no failing handler ${JSON.stringify(handler)}; ` +
+  `its failing handlers are ${failing.length > 0 ? failing.join(', ') : 'none (the message could not be read)'}.`;
+
+export const invalidReplay = (reason: string) => `Invalid replay request: ${reason}. Nothing was delivered.`;
+
+export const keyNotHeld = (handler: string, source: string, key: string) =>
+  `Key ${JSON.stringify(key)} of ${source} is not held back for handler ${handler}: nothing to skip. ` +
+  'List held keys with OutboxOrdering.heldKeys().';
 
 export const invalidFilterField = (name: string, got: unknown) =>
   `Dead-letter filter "${name}" must be a string, got ${typeof got}.`;

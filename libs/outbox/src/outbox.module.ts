@@ -25,7 +25,11 @@ import {
   OUTBOX_SCHEDULER,
 } from './outbox.tokens.js';
 import { CommitSignal } from './routing/commit.signal.js';
-import { OutboxQueue, lazyQueue } from './routing/outbox.queue.js';
+import { OutboxQueues, lazyOwnQueue } from './routing/outbox-queues.js';
+import { SubscriptionRegistry } from './routing/subscription.registry.js';
+import { OutboxOrdering } from './ops/outbox-ordering.js';
+import { OutboxReplay } from './ops/outbox-replay.js';
+import { OutboxSubscriptions } from './ops/outbox-subscriptions.js';
 import { ProcessCounters } from './telemetry/process-counters.js';
 
 /**
@@ -34,7 +38,7 @@ import { ProcessCounters } from './telemetry/process-counters.js';
  */
 @Module({})
 export class OutboxModule {
-  static forRoot(options: OutboxModuleOptions = {}): DynamicModule {
+  static forRoot(options: OutboxModuleOptions): DynamicModule {
     // Validated here as well, so a bad option fails at the import line, not later in the boot.
     const resolved = resolveOutboxOptions(options);
     return OutboxModule.build([{ provide: OUTBOX_OPTIONS, useValue: resolved }]);
@@ -79,10 +83,14 @@ export class OutboxModule {
         OutboxMonitor,
         OutboxDeadLetters,
         OutboxRetention,
+        OutboxReplay,
+        OutboxOrdering,
+        OutboxSubscriptions,
         OutboxRunner,
         ProcessCounters,
-        OutboxQueue,
-        { provide: OUTBOX_QUEUE, useFactory: lazyQueue, inject: [OutboxQueue] },
+        OutboxQueues,
+        SubscriptionRegistry,
+        { provide: OUTBOX_QUEUE, useFactory: lazyOwnQueue, inject: [OutboxQueues] },
         {
           // The host's registry when it imported ScheduleModule (the outbox's intervals show up
           // there), else one of our own: only SchedulerRegistry is used, never its explorer.
@@ -96,7 +104,16 @@ export class OutboxModule {
           inject: [OUTBOX_OPTIONS],
         },
       ],
-      exports: [OUTBOX_QUEUE, OutboxService, OutboxMonitor, OutboxDeadLetters, OutboxRetention],
+      exports: [
+        OUTBOX_QUEUE,
+        OutboxService,
+        OutboxMonitor,
+        OutboxDeadLetters,
+        OutboxRetention,
+        OutboxReplay,
+        OutboxOrdering,
+        OutboxSubscriptions,
+      ],
     };
   }
 }

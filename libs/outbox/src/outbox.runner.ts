@@ -18,8 +18,9 @@ import { handlerAbortedAtShutdown, shutdownOutOfTime } from './outbox.messages.j
 import { OUTBOX_OPTIONS, OUTBOX_ROW_FACTORY, OUTBOX_SCHEDULER } from './outbox.tokens.js';
 import { RelayRunner } from './relay/relay.runner.js';
 import { CommitSignal } from './routing/commit.signal.js';
-import { OutboxQueue } from './routing/outbox.queue.js';
+import { OutboxQueues } from './routing/outbox-queues.js';
 import { createRedis } from './routing/redis.connection.js';
+import { SubscriptionRegistry } from './routing/subscription.registry.js';
 import { WakeChannel } from './routing/wake.channel.js';
 import { qualifiedTables } from './store/outbox.tables.js';
 import { ProcessCounters } from './telemetry/process-counters.js';
@@ -27,8 +28,9 @@ import { waitAtMost } from './util/wait-at-most.js';
 
 /**
  * Starts and stops the outbox's stages in order, around the application's own lifecycle:
- * capture joins the ORM at init; the worker and the relay start once every module is ready;
- * at shutdown they stop before MikroORM closes its pool, within `shutdownTimeoutMs`.
+ * capture joins the ORM at init; the worker (after registering this service's handlers) and the
+ * relay start once every module is ready; at shutdown they stop before MikroORM closes its pool,
+ * within `shutdownTimeoutMs`.
  */
 @Injectable()
 export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -45,12 +47,13 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     @Inject(OUTBOX_SCHEDULER) private readonly scheduler: SchedulerRegistry,
     @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
     @Inject(OUTBOX_ROW_FACTORY) private readonly rows: OutboxRowFactory,
-    private readonly queue: OutboxQueue,
+    private readonly queues: OutboxQueues,
+    private readonly registry: SubscriptionRegistry,
     private readonly counters: ProcessCounters,
   ) {
     this.wake = new WakeChannel(
-      `${options.prefix}:${options.queueName}:outbox-wake`,
-      () => queue.client(),
+      queues.names.wakeChannelOf(options.service),
+      () => queues.client(),
       () => createRedis(options, {}),
     );
   }
@@ -58,24 +61,29 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
   async onModuleInit(): Promise<void> {
     await checkOutboxSetup(this.orm, this.options.tables);
     this.orm.em.getEventManager().registerSubscriber(new OutboxSubscriber(this.rows, this.commits));
-    const { queueName, relay, worker } = this.options;
+    const { service, relay, worker } = this.options;
     const table = qualifiedTables(this.options.tables).outbox;
     this.logger.log(
-      `Outbox ready on ${table}, queue "${queueName}" ` +
+      `Outbox of service "${service}" ready on ${table} ` +
         `(relay ${relay.enabled ? 'on' : 'off'}, worker ${worker.enabled ? 'on' : 'off'}).`,
     );
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    // Relays in other processes hear this process's commits without waiting for their schedule.
+    // Relays in other processes hear this process's commits without waiting for their schedule;
+    // the client connects now, so the first commit's wake-up finds it ready.
+    this.queues.client();
     this.stopPublishing = this.commits.listen(() => this.wake.publish());
-    if (this.options.worker.enabled) {
-      this.consumer = new Consumer(this.orm, this.explorer.explore(), this.options, this.counters.worker);
-      this.consumer.start();
+    const { orm, options, queues, registry, commits, wake, scheduler, counters } = this;
+    if (options.worker.enabled) {
+      this.consumer = new Consumer(
+        { orm, options, queues, registry, counters: counters.worker },
+        this.explorer.explore(options.worker.ordered),
+      );
+      await this.consumer.start();
     }
-    if (this.options.relay.enabled) {
-      const { orm, options, queue, commits, wake, scheduler, counters } = this;
-      this.relay = new RelayRunner({ orm, options, queue, commits, wake, scheduler, counters });
+    if (options.relay.enabled) {
+      this.relay = new RelayRunner({ orm, options, queues, registry, commits, wake, scheduler, counters });
       await this.relay.start();
     }
   }
@@ -93,14 +101,11 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     const graceful = Promise.allSettled([this.relay?.stop(), this.consumer?.stop()]).then(() => true);
     if (!(await waitAtMost(graceful, timeoutMs, false))) {
       const released = (await this.relay?.loop.releaseInFlight().catch(() => 0)) ?? 0;
-      await waitAtMost(
-        this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined) ?? Promise.resolve(),
-        1000,
-        undefined,
-      );
+      const stopNow = this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined);
+      await waitAtMost(stopNow ?? Promise.resolve(), 1000, undefined);
       this.logger.warn(shutdownOutOfTime(timeoutMs, released));
     }
-    await this.queue.close();
+    await this.queues.close();
   }
 
   /** Resolves when this process's relay has no drain running. */

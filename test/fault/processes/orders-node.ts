@@ -7,7 +7,7 @@
  * that the library itself never sees: they wrap the `OUTBOX_QUEUE` instance's `addBulk` and the
  * example's handler instances before the application starts.
  *
- *   DATABASE_URL, REDIS_URL, QUEUE_NAME        where to work
+ *   DATABASE_URL, REDIS_URL, OUTBOX_PREFIX     where to work
  *   RELAY, WORKER                              1 / 0: run the relay / the BullMQ worker here
  *   LEASE_MS, RELAY_INTERVAL_MS, BATCH_SIZE, MAX_BACKOFF_MS, CONCURRENCY, ATTEMPTS, BACKOFF_MS,
  *   LOCK_DURATION_MS, STALLED_INTERVAL_MS, SHUTDOWN_TIMEOUT_MS
@@ -94,8 +94,9 @@ function outboxOptions(): OutboxModuleOptions {
     stalledIntervalMs: num('STALLED_INTERVAL_MS'),
   };
   return {
+    service: 'orders',
     redis: env.REDIS_URL,
-    queueName: env.QUEUE_NAME,
+    prefix: env.OUTBOX_PREFIX,
     relay,
     worker,
     shutdownTimeoutMs: num('SHUTDOWN_TIMEOUT_MS'),

@@ -69,7 +69,8 @@ export class Probe {
     private readonly queue: Queue,
   ) {}
 
-  static async open(databaseUrl: string, redisUrl: string, queueName: string): Promise<Probe> {
+  /** The orders service's queue under the scenario's outbox `prefix`. */
+  static async open(databaseUrl: string, redisUrl: string, prefix: string): Promise<Probe> {
     const orm = await MikroORM.init({
       clientUrl: databaseUrl,
       entities: [],
@@ -77,7 +78,8 @@ export class Probe {
       pool: { min: 0, max: 2 },
       debug: false,
     });
-    const queue = new Queue(queueName, {
+    const queue = new Queue('orders', {
+      prefix,
       connection: { url: redisUrl, maxRetriesPerRequest: 1, enableOfflineQueue: false },
     });
     queue.on('error', () => undefined); // a restarting Redis is expected here; calls fail and are retried by the caller

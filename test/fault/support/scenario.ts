@@ -1,6 +1,6 @@
 import { freshDatabase } from '../../support/database.js';
 import { migrateOrders } from '../../support/orders-app.js';
-import { uniqueQueueName } from '../../support/redis.js';
+import { uniquePrefix } from '../../support/redis.js';
 import { waitUntil } from '../../support/wait.js';
 import { Cluster } from './cluster.js';
 import { Probe } from './probe.js';
@@ -22,7 +22,7 @@ export class Scenario {
     readonly id: string,
     readonly databaseUrl: string,
     readonly redisUrl: string,
-    readonly queueName: string,
+    readonly prefix: string,
     readonly cluster: Cluster,
     readonly figures: ScenarioFigures,
   ) {}
@@ -30,19 +30,19 @@ export class Scenario {
   static async create(id: string, servers: Servers, figures: ScenarioFigures): Promise<Scenario> {
     const databaseUrl = await freshDatabase(`fault_${id}`, servers.postgresUrl);
     await migrateOrders(databaseUrl);
-    const queueName = uniqueQueueName(`fault-${id}`);
+    const prefix = uniquePrefix(`fault-${id}`);
     const cluster = new Cluster(
-      { DATABASE_URL: databaseUrl, REDIS_URL: servers.redisUrl, QUEUE_NAME: queueName },
+      { DATABASE_URL: databaseUrl, REDIS_URL: servers.redisUrl, OUTBOX_PREFIX: prefix },
       servers.logDir,
       id,
     );
-    const scenario = new Scenario(id, databaseUrl, servers.redisUrl, queueName, cluster, figures);
+    const scenario = new Scenario(id, databaseUrl, servers.redisUrl, prefix, cluster, figures);
     await scenario.openProbe();
     return scenario;
   }
 
   async openProbe(): Promise<void> {
-    this.probe = await Probe.open(this.databaseUrl, this.redisUrl, this.queueName);
+    this.probe = await Probe.open(this.databaseUrl, this.redisUrl, this.prefix);
   }
 
   /**

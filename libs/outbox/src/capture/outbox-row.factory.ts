@@ -14,7 +14,10 @@ export interface PublishOptions {
    * interval after it is due.
    */
   delay?: number;
-  /** Groups messages like an aggregate id does (stored as `aggregate_id`). */
+  /**
+   * Ordering key: ordered handlers handle the messages of one key in commit order. An aggregate's
+   * events have `<aggregate type>:<id>`; a published message has none unless given one.
+   */
   key?: string;
   /** Application headers; values must be strings. They count against `maxPayloadBytes`. */
   headers?: Record<string, string>;
@@ -52,7 +55,10 @@ export class OutboxRowFactory {
     row.payload = payload;
     row.headers = headersText;
     row.aggregateType = origin.aggregateType;
-    row.aggregateId = options.key ?? origin.aggregateId;
+    row.aggregateId = origin.aggregateId;
+    row.key =
+      options.key ??
+      (origin.aggregateType && origin.aggregateId ? `${origin.aggregateType}:${origin.aggregateId}` : null);
     row.occurredAt = now;
     row.availableAt = options.delay ? new Date(now.getTime() + checkDelay(type, options.delay)) : null;
     row.attempts = 0;

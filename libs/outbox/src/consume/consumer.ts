@@ -1,42 +1,67 @@
+import { hostname } from 'node:os';
 import type { MikroORM } from '@mikro-orm/core';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import type { OutboxQueues } from '../routing/outbox-queues.js';
 import { createRedis } from '../routing/redis.connection.js';
+import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
 import type { WorkerCounters } from '../telemetry/process-counters.js';
 import type { EventRoute } from './handler.explorer.js';
+import { HandlerRunner } from './handler.runner.js';
 import { InboxStore } from './inbox.store.js';
+import { KeyOrderStore } from './key-order.store.js';
 import { MessageProcessor } from './message.processor.js';
 import { OutboxWorker } from './outbox.worker.js';
+import { ServiceRegistration } from './service.registration.js';
+
+/** What the consuming side needs from the application around it. */
+export interface ConsumerDependencies {
+  orm: MikroORM;
+  options: ResolvedOutboxOptions;
+  queues: OutboxQueues;
+  registry: SubscriptionRegistry;
+  counters: WorkerCounters;
+}
 
 /**
- * The consuming side of one process: a BullMQ worker whose jobs run this application's
- * `@EventsHandler` classes, each in its own transaction with its inbox mark.
+ * The consuming side of one process: registers this service's handlers, then runs a BullMQ worker
+ * on the service's queue whose jobs run the application's `@EventsHandler` classes, each in its own
+ * transaction with its inbox mark.
  */
 export class Consumer {
   private readonly worker: OutboxWorker;
+  private readonly registration: ServiceRegistration;
 
-  constructor(
-    orm: MikroORM,
-    routes: ReadonlyMap<string, EventRoute>,
-    options: ResolvedOutboxOptions,
-    counters: WorkerCounters,
-  ) {
-    const processor = new MessageProcessor(orm, new InboxStore(options.tables), routes);
+  constructor(deps: ConsumerDependencies, routes: ReadonlyMap<string, EventRoute>) {
+    const { orm, options, queues, registry, counters } = deps;
+    const runner = new HandlerRunner(orm, new InboxStore(options.tables), new KeyOrderStore(options.tables));
+    const promote = async (messageId: string) => {
+      const job = await queues.own().getJob(messageId);
+      if (job && (await job.isDelayed())) await job.promote();
+    };
+    const processor = new MessageProcessor(routes, runner, promote);
+    const identity = { service: options.service, process: `${hostname()}:${process.pid}`, version: options.version };
+    this.registration = new ServiceRegistration(registry, options, routes, identity.process);
+    const registration = this.registration;
     this.worker = new OutboxWorker(
       processor,
       orm,
       createRedis(options, { maxRetriesPerRequest: null }),
+      queues.names.queueOf(options.service),
       options,
+      identity,
+      (type, handlers) => registration.stillExpected(type, handlers),
       counters,
     );
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    await this.registration.start();
     this.worker.start();
   }
 
   /** Lets active jobs finish, then closes the worker. */
-  stop(): Promise<void> {
-    return this.worker.close();
+  async stop(): Promise<void> {
+    await Promise.all([this.worker.close(), this.registration.stop()]);
   }
 
   /**
@@ -45,6 +70,6 @@ export class Consumer {
    */
   async stopNow(reason: string): Promise<void> {
     this.worker.abortActive(reason);
-    await this.worker.forceClose();
+    await Promise.all([this.worker.forceClose(), this.registration.stop()]);
   }
 }

@@ -4,6 +4,7 @@ import type { IEventHandler } from '@nestjs/cqrs';
 import { eventTypeOf } from '../message/event-type.js';
 import { OutboxSetupError } from '../outbox.errors.js';
 import { eventTypeTaken, handlerNameTaken, handlerRequestScoped } from '../outbox.messages.js';
+import { isOrderedHandler } from './outbox-ordered.decorator.js';
 
 // The metadata key @nestjs/cqrs's @EventsHandler writes (cqrs `decorators/constants`, not exported).
 const EVENTS_HANDLER_METADATA = '__eventsHandler__';
@@ -12,6 +13,8 @@ export interface HandlerEntry {
   /** The handler's class name: its inbox key, so keep it stable. */
   name: string;
   instance: IEventHandler<object>;
+  /** Runs the messages of one key in commit order (`@OutboxOrdered()` or `worker.ordered`). */
+  ordered: boolean;
 }
 
 export interface EventRoute {
@@ -28,7 +31,8 @@ export interface EventRoute {
 export class HandlerExplorer {
   constructor(private readonly discovery: DiscoveryService) {}
 
-  explore(): Map<string, EventRoute> {
+  /** Every handler by event type; `orderedByDefault` makes all of them ordered (`worker.ordered`). */
+  explore(orderedByDefault = false): Map<string, EventRoute> {
     const routes = new Map<string, EventRoute>();
     const names = new Map<string, Function>();
     for (const wrapper of this.discovery.getProviders()) {
@@ -47,7 +51,8 @@ export class HandlerExplorer {
         if (route.eventClass !== eventClass)
           throw new OutboxSetupError(eventTypeTaken(type, route.eventClass.name, eventClass.name));
         if (!route.handlers.some((handler) => handler.name === name)) {
-          route.handlers.push({ name, instance: wrapper.instance as IEventHandler<object> });
+          const ordered = orderedByDefault || isOrderedHandler(handlerClass);
+          route.handlers.push({ name, instance: wrapper.instance as IEventHandler<object>, ordered });
         }
         routes.set(type, route);
       }

@@ -1,98 +1,121 @@
-import { MikroORM, RequestContext } from '@mikro-orm/core';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { rebuildEvent } from '../message/event-codec.js';
-import { nextFailureRecord } from '../message/failure-record.js';
-import type { OutboxHeaders, OutboxJobData } from '../message/message-headers.js';
 import { isMessageId } from '../message/message-id.js';
-import { runInMessageContext } from '../message/message.context.js';
-import { OutboxError, OutboxHandlerError, OutboxMessageError } from '../outbox.errors.js';
-import { notAnOutboxJob, unknownEventType } from '../outbox.messages.js';
+import { OutboxHandlerError, OutboxHandlersError, OutboxMessageError } from '../outbox.errors.js';
+import { notAnOutboxJob, stillFailing, unknownEventType } from '../outbox.messages.js';
+import { MESSAGE, nextFailureRecord, recordChanged } from '../routing/failure-record.js';
+import type { OutboxJobData } from '../routing/job-data.js';
 import { errorText } from '../util/error-text.js';
-import type { EventRoute, HandlerEntry } from './handler.explorer.js';
-import type { InboxStore } from './inbox.store.js';
+import type { EventRoute } from './handler.explorer.js';
+import type { HandlerRunner, RunMessage } from './handler.runner.js';
+import type { KeyPlace } from './key-order.store.js';
+
+/** What became of a job once every handler this process has for it ran. */
+export type Outcome =
+  | { kind: 'done' }
+  /** This service registered handlers for the type that this process lacks: another process must run them. */
+  | { kind: 'waiting-for-handlers'; missing: string[] }
+  /** Ordered handlers whose turn has not come; the message waits for the key's earlier messages. */
+  | { kind: 'parked'; parked: Array<{ place: KeyPlace; seq: number }> };
 
 /**
- * Consumes one job: rebuild the event, then run each handler awaited in its own transaction
- * together with its inbox mark. A handler that already succeeded is skipped, so a retry runs
- * only the ones that failed. Unreadable messages fail without retry; handler errors are retried.
+ * Consumes one job: rebuild the event, then run every handler the message needs that this
+ * process has, each in its own transaction, whatever its siblings do. A retry runs only the ones
+ * that have not succeeded (their inbox marks say so). Unreadable messages fail without retry;
+ * handler errors are retried; handlers this process lacks are left for another process.
  */
 export class MessageProcessor {
-  /** Rejecters of the handler runs in progress, so a shutdown out of time can end them. */
-  private readonly running = new Set<(reason: Error) => void>();
-
   constructor(
-    private readonly orm: MikroORM,
-    private readonly inbox: InboxStore,
     private readonly routes: ReadonlyMap<string, EventRoute>,
+    private readonly runner: HandlerRunner,
+    /** Moves a parked message whose turn has come back to the queue (best effort). */
+    private readonly promote: (messageId: string) => Promise<void>,
   ) {}
 
-  async process(job: Job<OutboxJobData>): Promise<void> {
-    try {
-      await this.consume(job);
-    } catch (error) {
-      const handler = error instanceof OutboxHandlerError ? error.handler : null;
-      const message = error instanceof OutboxHandlerError ? errorText(error.cause) : errorText(error);
-      // Best effort: the record only enriches the dead-letter listing; the job fails either way.
-      await job.updateProgress(nextFailureRecord(job.progress, handler, message)).catch(() => undefined);
-      throw error;
+  async process(job: Job<OutboxJobData>): Promise<Outcome> {
+    const data = readJob(job);
+    const route = this.routes.get(data.type);
+    // A job that does not say which handlers it needs (not routed by an outbox relay) can only be
+    // run by the handlers of this process: with none, nothing will ever run it.
+    if (!data.handlers && !route) throw new UnrecoverableError(unknownEventType(data.type, data.headers.messageId));
+    const expected = data.handlers ?? route?.handlers.map((handler) => handler.name) ?? [];
+    const wanted = expected.filter(
+      (name) => !data.discarded?.includes(name) && (!data.retryOnly || data.retryOnly.includes(name)),
+    );
+    const present = wanted.map((name) => route?.handlers.find((handler) => handler.name === name)).filter(isDefined);
+    const missing = wanted.filter((name) => !present.some((handler) => handler.name === name));
+    if (present.length === 0) {
+      return missing.length > 0 ? { kind: 'waiting-for-handlers', missing } : this.finish(job, data, new Map(), []);
     }
+    const event = await rebuild(route!, data, job);
+    const message: RunMessage = {
+      type: data.type,
+      headers: data.headers,
+      source: data.source ?? 'unknown',
+      key: data.key ?? null,
+      attempt: job.attemptsMade + 1,
+    };
+    const failed = new Map<string, unknown>();
+    const succeeded: string[] = [];
+    const parked: Array<{ place: KeyPlace; seq: number }> = [];
+    for (const handler of present) {
+      try {
+        const outcome = await this.runner.run(handler, event, message, data.order?.[handler.name]);
+        if (outcome.kind === 'parked') parked.push(outcome);
+        else {
+          succeeded.push(handler.name);
+          if (outcome.successor) await this.promote(outcome.successor).catch(() => undefined);
+        }
+      } catch (error) {
+        failed.set(handler.name, error instanceof OutboxHandlerError ? error.cause : error);
+      }
+    }
+    if (failed.size === 0 && missing.length > 0) return { kind: 'waiting-for-handlers', missing };
+    if (failed.size === 0 && parked.length > 0) return { kind: 'parked', parked };
+    return this.finish(job, data, failed, succeeded);
   }
 
-  private async consume(job: Job<OutboxJobData>): Promise<void> {
-    const { type, payload, headers } = readJob(job);
-    const route = this.routes.get(type);
-    if (!route) {
-      throw new UnrecoverableError(unknownEventType(type, headers.messageId));
-    }
-    let event: object;
-    try {
-      event = rebuildEvent(route.eventClass, type, payload);
-    } catch (error) {
-      throw unrecoverable(error, headers.messageId);
-    }
-    for (const handler of route.handlers) {
-      await this.runHandler(handler, event, type, headers, job.attemptsMade + 1);
-    }
+  /** Ends the handler runs still going (their transactions roll back); for a shutdown out of time. */
+  abortAll(reason: string): void {
+    this.runner.abortAll(reason);
+  }
+
+  /** Whether a parked message's turn came while it was being set aside (it is then promoted at once). */
+  turnCame(parked: ReadonlyArray<{ place: KeyPlace; seq: number }>): Promise<boolean> {
+    return this.runner.turnCame(parked);
   }
 
   /**
-   * Ends every handler run in progress with `reason`: its transaction rolls back and its pooled
-   * connection is released (a hung handler would otherwise hold the ORM's shutdown forever).
+   * Records what failed (and what no longer fails) in the job's progress, then fails the job if
+   * any handler failed: BullMQ retries it with backoff and, after the last attempt, keeps it as a
+   * dead letter naming the handlers.
    */
-  abortAll(reason: string): void {
-    for (const abort of this.running) abort(new OutboxError(reason));
+  private async finish(
+    job: Job<OutboxJobData>,
+    data: OutboxJobData,
+    failed: Map<string, unknown>,
+    succeeded: string[],
+  ): Promise<Outcome> {
+    const errors = new Map([...failed].map(([name, error]) => [name, errorText(error)]));
+    const record = nextFailureRecord(job.progress, errors, succeeded);
+    // Best effort: the record only enriches the dead-letter listing; the job fails either way.
+    if (recordChanged(job.progress, record)) await job.updateProgress(record).catch(() => undefined);
+    if (failed.size > 0) throw new OutboxHandlersError(data.headers.messageId, data.type, failed);
+    // A retry of some handlers only: the others that still fail keep the message a dead letter.
+    const others = Object.keys(record.failures).filter((name) => name !== MESSAGE && !data.discarded?.includes(name));
+    if (data.retryOnly && others.length > 0) throw new UnrecoverableError(stillFailing(data.headers.messageId, others));
+    return { kind: 'done' };
   }
+}
 
-  private async runHandler(
-    handler: HandlerEntry,
-    event: object,
-    type: string,
-    headers: OutboxHeaders,
-    attempt: number,
-  ): Promise<void> {
-    let abort!: (reason: Error) => void;
-    const aborted = new Promise<never>((_, reject) => {
-      abort = reject;
-    });
-    aborted.catch(() => undefined);
-    this.running.add(abort);
-    try {
-      // The context spans the whole transaction: the closing flush captures the events the
-      // handler raised, and they must inherit this message's correlation and causation.
-      await runInMessageContext({ headers, type, handler: handler.name, attempt }, () =>
-        RequestContext.create(this.orm.em, () =>
-          this.orm.em.transactional(async (em) => {
-            if (!(await this.inbox.markFirstRun(em as EntityManager, headers.messageId, handler.name))) return;
-            await Promise.race([handler.instance.handle(event), aborted]);
-          }),
-        ),
-      );
-    } catch (error) {
-      throw new OutboxHandlerError(handler.name, headers.messageId, type, error);
-    } finally {
-      this.running.delete(abort);
-    }
+async function rebuild(route: EventRoute, data: OutboxJobData, job: Job<OutboxJobData>): Promise<object> {
+  try {
+    return rebuildEvent(route.eventClass, data.type, data.payload);
+  } catch (error) {
+    const reason = error instanceof OutboxMessageError ? error.message : String(error);
+    // Recorded like a handler failure, under the message itself, for the dead-letter listing.
+    await job.updateProgress(nextFailureRecord(job.progress, new Map([[MESSAGE, reason]]), [])).catch(() => undefined);
+    throw new UnrecoverableError(`${reason.replace(/\.$/, '')} (message ${data.headers.messageId}; not retried).`);
   }
 }
 
@@ -111,7 +134,6 @@ function readJob(job: Job<OutboxJobData>): OutboxJobData {
   return data as OutboxJobData;
 }
 
-function unrecoverable(error: unknown, messageId: string): UnrecoverableError {
-  const reason = error instanceof OutboxMessageError ? error.message : String(error);
-  return new UnrecoverableError(`${reason.replace(/\.$/, '')} (message ${messageId}; not retried).`);
+function isDefined<T>(value: T | undefined): value is T {
+  return value !== undefined;
 }

@@ -1,36 +1,58 @@
-import { Logger } from '@nestjs/common';
 import type { MikroORM } from '@mikro-orm/core';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
-import type { OutboxJobData } from '../message/message-headers.js';
+import { Logger } from '@nestjs/common';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
-import { databaseOutage, databaseRecovered } from '../outbox.messages.js';
+import { databaseOutage, databaseRecovered, handlersNeverCame, waitingForHandlers } from '../outbox.messages.js';
+import { gaveUpRecord } from '../routing/failure-record.js';
+import type { OutboxJobData } from '../routing/job-data.js';
+import type { RedisClient } from '../routing/redis.connection.js';
 import type { WorkerCounters } from '../telemetry/process-counters.js';
 import { errorText } from '../util/error-text.js';
 import { OutageLog } from '../util/outage-log.js';
 import { waitAtMost } from '../util/wait-at-most.js';
 import { looksLikeConnectionError } from './connection-error.js';
-import type { MessageProcessor } from './message.processor.js';
+import type { MessageProcessor, Outcome } from './message.processor.js';
 
-/** The BullMQ worker on the outbox queue; logs dead letters with the handler and error. */
+/** Who this process is, named in dead letters and logs. */
+export interface ProcessIdentity {
+  service: string;
+  process: string;
+  version: string;
+}
+
+/** Of the handlers a message of `type` waits for, those still expected now (a retired handler is not). */
+export type StillExpected = (type: string, handlers: string[]) => Promise<string[]>;
+
+const SECOND = 1000;
+
+/**
+ * The BullMQ worker on this service's queue. It turns what the processor reports into BullMQ
+ * moves: a message needing handlers this process lacks, or parked behind its key, goes back to
+ * the queue without spending an attempt; a lost database pauses this worker only.
+ */
 export class OutboxWorker {
   private readonly logger = new Logger('OutboxWorker');
   private readonly worker: Worker<OutboxJobData>;
-  private lastConnectionError = '';
-  private databasePauseMs = 0;
   private readonly databaseOutage = new OutageLog(this.logger, {
     failed: databaseOutage,
     recovered: databaseRecovered,
   });
-
+  private lastConnectionError = '';
+  private probing: NodeJS.Timeout | undefined;
+  private closing = false;
+  /** When each group of missing handlers was last warned about, so a deploy does not flood the log. */
+  private readonly warned = new Map<string, number>();
   constructor(
     private readonly processor: MessageProcessor,
     private readonly orm: MikroORM,
-    private readonly connection: Redis,
-    options: ResolvedOutboxOptions,
+    private readonly connection: RedisClient,
+    queueName: string,
+    private readonly options: ResolvedOutboxOptions,
+    private readonly identity: ProcessIdentity,
+    private readonly stillExpected: StillExpected,
     private readonly stats: WorkerCounters,
   ) {
-    this.worker = new Worker<OutboxJobData>(options.queueName, (job) => this.process(job), {
+    this.worker = new Worker<OutboxJobData>(queueName, (job, token) => this.process(job, token), {
       connection,
       prefix: options.prefix,
       concurrency: options.worker.concurrency,
@@ -58,23 +80,107 @@ export class OutboxWorker {
     });
   }
 
-  /**
-   * A lost database is an outage, not a handler bug: the job goes back to the queue without
-   * spending an attempt, and every worker of the queue pauses with a growing delay until
-   * PostgreSQL answers again. Anything else is the handler's failure and is retried as usual.
-   */
-  private async process(job: Job<OutboxJobData>): Promise<void> {
+  private async process(job: Job<OutboxJobData>, token: string | undefined): Promise<void> {
+    let outcome: Outcome;
     try {
-      await this.processor.process(job);
+      outcome = await this.processor.process(job);
       this.databaseOutage.recovered();
-      this.databasePauseMs = 0;
     } catch (error) {
       if (!looksLikeConnectionError(error) || (await this.databaseAnswers())) throw error;
-      this.databaseOutage.failed(errorText(error));
-      this.databasePauseMs = Math.min(5000, Math.max(250, this.databasePauseMs * 2));
-      await this.worker.rateLimit(this.databasePauseMs);
-      throw Worker.RateLimitError();
+      return this.pauseForDatabase(job, token, error);
     }
+    if (outcome.kind === 'waiting-for-handlers') return this.waitForHandlers(job, token, outcome.missing);
+    if (outcome.kind === 'parked') return this.park(job, token, outcome.parked);
+  }
+
+  /**
+   * A rolling deploy: the service registered handlers this process does not have. The message
+   * goes back, no attempt spent, for a process that has them; past `worker.waitForHandlersMs`
+   * it becomes a dead letter naming them, and which service, process and build gave up.
+   */
+  private async waitForHandlers(job: Job<OutboxJobData>, token: string | undefined, missing: string[]): Promise<void> {
+    const expected = await this.stillExpected(job.data.type, missing);
+    if (expected.length === 0) return; // retired on purpose since the message was routed
+    const now = Date.now();
+    const since = job.data.waitingSince ?? now;
+    if (now - since > this.options.worker.waitForHandlersMs) {
+      const gaveUp = {
+        reason: 'handlers-missing' as const,
+        missing: expected,
+        ...this.identity,
+        at: new Date(now).toISOString(),
+      };
+      await job.updateProgress(gaveUpRecord(job.progress, gaveUp)).catch(() => undefined);
+      throw new UnrecoverableError(handlersNeverCame(job.data.type, job.id ?? '', expected, now - since));
+    }
+    const delayMs = this.setAsideDelay(job, 30 * SECOND);
+    this.warnOnce(job.data.type, expected, () => waitingForHandlers(job.data.type, job.id ?? '', expected, delayMs));
+    await this.setAside(job, token, delayMs, { waitingSince: since });
+    throw new DelayedError();
+  }
+
+  /**
+   * Ordered handlers whose turn has not come: the message waits in the delayed set until the
+   * message before it is handled, which promotes it. If that happened while it was being set
+   * aside, it promotes itself; the delay is only the safety net should a promotion be lost.
+   */
+  private async park(
+    job: Job<OutboxJobData>,
+    token: string | undefined,
+    parked: Parameters<MessageProcessor['turnCame']>[0],
+  ): Promise<void> {
+    await this.setAside(job, token, this.setAsideDelay(job, 300 * SECOND), {});
+    if (await this.processor.turnCame(parked).catch(() => false)) await job.promote().catch(() => undefined);
+    throw new DelayedError();
+  }
+
+  /** A lost database is an outage, not a handler bug: this worker pauses; others go on. */
+  private async pauseForDatabase(job: Job<OutboxJobData>, token: string | undefined, error: unknown): Promise<void> {
+    this.databaseOutage.failed(errorText(error));
+    if (!this.probing && !this.closing) {
+      await this.worker.pause(true);
+      this.probeDatabase(250);
+    }
+    await this.setAside(job, token, SECOND, {});
+    throw new DelayedError();
+  }
+
+  private probeDatabase(afterMs: number): void {
+    this.probing = setTimeout(async () => {
+      if (this.closing) return;
+      if (await this.databaseAnswers()) {
+        this.probing = undefined;
+        this.worker.resume();
+        return;
+      }
+      this.probeDatabase(Math.min(5 * SECOND, afterMs * 2));
+    }, afterMs);
+    this.probing.unref();
+  }
+
+  /** Back to the delayed set without spending an attempt; `setAside` counts how often, to space the wake-ups. */
+  private async setAside(
+    job: Job<OutboxJobData>,
+    token: string | undefined,
+    delayMs: number,
+    extra: Partial<OutboxJobData>,
+  ): Promise<void> {
+    await job.updateData({ ...job.data, ...extra, setAside: (job.data.setAside ?? 0) + 1 });
+    await job.moveToDelayed(Date.now() + delayMs, token);
+  }
+
+  /** 1 s, 2 s, 4 s … up to `maxMs`, with jitter, by how often the message was set aside before. */
+  private setAsideDelay(job: Job<OutboxJobData>, maxMs: number): number {
+    const base = Math.min(maxMs, SECOND * 2 ** Math.min(job.data.setAside ?? 0, 20));
+    return Math.round(base * (0.75 + Math.random() * 0.25));
+  }
+
+  private warnOnce(type: string, missing: string[], text: () => string): void {
+    const key = `${type}\t${missing.join(',')}`;
+    const last = this.warned.get(key) ?? 0;
+    if (Date.now() - last < 60 * SECOND) return;
+    this.warned.set(key, Date.now());
+    this.logger.warn(text());
   }
 
   private async databaseAnswers(): Promise<boolean> {
@@ -103,6 +209,7 @@ export class OutboxWorker {
    * close would wait for Redis (a later forced close shares that wait), so it closes by force.
    */
   async close(): Promise<void> {
+    this.stopProbing();
     if (this.connection.status !== 'ready') return this.forceClose();
     try {
       await this.worker.close();
@@ -116,9 +223,16 @@ export class OutboxWorker {
    * exits, and BullMQ hands the jobs to another worker once their lock expires.
    */
   async forceClose(): Promise<void> {
+    this.stopProbing();
     // Disconnect first: with Redis gone, BullMQ's close would otherwise wait for it.
     this.connection.disconnect();
     await this.worker.close(true);
+  }
+
+  private stopProbing(): void {
+    this.closing = true;
+    clearTimeout(this.probing);
+    this.probing = undefined;
   }
 
   private onFailed(job: Job<OutboxJobData> | undefined, error: Error): void {
@@ -136,6 +250,11 @@ export class OutboxWorker {
     const why = /stalled/i.test(error.message)
       ? `its worker died ${job.stalledCounter ?? 'too many'} time(s) while running it`
       : `${job.attemptsMade} attempt(s)`;
-    this.logger.error(`Dead letter: message ${job.id} (${job.name}) after ${why}: ${error.message}`);
+    const { service, process, version } = this.identity;
+    this.logger.error(
+      `Dead letter: message ${job.id} (${job.name}) in service ${service} after ${why}, ` +
+        `given up by process ${process} ` +
+        `(version ${version}): ${error.message}`,
+    );
   }
 }

@@ -10,12 +10,3 @@ export interface OutboxHeaders {
   /** Application headers given to `publish()`; string values only. */
   custom?: Record<string, string>;
 }
-
-/** What the relay puts on a BullMQ job; the payload stays the JSON text stored in PostgreSQL. */
-export interface OutboxJobData {
-  type: string;
-  payload: string;
-  headers: OutboxHeaders;
-  aggregateType: string | null;
-  aggregateId: string | null;
-}

@@ -4,7 +4,7 @@ import { Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { OutboxRetentionOptions } from '../options/outbox-options.interface.js';
 import { resolveOutboxOptions } from '../options/resolve-options.js';
-import type { OutboxQueue } from '../routing/outbox.queue.js';
+import type { OutboxQueues } from '../routing/outbox-queues.js';
 import { OutboxRetention } from './outbox-retention.js';
 import type { InboxMark } from './retention.store.js';
 
@@ -37,7 +37,7 @@ function fakeDatabase(script: { outbox: number[]; pages?: InboxMark[][] }) {
       if (statement === 'marks delete') return { affectedRows: String(params[0]).split(',').length };
       const next = script.outbox.shift();
       if (next === undefined) throw new Error('unexpected outbox delete');
-      return { affectedRows: next };
+      return [{ deleted: next }];
     } finally {
       active--;
     }
@@ -74,9 +74,9 @@ function retentionWith(db: ReturnType<typeof fakeDatabase>, retention: OutboxRet
       asked.push(ids);
       return new Set(ids.filter((id) => live.includes(id)));
     },
-  } as unknown as OutboxQueue;
+  } as unknown as OutboxQueues;
   const scheduler = new SchedulerRegistry();
-  const options = resolveOutboxOptions({ queueName: 'spec', retention: { batchSize: 2, ...retention } });
+  const options = resolveOutboxOptions({ service: 'spec', retention: { batchSize: 2, ...retention } });
   return { service: new OutboxRetention(db.orm, scheduler, queue, options), scheduler, asked };
 }
 

@@ -10,7 +10,7 @@ import type { SchedulerRegistry } from '@nestjs/schedule';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { retentionOutage, retentionRecovered } from '../outbox.messages.js';
 import { OUTBOX_OPTIONS, OUTBOX_SCHEDULER } from '../outbox.tokens.js';
-import { OutboxQueue } from '../routing/outbox.queue.js';
+import { OutboxQueues } from '../routing/outbox-queues.js';
 import { errorText } from '../util/error-text.js';
 import { OutageLog } from '../util/outage-log.js';
 import { RetentionStore, type InboxMark } from './retention.store.js';
@@ -45,12 +45,12 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
   constructor(
     orm: MikroORM,
     @Inject(OUTBOX_SCHEDULER) private readonly scheduler: SchedulerRegistry,
-    private readonly queue: OutboxQueue,
+    private readonly queues: OutboxQueues,
     @Inject(OUTBOX_OPTIONS) options: ResolvedOutboxOptions,
   ) {
     this.store = new RetentionStore(orm, options.tables);
     this.retention = options.retention;
-    this.intervalName = `nest-outbox:retention:${options.queueName}`;
+    this.intervalName = `nest-outbox:retention:${options.service}`;
     this.outage = new OutageLog(this.logger, {
       failed: (reason) => retentionOutage(reason, this.retention.intervalMs),
       recovered: retentionRecovered,
@@ -116,7 +116,7 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
     while (!this.stopped) {
       const marks = await this.store.oldInboxMarks(inboxAfterSeconds, cursor, batchSize);
       if (marks.length === 0) break;
-      const live = await this.queue.mayStillRun([...new Set(marks.map((mark) => mark.messageId))]);
+      const live = await this.queues.mayStillRun([...new Set(marks.map((mark) => mark.messageId))]);
       deleted += await this.store.deleteInboxMarks(
         marks.filter((mark) => !live.has(mark.messageId)),
         inboxAfterSeconds,

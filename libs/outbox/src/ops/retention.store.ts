@@ -24,12 +24,17 @@ export class RetentionStore {
     private readonly orm: MikroORM,
     tables: Tables,
   ) {
-    const { outbox, inbox } = qualifiedTables(tables);
+    const { outbox, inbox, outboxRoute } = qualifiedTables(tables);
     // Pending rows have dispatched_at null, which never compares true: they are never deleted.
-    this.dispatchedSql = `delete from ${outbox} where id in (
-      select id from ${outbox}
-      where dispatched_at < now() - ? * interval '1 second'
-      order by dispatched_at limit ? for update skip locked)`;
+    // A row's key positions (ordered routes) go with it.
+    this.dispatchedSql = `with gone as (
+        delete from ${outbox} where id in (
+          select id from ${outbox}
+          where dispatched_at < now() - ? * interval '1 second'
+          order by dispatched_at limit ? for update skip locked)
+        returning id),
+      routes as (delete from ${outboxRoute} where message_id in (select id from gone))
+      select count(*)::int as deleted from gone`;
     this.oldMarksSql = `select message_id as "messageId", handler, processed_at::text as "processedAt" from ${inbox}
       where processed_at < now() - ? * interval '1 second'
         and (processed_at, message_id, handler) > (?::timestamptz, ?::uuid, ?)
@@ -42,8 +47,10 @@ export class RetentionStore {
 
   /** Deletes up to `limit` outbox rows dispatched more than `afterSeconds` ago; returns how many. */
   async deleteDispatched(afterSeconds: number, limit: number): Promise<number> {
-    const result = await this.connection().execute<QueryResult>(this.dispatchedSql, [afterSeconds, limit], 'run');
-    return result.affectedRows;
+    const [row] = (await this.connection().execute(this.dispatchedSql, [afterSeconds, limit])) as Array<{
+      deleted: number;
+    }>;
+    return row.deleted;
   }
 
   /** Up to `limit` marks older than `afterSeconds`, oldest first, after `cursor` (the previous page's last). */

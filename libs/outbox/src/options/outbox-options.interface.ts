@@ -1,5 +1,5 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
-import type { RedisOptions } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 
 /** Names of the tables the outbox uses; each must be a plain SQL identifier. */
 export interface OutboxTableNames {
@@ -48,6 +48,18 @@ export interface OutboxWorkerOptions {
   stalledIntervalMs?: number;
   /** Times a job may lose its worker (crash, kill) before it becomes a dead letter. Default 10. */
   maxStalledCount?: number;
+  /**
+   * Handle every message of one key (aggregate, or `publish({ key })`) in commit order, per handler,
+   * for every handler of this service. One handler can opt in alone with `@OutboxOrdered()`.
+   * Default `false`: messages run in parallel.
+   */
+  ordered?: boolean;
+  /**
+   * How long a message that needs a handler this process lacks (a rolling deploy: an older build
+   * took it) is handed back for another process before it becomes a dead letter naming the
+   * missing handlers, in ms. Default 900000 (15 minutes).
+   */
+  waitForHandlersMs?: number;
 }
 
 export interface OutboxRetentionOptions {
@@ -68,17 +80,39 @@ export interface OutboxRetentionOptions {
   batchSize?: number;
 }
 
+/** A Redis Cluster: seed nodes, plus ioredis cluster options. */
+export interface OutboxRedisCluster {
+  cluster: Array<{ host: string; port: number }>;
+  options?: ClusterOptions;
+}
+
 export interface OutboxModuleOptions {
-  /** Redis connection: a `redis://` URL or ioredis options. Default `REDIS_URL` or `redis://127.0.0.1:6379`. */
-  redis?: string | RedisOptions;
-  /** BullMQ queue name. Default `outbox`. Letters, digits, `-`, `_`, `.`; no `:`. */
-  queueName?: string;
-  /** BullMQ key prefix. Default `bull`. */
+  /**
+   * This service's name: its queue (consumers), its subscription (the event types its handlers
+   * handle) and the source of the messages it writes. Letters, digits, `-`, `_`, `.`. Required.
+   */
+  service: string;
+  /**
+   * This build's version, named in logs and dead letters so a rolling deploy can be followed.
+   * Default `OUTBOX_VERSION`, else `npm_package_version`, else `unknown`.
+   */
+  version?: string;
+  /**
+   * Redis: a `redis://` URL, ioredis options, or `{ cluster: [...nodes] }` for a Redis Cluster (queues
+   * then get a hash tag each). Default `REDIS_URL` or `redis://127.0.0.1:6379`.
+   */
+  redis?: string | RedisOptions | OutboxRedisCluster;
+  /** Key prefix of every Redis key the outbox uses (BullMQ's too); may hold a `{hash tag}`. Default `outbox`. */
   prefix?: string;
   relay?: OutboxRelayOptions;
   worker?: OutboxWorkerOptions;
   tables?: OutboxTableNames;
-  /** Largest serialised event payload accepted, in bytes. Default 262144 (256 KiB). */
+  /**
+   * Handlers this service removed on purpose: they are no longer expected for new messages. A
+   * handler missing from a process (an older or newer build) is never dropped on its own.
+   */
+  retiredHandlers?: string[];
+  /** Largest message (event JSON plus headers) accepted, in bytes. Default 262144 (256 KiB). */
   maxPayloadBytes?: number;
   /** Completed BullMQ jobs are kept this long (seconds) so a re-dispatched message is recognised. Default 86400. */
   keepCompletedSeconds?: number;
@@ -108,9 +142,11 @@ export interface ResolvedTableNames {
 
 /** Options with every default filled in; what the stages read. Not part of the public API. */
 export interface ResolvedOutboxOptions {
-  redis: string | RedisOptions;
-  queueName: string;
+  service: string;
+  version: string;
+  redis: string | RedisOptions | OutboxRedisCluster;
   prefix: string;
+  retiredHandlers: string[];
   relay: Required<OutboxRelayOptions>;
   worker: Required<Omit<OutboxWorkerOptions, 'backoff'>> & {
     backoff: { type: 'exponential' | 'fixed'; delayMs: number; jitter: number };

@@ -6,10 +6,11 @@ import { retryWindowMs } from './retry-window.js';
 
 describe('resolveOutboxOptions', () => {
   it('fills every default', () => {
-    const options = resolveOutboxOptions({});
+    const options = resolveOutboxOptions({ service: 'orders' });
     expect(options).toMatchObject({
-      queueName: 'outbox',
-      prefix: 'bull',
+      service: 'orders',
+      prefix: 'outbox',
+      retiredHandlers: [],
       relay: { enabled: true, intervalMs: 1000, batchSize: 500, leaseMs: 30_000 },
       worker: { enabled: true, concurrency: 16, attempts: 5, backoff: { type: 'exponential', delayMs: 1000 } },
       tables: { outbox: 'outbox_message', inbox: 'inbox_message' },
@@ -17,7 +18,14 @@ describe('resolveOutboxOptions', () => {
     });
   });
 
-  it.each<[string, OutboxModuleOptions, RegExp]>([
+  it('needs a service name, and says what it is for', () => {
+    expect(() => resolveOutboxOptions({} as OutboxModuleOptions)).toThrow(
+      /needs the option "service": the name of this service/,
+    );
+    expect(() => resolveOutboxOptions({ service: 'or:ders' })).toThrow(/"service": expected 1-100 letters, digits/);
+  });
+
+  it.each<[string, Omit<OutboxModuleOptions, 'service'>, RegExp]>([
     ['batch size zero', { relay: { batchSize: 0 } }, /"relay\.batchSize": expected an integer from 1 to 10000, got 0/],
     [
       'fractional concurrency',
@@ -46,8 +54,14 @@ describe('resolveOutboxOptions', () => {
       { relay: { maxAttempts: 0 } },
       /"relay\.maxAttempts": expected an integer from 1 to 1000, got 0/,
     ],
-    ['colon in a queue name', { queueName: 'orders:events' }, /"queueName".*BullMQ forbids ":"/],
     ['Redis glob in a prefix', { prefix: 'bull*' }, /"prefix"/],
+    ['two hash tags in a prefix', { prefix: '{a}{b}' }, /"prefix": expected .*at most one \{hash tag\}/],
+    ['a cluster without nodes', { redis: { cluster: [] } }, /"redis\.cluster": expected a non-empty array/],
+    [
+      'retired handlers that are not names',
+      { retiredHandlers: ['Grant Bonus'] },
+      /"retiredHandlers": expected an array of handler class names/,
+    ],
     ['a non-Redis URL', { redis: 'http://localhost:6379' }, /"redis": expected a URL starting with redis:\/\//],
     [
       'a URL with a password, which is not echoed',
@@ -81,12 +95,22 @@ describe('resolveOutboxOptions', () => {
       /"retention\.inboxAfterSeconds": 10s is not longer than the retry window \(15s/,
     ],
   ])('rejects %s with an error naming the option', (_, options, message) => {
-    expect(() => resolveOutboxOptions(options)).toThrow(OutboxOptionsError);
-    expect(() => resolveOutboxOptions(options)).toThrow(message);
+    expect(() => resolveOutboxOptions({ service: 'orders', ...options })).toThrow(OutboxOptionsError);
+    expect(() => resolveOutboxOptions({ service: 'orders', ...options })).toThrow(message);
+  });
+
+  it('accepts a Redis Cluster and a prefix with one hash tag', () => {
+    const options = resolveOutboxOptions({
+      service: 'orders',
+      prefix: '{outbox}',
+      redis: { cluster: [{ host: '127.0.0.1', port: 7000 }] },
+    });
+    expect(options.prefix).toBe('{outbox}');
   });
 
   it('computes the retry window from the backoff rule', () => {
     const worker = resolveOutboxOptions({
+      service: 'orders',
       worker: { attempts: 4, backoff: { type: 'exponential', delayMs: 100 } },
     }).worker;
     expect(retryWindowMs(worker)).toBe(100 + 200 + 400);
@@ -96,7 +120,7 @@ describe('resolveOutboxOptions', () => {
   it('never echoes a Redis password, whatever the option looks like', () => {
     let message = '';
     try {
-      resolveOutboxOptions({ redis: 'redis//:hunter2@10.0.0.1:6379' });
+      resolveOutboxOptions({ service: 'orders', redis: 'redis//:hunter2@10.0.0.1:6379' });
     } catch (error) {
       message = (error as Error).message;
     }

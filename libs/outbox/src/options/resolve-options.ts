@@ -4,28 +4,36 @@ import {
   invalidOption,
   keepCompletedBelowLease,
   optionsNotAnObject,
+  serviceMissing,
 } from '../outbox.messages.js';
 import type { OutboxModuleOptions, ResolvedOutboxOptions } from './outbox-options.interface.js';
 import { flag, fraction, int, oneOf, section, text } from './option-readers.js';
 import { retryWindowMs } from './retry-window.js';
 import { resolveTableNames } from './table-names.js';
 
-const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
-const QUEUE_RULE = 'letters, digits, "-", "_" or "." (BullMQ forbids ":")';
+const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+const NAME_RULE = '1-100 letters, digits, "-", "_" or "." (no ":", which BullMQ forbids)';
+// A prefix may carry one Redis Cluster hash tag, so every outbox key lands in one slot.
+const PREFIX = /^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/;
+const PREFIX_RULE = 'letters, digits, "-", "_" or ".", with at most one {hash tag}';
+const HANDLER_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,199}$/;
 const DAY = 86_400;
 
 /** Every option with its default, checked; throws `OutboxOptionsError` naming the first bad one. */
-export function resolveOutboxOptions(options: OutboxModuleOptions = {}): ResolvedOutboxOptions {
+export function resolveOutboxOptions(options: OutboxModuleOptions): ResolvedOutboxOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options))
     throw new OutboxOptionsError(optionsNotAnObject(options));
   const relay = section('relay', options.relay);
   const worker = section('worker', options.worker);
   const backoff = section('worker.backoff', worker.backoff);
   const retention = section('retention', options.retention);
+  if (options.service === undefined) throw new OutboxOptionsError(serviceMissing());
   const resolved: ResolvedOutboxOptions = {
+    service: text('service', options.service, '', NAME, NAME_RULE),
+    version: text('version', options.version, defaultVersion(), /^.{1,100}$/, '1-100 characters'),
     redis: redis(options.redis ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'),
-    queueName: text('queueName', options.queueName, 'outbox', QUEUE_NAME, QUEUE_RULE),
-    prefix: text('prefix', options.prefix, 'bull', QUEUE_NAME, QUEUE_RULE),
+    prefix: text('prefix', options.prefix, 'outbox', PREFIX, PREFIX_RULE),
+    retiredHandlers: names('retiredHandlers', options.retiredHandlers),
     relay: {
       enabled: flag('relay.enabled', relay.enabled, true),
       intervalMs: int('relay.intervalMs', relay.intervalMs, 1000, 10, 3_600_000),
@@ -46,6 +54,8 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
       maxStalledCount: int('worker.maxStalledCount', worker.maxStalledCount, 10, 0, 1000),
       lockDurationMs: int('worker.lockDurationMs', worker.lockDurationMs, 30_000, 1000, 3_600_000),
       stalledIntervalMs: int('worker.stalledIntervalMs', worker.stalledIntervalMs, 30_000, 1000, 3_600_000),
+      ordered: flag('worker.ordered', worker.ordered, false),
+      waitForHandlersMs: int('worker.waitForHandlersMs', worker.waitForHandlersMs, 900_000, 1000, 7 * DAY * 1000),
     },
     tables: resolveTableNames(options.tables),
     maxPayloadBytes: int('maxPayloadBytes', options.maxPayloadBytes, 262_144, 64, 64 * 1024 * 1024),
@@ -70,7 +80,30 @@ export function resolveOutboxOptions(options: OutboxModuleOptions = {}): Resolve
   return resolved;
 }
 
+function defaultVersion(): string {
+  return process.env.OUTBOX_VERSION || process.env.npm_package_version || 'unknown';
+}
+
+function names(name: string, value: unknown): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string' || !HANDLER_NAME.test(item))) {
+    throw new OutboxOptionsError(invalidOption(name, 'an array of handler class names', value));
+  }
+  return [...new Set(value as string[])];
+}
+
 function redis(value: unknown): ResolvedOutboxOptions['redis'] {
+  if (typeof value === 'object' && value !== null && 'cluster' in value) {
+    const { cluster } = value as { cluster: unknown };
+    const node = (n: unknown) =>
+      typeof n === 'object' && n !== null && typeof (n as { host?: unknown }).host === 'string';
+    if (!Array.isArray(cluster) || cluster.length === 0 || !cluster.every(node)) {
+      throw new OutboxOptionsError(
+        invalidOption('redis.cluster', 'a non-empty array of { host, port } nodes', cluster),
+      );
+    }
+    return value as ResolvedOutboxOptions['redis'];
+  }
   if (typeof value === 'string') {
     if (!/^rediss?:\/\//.test(value))
       throw new OutboxOptionsError(invalidOption('redis', 'a URL starting with redis:// or rediss://', value));

@@ -1,11 +1,13 @@
 import { Logger } from '@nestjs/common';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
-import { relayOutage, relayRecovered } from '../outbox.messages.js';
+import { noRegistry, relayOutage, relayRecovered } from '../outbox.messages.js';
 import { errorText } from '../util/error-text.js';
 import type { RelayCounters } from '../telemetry/process-counters.js';
 import { OutageLog } from '../util/outage-log.js';
+import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
+import { missesOrderedRoute, orderedRoutesOf, routeBatch } from './message.router.js';
 import type { RelayQueue } from './relay.queue.js';
-import type { ClaimedRow, RelayStore } from './relay.store.js';
+import type { ClaimedRow, DispatchedRow, OrderedRoutes, RelayStore } from './relay.store.js';
 
 /**
  * The relay: claim due rows, enqueue them, mark them dispatched; repeat while batches come back
@@ -28,13 +30,20 @@ export class RelayLoop {
   private isolating = false;
   /** Ids claimed and not yet marked (at most two batches); released if shutdown cannot wait. */
   private readonly unmarked = new Set<string>();
+  private warnedNoRegistry = false;
+  /** Ordered routes of the last routing table read: what the next claim gives key positions for. */
+  private ordered: OrderedRoutes | undefined;
+  private readonly service: string;
+
   constructor(
     private readonly store: RelayStore,
     private readonly queue: RelayQueue,
+    private readonly registry: SubscriptionRegistry,
     options: ResolvedOutboxOptions,
     private readonly stats: RelayCounters,
   ) {
     this.relay = options.relay;
+    this.service = options.service;
     this.outage = new OutageLog(this.logger, {
       failed: (reason) => relayOutage(reason, this.relay.maxBackoffMs),
       recovered: relayRecovered,
@@ -94,12 +103,15 @@ export class RelayLoop {
 
   /**
    * Claim → enqueue → mark, two batches deep: while batch n is enqueued, one statement marks
-   * batch n-1 (its enqueue has resolved) and claims batch n+1. Enqueues run one at a time in id
-   * order, and a row is only ever marked after its own enqueue resolved.
+   * batch n-1 (its enqueue has resolved) and claims batch n+1. Enqueues run one at a time in
+   * commit order, and a row is only ever marked after its own enqueue resolved.
    */
   private async pipeline(): Promise<number> {
     let moved = 0;
-    let enqueued: string[] = [];
+    let enqueued: DispatchedRow[] = [];
+    const { version, table } = await this.registry.routes();
+    if (version === null) return this.waitForRegistry();
+    this.ordered = orderedRoutesOf(table);
     let batch = await this.claim([]);
     while (batch.length > 0) {
       const more = batch.length === this.batchSize() && !this.stopped;
@@ -115,32 +127,64 @@ export class RelayLoop {
         await this.release(claimed.value, added.reason, false);
         throw added.reason;
       }
+      if (more) this.settle(enqueued.map((row) => row.id)); // the claim statement marked them
+      if (added.value === 'subscriptions changed') {
+        // Claimed with an older table: hand both batches back and claim them again at once.
+        await this.release(claimed.value, 'subscriptions changed while claimed', false);
+        this.wokenWhileDraining = true;
+        enqueued = []; // marked already, by the claim statement or by `mark`
+        break;
+      }
       this.isolating = false;
-      if (more) this.settle(enqueued); // the claim statement marked them; `mark` settles its own
       moved += batch.length;
-      enqueued = batch.map((row) => row.id);
+      enqueued = added.value;
       batch = claimed.value;
     }
     await this.mark(enqueued);
     return moved;
   }
 
+  /**
+   * No service has registered in this Redis (a new deployment, or a Redis that lost its data):
+   * routing now would mark every row as unsubscribed. Rows stay pending until a consumer
+   * registers, which consumers do at boot and with every heartbeat.
+   */
+  private waitForRegistry(): number {
+    if (!this.warnedNoRegistry) {
+      this.warnedNoRegistry = true;
+      this.logger.warn(noRegistry(this.service));
+    }
+    return 0;
+  }
+
   private batchSize(): number {
     return this.isolating ? 1 : this.relay.batchSize;
   }
 
-  private async claim(enqueued: string[]): Promise<ClaimedRow[]> {
-    const rows = await this.store.claim(this.batchSize(), this.relay.leaseMs, enqueued);
+  private async claim(enqueued: DispatchedRow[]): Promise<ClaimedRow[]> {
+    const rows = await this.store.claim(this.batchSize(), this.relay.leaseMs, enqueued, this.ordered);
     for (const row of rows) this.unmarked.add(row.id);
     this.stats.claimed += rows.length;
     return rows;
   }
 
-  private async enqueue(rows: ClaimedRow[]): Promise<void> {
+  /**
+   * Routes the batch with the subscriptions as they are now — read after the claim, so a handler
+   * registered before a message was written is always stamped on it — and enqueues it.
+   */
+  private async enqueue(rows: ClaimedRow[]): Promise<DispatchedRow[] | 'subscriptions changed'> {
     try {
+      const { version, table } = await this.registry.routes();
+      this.ordered = orderedRoutesOf(table);
+      if (version === null || missesOrderedRoute(rows, table)) {
+        await this.release(rows, 'subscriptions changed while claimed', false);
+        return 'subscriptions changed';
+      }
+      const routed = routeBatch(rows, table, this.service);
       // Bounded well inside the lease, so a hung Redis cannot outlive our claim unnoticed; BullMQ
       // waits for a reconnect rather than failing, and a healthy addBulk takes milliseconds.
-      await this.queue.add(rows, Math.min(10_000, Math.max(500, Math.floor(this.relay.leaseMs / 2))));
+      await this.queue.add(routed, Math.min(10_000, Math.max(500, Math.floor(this.relay.leaseMs / 2))));
+      return rows.map((row) => ({ id: row.id, routedTo: routed.routedTo.get(row.id) ?? [] }));
     } catch (error) {
       // Redis answering means it refused these jobs: the rows spend an attempt and go one by one.
       const refused = await this.queue.answers();
@@ -150,10 +194,10 @@ export class RelayLoop {
     }
   }
 
-  private async mark(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.store.markDispatched(ids);
-    this.settle(ids);
+  private async mark(rows: DispatchedRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.store.markDispatched(rows);
+    this.settle(rows.map((row) => row.id));
   }
 
   /** Rows marked by a claim statement or by `mark`: no longer ours to release. */
@@ -164,13 +208,15 @@ export class RelayLoop {
 
   private async release(rows: ClaimedRow[], error: unknown, spentAttempt: boolean): Promise<void> {
     if (rows.length === 0) return;
-    this.stats.failedBatches++;
+    if (spentAttempt || typeof error !== 'string') this.stats.failedBatches++;
     const ids = rows.map((row) => row.id);
     for (const id of ids) this.unmarked.delete(id);
-    await this.store.release(ids, `enqueue failed: ${errorText(error)}`, spentAttempt).catch(() => undefined);
+    const reason = typeof error === 'string' ? error : `enqueue failed: ${errorText(error)}`;
+    await this.store.release(ids, reason, spentAttempt).catch(() => undefined);
   }
 
   private failed(error: unknown): void {
+    this.stats.failedDrains++;
     this.outage.failed(errorText(error));
     this.backoffMs = Math.min(this.relay.maxBackoffMs, this.backoffMs ? this.backoffMs * 2 : 100);
     if (this.stopped) return;

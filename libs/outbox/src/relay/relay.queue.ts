@@ -1,19 +1,21 @@
-import type { JobsOptions, Queue } from 'bullmq';
-import type { OutboxJobData } from '../message/message-headers.js';
+import type { JobsOptions } from 'bullmq';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { OutboxTimeoutError } from '../outbox.errors.js';
 import { addBulkTimedOut } from '../outbox.messages.js';
+import type { OutboxQueues } from '../routing/outbox-queues.js';
 import { waitAtMost } from '../util/wait-at-most.js';
-import type { ClaimedRow } from './relay.store.js';
+import type { RoutedBatch } from './message.router.js';
 
-/** Hands claimed rows to BullMQ in one pipeline; the job id is the message id, so a re-add is a no-op. */
+/**
+ * Hands a routed batch to BullMQ: one `addBulk` per subscribed service's queue, all at once. The
+ * job id is the message id, so a re-add (after a crash, or a partial failure here) is a no-op in
+ * every queue that already has it: the adds are idempotent per message and consumer.
+ */
 export class RelayQueue {
   private readonly jobOptions: JobsOptions;
 
   constructor(
-    private readonly queue: Queue<OutboxJobData>,
-    /** Whether Redis answers now: tells a refused add from an outage. */
-    readonly answers: () => Promise<boolean>,
+    private readonly queues: OutboxQueues,
     options: ResolvedOutboxOptions,
   ) {
     this.jobOptions = {
@@ -30,24 +32,23 @@ export class RelayQueue {
     };
   }
 
-  async add(rows: readonly ClaimedRow[], timeoutMs: number): Promise<void> {
-    const jobs = rows.map((row) => ({
-      name: row.type,
-      data: {
-        type: row.type,
-        payload: row.payload,
-        headers: JSON.parse(row.headers) as OutboxJobData['headers'],
-        aggregateType: row.aggregate_type,
-        aggregateId: row.aggregate_id,
-      },
-      opts: { ...this.jobOptions, jobId: row.id },
-    }));
+  async add(batch: RoutedBatch, timeoutMs: number): Promise<void> {
+    const adds = [...batch.jobsByService].map(([service, jobs]) =>
+      this.queues
+        .of(service)
+        .addBulk(jobs.map(({ id, data }) => ({ name: data.type, data, opts: { ...this.jobOptions, jobId: id } }))),
+    );
     // A late success is harmless (job ids dedupe); a late failure changes nothing.
     const answered = await waitAtMost(
-      this.queue.addBulk(jobs).then(() => true),
+      Promise.all(adds).then(() => true),
       timeoutMs,
       false,
     );
     if (!answered) throw new OutboxTimeoutError(addBulkTimedOut(timeoutMs));
+  }
+
+  /** Whether Redis answers now: tells a refused add from an outage. */
+  answers(): Promise<boolean> {
+    return this.queues.answers();
   }
 }

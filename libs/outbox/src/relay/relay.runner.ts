@@ -4,7 +4,8 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { SchedulerRegistry } from '@nestjs/schedule';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import type { CommitSignal } from '../routing/commit.signal.js';
-import type { OutboxQueue } from '../routing/outbox.queue.js';
+import type { OutboxQueues } from '../routing/outbox-queues.js';
+import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
 import type { WakeChannel } from '../routing/wake.channel.js';
 import type { ProcessCounters } from '../telemetry/process-counters.js';
 import { RelayLoop } from './relay.loop.js';
@@ -15,7 +16,8 @@ import { RelayStore } from './relay.store.js';
 export interface RelayDependencies {
   orm: MikroORM;
   options: ResolvedOutboxOptions;
-  queue: OutboxQueue;
+  queues: OutboxQueues;
+  registry: SubscriptionRegistry;
   commits: CommitSignal;
   wake: WakeChannel;
   scheduler: SchedulerRegistry;
@@ -32,20 +34,15 @@ export class RelayRunner {
   private stopListening: (() => void) | undefined;
 
   constructor(private readonly deps: RelayDependencies) {
-    const { orm, options, queue, counters } = deps;
+    const { orm, options, queues, registry, counters } = deps;
     const relayId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const store = new RelayStore(orm, options.tables, {
       relayId,
       deleteOnDispatch: options.retention.deleteOnDispatch,
       maxAttempts: options.relay.maxAttempts,
     });
-    this.loop = new RelayLoop(
-      store,
-      new RelayQueue(queue.get(), () => queue.answers(), options),
-      options,
-      counters.relay,
-    );
-    this.intervalName = `nest-outbox:relay:${options.queueName}`;
+    this.loop = new RelayLoop(store, new RelayQueue(queues, options), registry, options, counters.relay);
+    this.intervalName = `nest-outbox:relay:${options.service}`;
   }
 
   async start(): Promise<void> {

@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/core';
-import { uuidArray } from '../store/sql-arrays.js';
 import { qualifiedTables, type Tables } from '../store/outbox.tables.js';
+import { textArray, uuidArray } from '../store/sql-arrays.js';
 
 /** A claimed row, as the relay needs it: payload and headers stay JSON text. */
 export interface ClaimedRow {
@@ -10,6 +10,17 @@ export interface ClaimedRow {
   headers: string;
   aggregate_type: string | null;
   aggregate_id: string | null;
+  key: string | null;
+  /** Commit order (the database's counter); a string, as PostgreSQL returns bigint. */
+  seq: string;
+  /** Place in its key's order per ordered route (`service/handler`); `{}` when none. */
+  routes: Record<string, number>;
+}
+
+/** A row whose enqueue resolved, and the services it went to (empty: no subscriber). */
+export interface DispatchedRow {
+  id: string;
+  routedTo: readonly string[];
 }
 
 export interface RelayStoreOptions {
@@ -20,12 +31,16 @@ export interface RelayStoreOptions {
   maxAttempts: number;
 }
 
+/** Ordered routes (`service/handler`) per event type: what a claim allocates key positions for. */
+export type OrderedRoutes = Readonly<Record<string, readonly string[]>>;
+
 /**
- * The relay's three statements, in plain SQL on the ORM's connection: no entity manager, no
- * identity map, so memory stays flat however long the backlog is.
+ * The relay's statements, in plain SQL on the ORM's connection: no entity manager, no identity
+ * map, so memory stays flat however long the backlog is.
  */
 export class RelayStore {
   private readonly claimSql: string;
+  private readonly orderedClaimSql: string;
   private readonly markSql: string;
   private readonly releaseSql: string;
 
@@ -34,65 +49,121 @@ export class RelayStore {
     tables: Tables,
     private readonly options: RelayStoreOptions,
   ) {
-    const { outbox } = qualifiedTables(tables);
-    // A row whose lease expired may be held by another relay by now; it marks the row itself.
-    const mine = 'id = any(?::uuid[]) and claimed_by = ?';
+    const t = qualifiedTables(tables);
+    // A row whose lease expired may be held by another relay by now; that relay marks it itself.
+    // Deleted at dispatch, a row takes its key positions with it: it cannot be claimed again.
+    // (Common table expressions, because PostgreSQL allows data-modifying ones only at the top.)
     const mark = options.deleteOnDispatch
-      ? `delete from ${outbox} where ${mine}`
-      : `update ${outbox} set dispatched_at = now(), locked_until = null, last_error = null where ${mine}`;
+      ? `marked as (delete from ${t.outbox} o using unnest(?::uuid[], ?::text[]) as m(id, routes)
+            where o.id = m.id and o.claimed_by = ? returning o.id),
+          marked_routes as (delete from ${t.outboxRoute} where message_id in (select id from marked))`
+      : `marked as (update ${t.outbox} o set dispatched_at = now(), locked_until = null, last_error = null,
+            routed_to = string_to_array(m.routes, ',')
+          from unnest(?::uuid[], ?::text[]) as m(id, routes) where o.id = m.id and o.claimed_by = ? returning o.id)`;
     // SKIP LOCKED lets relays in many processes claim disjoint batches; the lease (locked_until)
     // hands a batch to another relay if this one dies before marking it. The previous batch's
     // mark rides in the same statement, saving a round trip per batch; the rows it marks are
     // excluded from the claim explicitly, so one statement never touches a row twice.
-    this.claimSql = `with marked as (${mark})
-      update ${outbox} o
-      set locked_until = now() + ? * interval '1 millisecond', attempts = o.attempts + 1, claimed_by = ?
-      from (select id from ${outbox}
-            where dispatched_at is null
-              and (available_at is null or available_at <= now())
-              and (locked_until is null or locked_until < now())
-              and attempts < ?
-              and id <> all(?::uuid[])
-            order by id limit ? for update skip locked) due
-      where o.id = due.id
-      returning o.id, o.type, o.payload::text as payload, o.headers::text as headers, o.aggregate_type, o.aggregate_id`;
-    this.markSql = mark;
+    const due = (extra: string) => `select id from ${t.outbox}
+          where dispatched_at is null
+            and (available_at is null or available_at <= now())
+            and (locked_until is null or locked_until < now())
+            and attempts < ?
+            and id <> all(?::uuid[])${extra}
+          order by seq limit ? for update skip locked`;
+    const claim = (dueSql: string) => `update ${t.outbox} o
+        set locked_until = now() + ? * interval '1 millisecond', attempts = o.attempts + 1, claimed_by = ?
+        from (${dueSql}) due
+        where o.id = due.id
+        returning o.id, o.type, o.payload::text as payload, o.headers::text as headers,
+          o.aggregate_type, o.aggregate_id, o.key, o.seq::text as seq`;
+    this.claimSql = `with ${mark} ${claim(due(''))}`;
+    // With ordered handlers subscribed, one claim statement at a time holds each key (an advisory
+    // lock, skipped by the others) and gives every ordered route of each keyed row its next place
+    // in that key's order, in commit order (seq). A row claimed again after a crash keeps the
+    // places it was given, so a consumer never sees a gap or the same place twice.
+    const oneKeyAtATime = '\n and (key is null or pg_try_advisory_xact_lock(hashtextextended(key, 1903)))';
+    this.orderedClaimSql = `with ${mark},
+      claimed as (${claim(due(oneKeyAtATime))}),
+      wanted as (
+        select c.id, c.key, c.seq::bigint as seq, r.route
+        from claimed c
+        join jsonb_each(?::jsonb) t(type, routes) on t.type = c.type
+        cross join lateral jsonb_array_elements_text(t.routes) r(route)
+        where c.key is not null),
+      missing as (
+        select w.* from wanted w
+        where not exists (select 1 from ${t.outboxRoute} x where x.message_id = w.id and x.route = w.route)),
+      counts as (select route, key, count(*)::bigint as n from missing group by route, key),
+      bumped as (
+        insert into ${t.outboxRouteSeq} (route, key, seq) select route, key, n from counts
+        on conflict (route, key) do update set seq = ${t.outboxRouteSeq}.seq + excluded.seq
+        returning route, key, seq),
+      numbered as (
+        select m.id, m.route, b.seq - c.n + row_number() over (partition by m.route, m.key order by m.seq) as seq
+        from missing m join counts c using (route, key) join bumped b using (route, key)),
+      stored as (
+        insert into ${t.outboxRoute} (message_id, route, seq) select id, route, seq from numbered
+        returning message_id, route, seq)
+      select c.*, coalesce((
+        select jsonb_object_agg(a.route, a.seq) from (
+          select x.route, x.seq from ${t.outboxRoute} x where x.message_id = c.id
+          union all select s.route, s.seq from stored s where s.message_id = c.id) a), '{}')::text as routes
+      from claimed c`;
+    this.markSql = `with ${mark} select count(*) from marked`;
     // An attempt is only spent when the enqueue itself failed; an unreachable Redis spends none.
-    this.releaseSql = `update ${outbox} set locked_until = null, last_error = ?, attempts = attempts - ?
+    this.releaseSql = `update ${t.outbox} set locked_until = null, last_error = ?, attempts = attempts - ?
       where id = any(?::uuid[]) and claimed_by = ? and dispatched_at is null`;
   }
 
-  /** Claims up to `limit` due rows, and marks `enqueued` (their enqueue resolved) dispatched in the same statement. */
-  async claim(limit: number, leaseMs: number, enqueued: readonly string[] = []): Promise<ClaimedRow[]> {
-    const ids = uuidArray(enqueued);
+  /**
+   * Claims up to `limit` due rows in commit order, and marks `dispatched` (rows whose enqueue
+   * resolved) in the same statement. With `ordered` routes, keyed rows also get their places.
+   */
+  async claim(
+    limit: number,
+    leaseMs: number,
+    dispatched: readonly DispatchedRow[],
+    ordered?: OrderedRoutes,
+  ): Promise<ClaimedRow[]> {
     const { relayId, maxAttempts } = this.options;
-    const rows = (await this.connection().execute(this.claimSql, [
-      ids,
-      relayId,
-      leaseMs,
-      relayId,
-      maxAttempts,
-      ids,
-      limit,
-    ])) as ClaimedRow[];
-    // RETURNING has no order; ids are time ordered, so sorting restores commit order.
-    return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const mark = this.markParams(dispatched);
+    const exclude = mark[0];
+    const claim = [leaseMs, relayId, maxAttempts, exclude, limit];
+    const rows = ordered
+      ? (
+          (await this.connection().execute(this.orderedClaimSql, [
+            ...mark,
+            ...claim,
+            JSON.stringify(ordered),
+          ])) as Array<Omit<ClaimedRow, 'routes'> & { routes: string }>
+        ).map((row) => ({ ...row, routes: JSON.parse(row.routes) as Record<string, number> }))
+      : (
+          (await this.connection().execute(this.claimSql, [...mark, ...claim])) as Array<Omit<ClaimedRow, 'routes'>>
+        ).map((row) => ({ ...row, routes: {} }));
+    // RETURNING has no order; the claim took them in commit order, so sorting restores it.
+    return rows.sort((a, b) => Number(a.seq) - Number(b.seq));
   }
 
-  async markDispatched(ids: readonly string[]): Promise<void> {
-    await this.connection().execute(this.markSql, [uuidArray(ids), this.options.relayId], 'run');
+  async markDispatched(rows: readonly DispatchedRow[]): Promise<void> {
+    await this.connection().execute(this.markSql, this.markParams(rows), 'run');
   }
 
   /**
    * Hands rows back before their lease ends; `spentAttempt` is false when the failure was not
-   * theirs (Redis unreachable, shutdown).
+   * theirs (Redis unreachable, shutdown, subscriptions changed under the claim).
    */
   async release(ids: readonly string[], error: string, spentAttempt: boolean): Promise<void> {
-    await this.connection().execute(
-      this.releaseSql,
-      [error.slice(0, 2000), spentAttempt ? 0 : 1, uuidArray(ids), this.options.relayId],
-      'run',
-    );
+    const params = [error.slice(0, 2000), spentAttempt ? 0 : 1, uuidArray(ids), this.options.relayId];
+    await this.connection().execute(this.releaseSql, params, 'run');
+  }
+
+  private markParams(rows: readonly DispatchedRow[]): [string, string, string] {
+    return [
+      uuidArray(rows.map((row) => row.id)),
+      textArray(rows.map((row) => row.routedTo.join(','))),
+      this.options.relayId,
+    ];
   }
 
   private connection() {

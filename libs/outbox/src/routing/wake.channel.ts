@@ -1,22 +1,23 @@
-import type { Redis } from 'ioredis';
+import { once } from 'node:events';
+import type { RedisClient } from './redis.connection.js';
 import { waitAtMost } from '../util/wait-at-most.js';
 
 /**
- * "Rows committed" across processes: a Redis channel per queue. Capture publishes after a commit
+ * "Rows committed" across processes: a Redis channel per producing service. Capture publishes after a commit
  * that wrote rows, relays in other processes subscribe. A burst of commits costs one publish in
  * flight plus at most one more, and a lost publish only delays rows until the next scheduled tick.
  */
 export class WakeChannel {
   private publishing = false;
   private again = false;
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
 
   constructor(
     readonly name: string,
     /** The client publishes go through (shared with the queue). */
-    private readonly publisher: () => Redis,
+    private readonly publisher: () => RedisClient,
     /** A new client for listening: a subscribed client can run nothing else. */
-    private readonly newSubscriber: () => Redis,
+    private readonly newSubscriber: () => RedisClient,
   ) {}
 
   publish(): void {
@@ -25,8 +26,12 @@ export class WakeChannel {
       return;
     }
     this.publishing = true;
-    this.publisher()
-      .publish(this.name, '1')
+    const client = this.publisher();
+    // The shared client fails commands at once while it connects (no offline queue): a process's
+    // first commit may come before it is ready, so that one publish waits a moment for it.
+    const ready = client.status === 'ready' ? Promise.resolve() : waitAtMost(once(client, 'ready'), 1000, undefined);
+    ready
+      .then(() => client.publish(this.name, '1'))
       .catch(() => undefined)
       .finally(() => {
         this.publishing = false;

@@ -20,6 +20,11 @@ export class OutboxMessage {
   dispatchedAt!: Date | null;
   /** The relay holding the lease (`locked_until`); set by the relay, never by capture. */
   claimedBy?: string | null;
+  /**
+   * Ordering key: `<aggregate type>:<id>` for an aggregate's events, or the key given to
+   * `publish()`; messages of one key are handled in commit order by ordered handlers.
+   */
+  key!: string | null;
 }
 
 /** A handler that finished a message: a row of `inbox_message`. Its presence makes redelivery a no-op. */

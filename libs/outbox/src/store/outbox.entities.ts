@@ -28,6 +28,7 @@ export function outboxEntities(tables: OutboxTableNames = {}): EntitySchema[] {
       lastError: { type: 'text', nullable: true, fieldName: 'last_error' },
       dispatchedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true, fieldName: 'dispatched_at' },
       claimedBy: { type: 'text', nullable: true, fieldName: 'claimed_by' },
+      key: { type: 'text', nullable: true, fieldName: 'key' },
     },
   });
   const inbox = new EntitySchema<InboxMessage>({

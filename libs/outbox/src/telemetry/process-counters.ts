@@ -8,6 +8,8 @@ export interface RelayCounters {
   dispatched: number;
   /** Batches whose enqueue failed and were released. */
   failedBatches: number;
+  /** Drains that failed (Redis or PostgreSQL unreachable, …) and were retried after a backoff. */
+  failedDrains: number;
 }
 
 /** What this process's worker did since it started. */
@@ -26,6 +28,6 @@ export interface WorkerCounters {
  */
 @Injectable()
 export class ProcessCounters {
-  readonly relay: RelayCounters = { claimed: 0, dispatched: 0, failedBatches: 0 };
+  readonly relay: RelayCounters = { claimed: 0, dispatched: 0, failedBatches: 0, failedDrains: 0 };
   readonly worker: WorkerCounters = { handled: 0, retried: 0, deadLettered: 0 };
 }

@@ -1,0 +1,126 @@
+import { RequestContext, type MikroORM } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { OutboxHeaders } from '../message/message-headers.js';
+import { runInMessageContext } from '../message/message.context.js';
+import { OutboxError, OutboxHandlerError } from '../outbox.errors.js';
+import { errorText } from '../util/error-text.js';
+import type { HandlerEntry } from './handler.explorer.js';
+import type { InboxStore } from './inbox.store.js';
+import type { KeyOrderStore, KeyPlace } from './key-order.store.js';
+
+/** The message a handler runs for. */
+export interface RunMessage {
+  type: string;
+  headers: OutboxHeaders;
+  source: string;
+  key: string | null;
+  attempt: number;
+}
+
+/** What one handler's run did. */
+export type RunOutcome =
+  | { kind: 'handled'; successor?: string }
+  | { kind: 'duplicate'; successor?: string }
+  /** Its turn had not come: an earlier message of its key has not been handled by this handler yet. */
+  | { kind: 'parked'; place: KeyPlace; seq: number };
+
+/**
+ * Runs one handler for one message in its own transaction, together with its inbox mark: a mark
+ * already there means it ran before, and nothing happens. For an ordered handler the key's
+ * position is locked in the same transaction: a message whose turn has not come is parked, a
+ * handled one moves the position on and names the next parked message, whose turn it now is.
+ */
+export class HandlerRunner {
+  /** Aborters of the runs in progress, so a shutdown out of time can end them. */
+  private readonly running = new Set<(reason: Error) => void>();
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly inbox: InboxStore,
+    private readonly order: KeyOrderStore,
+  ) {}
+
+  async run(handler: HandlerEntry, event: object, message: RunMessage, seq: number | undefined): Promise<RunOutcome> {
+    const controller = new AbortController();
+    let rejectRace!: (reason: Error) => void;
+    const aborted = new Promise<never>((_, reject) => (rejectRace = reject));
+    aborted.catch(() => undefined);
+    const abort = (reason: Error) => {
+      rejectRace(reason);
+      // Also ends a query in flight (pg_cancel_backend), so the rollback need not wait for it.
+      controller.abort(reason);
+    };
+    this.running.add(abort);
+    const place =
+      seq !== undefined && message.key !== null
+        ? { handler: handler.name, source: message.source, key: message.key }
+        : undefined;
+    const context = { headers: message.headers, type: message.type, handler: handler.name, attempt: message.attempt };
+    try {
+      // The context spans the whole transaction: the closing flush captures the events the
+      // handler raised, and they must inherit this message's correlation and causation.
+      return await runInMessageContext(context, () =>
+        RequestContext.create(this.orm.em, () =>
+          this.orm.em.transactional(
+            (em) => this.inTransaction(em as EntityManager, handler, event, message, place, seq, aborted),
+            { signal: controller.signal, inflightQueryAbortStrategy: 'cancel query' },
+          ),
+        ),
+      );
+    } catch (error) {
+      const failure = new OutboxHandlerError(handler.name, message.headers.messageId, message.type, error);
+      if (place && seq !== undefined) await this.recordBlock(place, seq, message.headers.messageId, errorText(error));
+      throw failure;
+    } finally {
+      this.running.delete(abort);
+    }
+  }
+
+  /** Ends every run in progress with `reason`: its transaction rolls back and its connection is freed. */
+  abortAll(reason: string): void {
+    for (const abort of this.running) abort(new OutboxError(reason));
+  }
+
+  private async inTransaction(
+    em: EntityManager,
+    handler: HandlerEntry,
+    event: object,
+    message: RunMessage,
+    place: KeyPlace | undefined,
+    seq: number | undefined,
+    aborted: Promise<never>,
+  ): Promise<RunOutcome> {
+    if (place && seq !== undefined) {
+      const last = await this.order.lock(em, place);
+      if (last >= seq) return { kind: 'duplicate' };
+      if (last < seq - 1) {
+        await this.order.park(em, place, seq, message.headers.messageId);
+        return { kind: 'parked', place, seq };
+      }
+    }
+    const first = await this.inbox.markFirstRun(em, message.headers.messageId, handler.name);
+    if (first) await Promise.race([handler.instance.handle(event), aborted]);
+    const successor = place && seq !== undefined ? await this.order.advance(em, place, seq) : undefined;
+    return { kind: first ? 'handled' : 'duplicate', ...(successor ? { successor } : {}) };
+  }
+
+  /** Best effort, in its own transaction: the key shows as held back by this message until it moves on. */
+  private async recordBlock(place: KeyPlace, seq: number, messageId: string, error: string): Promise<void> {
+    try {
+      await this.orm.em
+        .fork()
+        .transactional((em) => this.order.block(em as EntityManager, place, seq, messageId, error));
+    } catch {
+      // The database may be what failed; the key still waits, visibly so once it answers again.
+    }
+  }
+
+  /** Whether each parked handler's turn has come since it was parked. */
+  async turnCame(parked: ReadonlyArray<{ place: KeyPlace; seq: number }>): Promise<boolean> {
+    const em = this.orm.em.fork() as EntityManager;
+    for (const { place, seq } of parked) {
+      if ((await this.order.last(em, place)) >= seq - 1) return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,72 @@
+import { Logger } from '@nestjs/common';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { HEARTBEAT_MS, type Registration, type SubscriptionRegistry } from '../routing/subscription.registry.js';
+import { errorText } from '../util/error-text.js';
+import type { EventRoute } from './handler.explorer.js';
+
+/**
+ * Keeps this service's subscription in the registry: its handlers, registered before the worker
+ * takes a job and again with every heartbeat (so a registry lost with Redis heals itself), the
+ * handlers it retires on purpose, and this process on the list of live ones.
+ */
+export class ServiceRegistration {
+  private readonly logger = new Logger('OutboxSubscription');
+  private readonly entries: Registration[];
+  private timer: NodeJS.Timeout | undefined;
+  private failing = false;
+
+  constructor(
+    private readonly registry: SubscriptionRegistry,
+    private readonly options: ResolvedOutboxOptions,
+    routes: ReadonlyMap<string, EventRoute>,
+    private readonly processId: string,
+  ) {
+    this.entries = [...routes].flatMap(([type, route]) =>
+      route.handlers.map((handler) => ({ type, handler: handler.name, ordered: handler.ordered })),
+    );
+  }
+
+  /** Retires what the options retire, registers this process's handlers and starts the heartbeat. */
+  async start(): Promise<void> {
+    const { service, retiredHandlers } = this.options;
+    try {
+      if (retiredHandlers.length > 0) await this.registry.retire(service, retiredHandlers);
+      await this.beat();
+    } catch (error) {
+      // Redis down at boot: the heartbeat keeps trying, and jobs need Redis anyway.
+      this.report(error);
+    }
+    this.timer = setInterval(() => void this.beat().catch((error: unknown) => this.report(error)), HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  /** Of `handlers`, those this service still expects for `type` (not retired since the message was routed). */
+  async stillExpected(type: string, handlers: string[]): Promise<string[]> {
+    const { table } = await this.registry.routes();
+    const route = table.get(type)?.find((candidate) => candidate.service === this.options.service);
+    return handlers.filter((name) => route?.handlers.some((handler) => handler.name === name));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.registry.leave(this.options.service, this.processId).catch(() => undefined);
+  }
+
+  private async beat(): Promise<void> {
+    const { service, version } = this.options;
+    await this.registry.register(service, this.entries);
+    const handlers = this.entries.map((entry) => `${entry.type}\t${entry.handler}`);
+    await this.registry.heartbeat(service, { id: this.processId, version, handlers });
+    if (this.failing) this.logger.log(`Subscription of ${service} registered again.`);
+    this.failing = false;
+  }
+
+  private report(error: unknown): void {
+    if (this.failing) return;
+    this.failing = true;
+    this.logger.error(
+      `Cannot register the subscription of ${this.options.service} in Redis (${errorText(error)}); ` +
+        `retrying every ${HEARTBEAT_MS} ms. Messages are routed to its handlers once it is registered.`,
+    );
+  }
+}
