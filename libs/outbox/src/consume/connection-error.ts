@@ -1,4 +1,5 @@
 import { ConnectionException } from '@mikro-orm/core';
+import { OutboxHandlersError } from '../outbox.errors.js';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -15,10 +16,12 @@ const CONNECTION_MESSAGES =
   /Connection terminated|not queryable|connection error|Connection ended|terminating connection/i;
 
 /**
- * True when an error, or one it wraps, looks like a lost connection. It cannot tell a database
- * from a handler's own HTTP call, so the worker asks the database before acting on it.
+ * True when an error, or one it wraps, looks like a lost connection — for several handlers'
+ * failures, when any of them does. It cannot tell a database from a handler's own HTTP call, so
+ * the worker asks the database before acting on it.
  */
 export function looksLikeConnectionError(error: unknown): boolean {
+  if (error instanceof OutboxHandlersError) return [...error.failures.values()].some(looksLikeConnectionError);
   let current: unknown = error;
   for (let depth = 0; current && depth < 6; depth++) {
     if (current instanceof ConnectionException) return true;

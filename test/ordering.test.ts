@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
+import { OutboxOrdered, OutboxOrdering, currentMessage } from 'nest-outbox';
+import { freshDatabase } from './support/database.js';
+import { Account, Deposited, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import { REDIS_URL, removePrefix, uniquePrefix } from './support/redis.js';
+import { waitUntil } from './support/wait.js';
+
+/** Keys whose next message fails, once, so a retry has to keep its key waiting. */
+const failOnce = new Set<string>();
+
+/** Records each deposit's sequence in the order handled; a random pause lets later messages overtake if allowed. */
+@EventsHandler(Deposited)
+@OutboxOrdered()
+class LedgerProjector implements IEventHandler<Deposited> {
+  constructor(private readonly em: EntityManager) {}
+
+  async handle(event: Deposited): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+    const key = `${event.accountId}:${event.sequence}`;
+    if (failOnce.delete(key)) throw new Error(`ledger unavailable for ${key}`);
+    await this.em.execute('insert into ledger (account_id, sequence, message_id) values (?, ?, ?)', [
+      event.accountId,
+      event.sequence,
+      currentMessage()!.headers.messageId,
+    ]);
+  }
+}
+
+describe('order per key: an ordered handler handles one key in commit order', () => {
+  const prefix = uniquePrefix('ordering');
+  let app: FixtureApp;
+
+  /** Per account, the sequences in the order the handler handled them. */
+  async function handledOrder(): Promise<Map<string, number[]>> {
+    const rows = await app.sql('select account_id, sequence from ledger order by id');
+    const order = new Map<string, number[]>();
+    for (const row of rows) order.set(row.account_id, [...(order.get(row.account_id) ?? []), row.sequence]);
+    return order;
+  }
+
+  beforeAll(async () => {
+    const url = await freshDatabase('ordering');
+    await prepareFixtureDatabase(url);
+    app = await startFixtureApp(
+      url,
+      {
+        redis: REDIS_URL,
+        prefix,
+        service: 'ledger',
+        worker: { concurrency: 16, backoff: { type: 'fixed', delayMs: 50 } },
+      },
+      [LedgerProjector],
+    );
+    await app.sql(
+      'create table ledger (id serial primary key, account_id text not null, sequence int not null, message_id uuid not null)',
+    );
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await removePrefix(prefix);
+  });
+
+  it('20 keys × 30 events, written in many transactions and handled with 16 at once, come out in order per key; a failure holds back only its key', async () => {
+    const accounts = Array.from({ length: 20 }, (_, i) => `acct-${i}`);
+    failOnce.add('acct-3:5').add('acct-7:1');
+    const em = app.orm.em.fork() as EntityManager;
+    for (const id of accounts) em.persist(new Account(id, `${id}@example.com`));
+    await em.flush();
+    for (let round = 0; round < 30; round++) {
+      await Promise.all(
+        accounts.map(async (id) => {
+          const fork = app.orm.em.fork() as EntityManager;
+          const account = await fork.findOneOrFail(Account, id);
+          account.deposit(1);
+          await fork.flush();
+        }),
+      );
+    }
+    await waitUntil(
+      'every deposit handled',
+      async () => (await app.sql('select count(*)::int as n from ledger'))[0].n === 600,
+      60_000,
+    );
+    const order = await handledOrder();
+    for (const id of accounts)
+      expect({ id, order: order.get(id) }).toEqual({ id, order: Array.from({ length: 30 }, (_, i) => i + 1) });
+    expect(failOnce.size).toBe(0);
+    await app.monitor.waitUntilSettled(10_000);
+    expect(await app.app.get(OutboxOrdering).heldKeys()).toEqual([]);
+  });
+});
