@@ -5,6 +5,7 @@ export default {
   roots: ['<rootDir>/libs', '<rootDir>/apps', '<rootDir>/test', '<rootDir>/bench'],
   testMatch: ['**/*.spec.ts', '**/*.test.ts'],
   moduleNameMapper: {
+    '^@nest-outbox/example-contracts$': '<rootDir>/libs/contracts/src/index.ts',
     '^nest-outbox$': '<rootDir>/libs/outbox/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

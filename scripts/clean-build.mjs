@@ -6,5 +6,5 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const folders = process.argv.length > 2 ? process.argv.slice(2) : ['dist', 'libs/outbox/dist'];
+const folders = process.argv.length > 2 ? process.argv.slice(2) : ['dist', 'libs/outbox/dist', 'libs/contracts/dist'];
 for (const folder of folders) rmSync(join(root, folder), { recursive: true, force: true });

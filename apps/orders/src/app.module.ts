@@ -1,6 +1,7 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { OutboxModule, type OutboxModuleOptions } from 'nest-outbox';
+import { RecordInvoice } from './invoicing/record-invoice.handler.js';
 import { AwardLoyaltyPoints } from './loyalty/award-points.handler.js';
 import { ordersOrmConfig } from './database/orm.config.js';
 import { SendOrderConfirmation, SendPointsStatement } from './notifications/notification.handlers.js';
@@ -25,7 +26,14 @@ export class OrdersAppModule {
         OutboxModule.forRoot({ service: 'orders', ...options.outbox }),
       ],
       controllers: [OrdersController],
-      providers: [OrdersService, OrderSummaryProjector, SendOrderConfirmation, SendPointsStatement, AwardLoyaltyPoints],
+      providers: [
+        OrdersService,
+        OrderSummaryProjector,
+        SendOrderConfirmation,
+        SendPointsStatement,
+        AwardLoyaltyPoints,
+        RecordInvoice,
+      ],
     };
   }
 }

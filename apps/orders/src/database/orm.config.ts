@@ -6,6 +6,7 @@ import { LoyaltyAccount } from '../loyalty/loyalty-account.entity.js';
 import { Notification } from '../notifications/notification.entity.js';
 import { Order } from '../orders/order.entity.js';
 import { OrderSummary } from '../read-model/order-summary.entity.js';
+import { CreateOrderInvoiceTable } from '../invoicing/order-invoice.migration.js';
 import { CreateOrdersTables } from './orders.migration.js';
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/nest_outbox_orders';
@@ -18,7 +19,11 @@ export function ordersOrmConfig(clientUrl = process.env.DATABASE_URL ?? DEFAULT_
     metadataProvider: ReflectMetadataProvider,
     extensions: [Migrator],
     migrations: {
-      migrationsList: [...outboxMigrations(), { name: 'Migration20261122000100_orders', class: CreateOrdersTables }],
+      migrationsList: [
+        ...outboxMigrations(),
+        { name: 'Migration20261122000100_orders', class: CreateOrdersTables },
+        { name: 'Migration20261123000200_order_invoice', class: CreateOrderInvoiceTable },
+      ],
       snapshot: false,
       silent: true,
     },

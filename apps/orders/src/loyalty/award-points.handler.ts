@@ -1,7 +1,7 @@
 import { LockMode } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
-import { OrderPaid } from '../orders/order.events.js';
+import { OrderPaid } from '@nest-outbox/example-contracts';
 import { LoyaltyAccount } from './loyalty-account.entity.js';
 
 /** Changes another aggregate from a handler; the event it raises commits with the change. */

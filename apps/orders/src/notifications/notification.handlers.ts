@@ -2,7 +2,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { currentMessage } from 'nest-outbox';
 import { LoyaltyPointsAwarded } from '../loyalty/loyalty.events.js';
-import { OrderPlaced } from '../orders/order.events.js';
+import { OrderPlaced } from '@nest-outbox/example-contracts';
 import { Notification } from './notification.entity.js';
 
 @EventsHandler(OrderPlaced)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Entity, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { AggregateRoot } from '@nestjs/cqrs';
-import { OrderPaid, OrderPlaced } from './order.events.js';
+import { OrderPaid, OrderPlaced } from '@nest-outbox/example-contracts';
 
 export enum OrderStatus {
   Placed = 'placed',

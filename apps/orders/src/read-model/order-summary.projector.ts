@@ -1,6 +1,6 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
-import { OrderPaid, OrderPlaced } from '../orders/order.events.js';
+import { OrderPaid, OrderPlaced } from '@nest-outbox/example-contracts';
 
 /**
  * Maintains the read model (`order_summary`) in the handler's own transaction, with its inbox

@@ -8,7 +8,7 @@ const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), 
 describe('looksLikeConnectionError', () => {
   it('sees a lost connection through the errors that wrap it', () => {
     expect(looksLikeConnectionError(refused)).toBe(true);
-    expect(looksLikeConnectionError(new ConnectionException('gone'))).toBe(true);
+    expect(looksLikeConnectionError(new ConnectionException(new Error('gone')))).toBe(true);
     expect(looksLikeConnectionError(new OutboxHandlerError('A', 'm', 't', refused))).toBe(true);
     expect(looksLikeConnectionError({ code: '57P01' })).toBe(true);
   });
