@@ -9,7 +9,10 @@ const LIBRARY = join(process.cwd(), 'libs', 'outbox');
 
 /** What `npm pack` would put in the tarball (it runs the prepack script: clean build, README and LICENSE copied in). */
 async function packedFiles(): Promise<string[]> {
-  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], { cwd: LIBRARY, timeout: 120_000 });
+  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], {
+    cwd: LIBRARY,
+    timeout: 120_000,
+  });
   const [pack] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ files: Array<{ path: string }> }>;
   return pack.files.map((file) => file.path);
 }
@@ -17,7 +20,9 @@ async function packedFiles(): Promise<string[]> {
 describe('the published package', () => {
   it('ships README, LICENSE, the build and the sources its source maps point at, and nothing else', async () => {
     const files = await packedFiles();
-    expect(files).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']));
+    expect(files).toEqual(
+      expect.arrayContaining(['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']),
+    );
     expect(files.filter((file) => /\.spec\.|tsbuildinfo|^test\/|^bench\//.test(file))).toEqual([]);
 
     const shipped = new Set(files);
@@ -34,12 +39,19 @@ describe('the published package', () => {
     expect(missing).toEqual([]);
 
     // Every compiled module has its source: nothing stale from a moved or deleted file.
-    const stale = files.filter((file) => file.startsWith('dist/') && file.endsWith('.js') && !shipped.has(file.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')));
+    const stale = files.filter(
+      (file) =>
+        file.startsWith('dist/') &&
+        file.endsWith('.js') &&
+        !shipped.has(file.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')),
+    );
     expect(stale).toEqual([]);
   });
 
   it('gives the README the package ships the same text as the repository front door', async () => {
     await packedFiles();
-    expect(readFileSync(join(LIBRARY, 'README.md'), 'utf8')).toBe(readFileSync(join(process.cwd(), 'README.md'), 'utf8'));
+    expect(readFileSync(join(LIBRARY, 'README.md'), 'utf8')).toBe(
+      readFileSync(join(process.cwd(), 'README.md'), 'utf8'),
+    );
   });
 });
