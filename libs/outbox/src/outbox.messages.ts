@@ -92,6 +92,11 @@ export const eventNotSerialisable = (type: string, reason: string) =>
   `Event ${type} cannot be serialised to JSON (${reason}). ` +
   'Use plain data in events (strings, numbers, booleans, arrays, objects; no BigInt, no cycles). Nothing was written.';
 
+export const payloadKeyForbidden = (type: string, key: string, path: string) =>
+  `Event ${type} has a field named "${key}" (at ${path}); ` +
+  'the keys __proto__, constructor and prototype are refused, because a reader could not rebuild them safely. ' +
+  'Rename the field. Nothing was written.';
+
 export const eventNotAJsonObject = (type: string, text: string | undefined) =>
   `Event ${type} must serialise to a JSON object, got ${text === undefined ? 'nothing' : text.slice(0, 40)}. ` +
   'Nothing was written.';

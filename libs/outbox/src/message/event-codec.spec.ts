@@ -34,6 +34,29 @@ describe('serialiseEvent', () => {
     expect(() => serialiseEvent(cyclic)).toThrow(OutboxPayloadError);
   });
 
+  const withOwnProto = () =>
+    Object.defineProperty(new ParcelShipped('p', 1), '__proto__', { value: { polluted: true }, enumerable: true });
+
+  it.each([
+    ['__proto__', withOwnProto, 'payload.__proto__'],
+    [
+      'constructor',
+      () => Object.assign(new ParcelShipped('p', 1), { items: [{}, {}, { constructor: 'x' }] }),
+      'payload.items[2].constructor',
+    ],
+    [
+      'prototype',
+      () => Object.assign(new ParcelShipped('p', 1), { a: { 'b c': { prototype: {} } } }),
+      'payload.a["b c"].prototype',
+    ],
+  ])('refuses a payload with the key %s at any depth, naming its path', (key, build, path) => {
+    expect(() => serialiseEvent(build())).toThrow(OutboxPayloadError);
+    expect(() => serialiseEvent(build())).toThrow(
+      `Event codec.parcel-shipped.v1 has a field named "${key}" (at ${path}); the keys __proto__, constructor and ` +
+        'prototype are refused, because a reader could not rebuild them safely. Rename the field. Nothing was written.',
+    );
+  });
+
   it('counts the headers with the payload against the size limit', () => {
     const payload = serialiseEvent(new ParcelShipped('x'.repeat(50), 1));
     expect(() => checkMessageSize('t', payload, '{}', 100)).not.toThrow();

@@ -4,15 +4,18 @@ import {
   eventNotAnObject,
   eventNotSerialisable,
   messageTooLarge,
+  payloadKeyForbidden,
   payloadRejectedByReviver,
   payloadUnreadable,
 } from '../outbox.messages.js';
 import { errorText } from '../util/error-text.js';
 import { eventTypeOf, reviverOf } from './event-type.js';
+import { ForbiddenKey, forbiddenKeyPath, refuseForbiddenKeys } from './forbidden-keys.js';
 
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-
-/** JSON text of an event's own fields; throws before anything is written when it cannot be stored. */
+/**
+ * JSON text of an event's own fields; throws before anything is written when it cannot be stored,
+ * including when a key at any depth is one a reader must refuse (`__proto__`, `constructor`, `prototype`).
+ */
 export function serialiseEvent(event: object): string {
   if (event === null || typeof event !== 'object') {
     throw new OutboxPayloadError(eventNotAnObject(event));
@@ -20,8 +23,12 @@ export function serialiseEvent(event: object): string {
   const type = eventTypeOf(event.constructor);
   let text: string;
   try {
-    text = JSON.stringify(event);
+    text = JSON.stringify(event, refuseForbiddenKeys);
   } catch (error) {
+    if (error instanceof ForbiddenKey) {
+      const path = forbiddenKeyPath(event) ?? `payload.${error.key}`;
+      throw new OutboxPayloadError(payloadKeyForbidden(type, error.key, path));
+    }
     throw new OutboxPayloadError(eventNotSerialisable(type, errorText(error)), { cause: error });
   }
   if (text === undefined || text[0] !== '{') {
@@ -43,10 +50,7 @@ export function checkMessageSize(type: string, payload: string, headers: string,
 export function parsePayload(type: string, text: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(text, (key, v: unknown) => {
-      if (FORBIDDEN_KEYS.has(key)) throw new ForbiddenKey(key);
-      return v;
-    });
+    value = JSON.parse(text, (key, v: unknown) => refuseForbiddenKeys(key, v));
   } catch (error) {
     const reason =
       error instanceof ForbiddenKey
@@ -74,10 +78,4 @@ export function rebuildEvent(eventClass: Function, type: string, payloadText: st
   const event = Object.create(eventClass.prototype as object) as Record<string, unknown>;
   for (const key of Object.keys(payload)) event[key] = payload[key];
   return event;
-}
-
-class ForbiddenKey extends Error {
-  constructor(readonly key: string) {
-    super(key);
-  }
 }
