@@ -18,6 +18,7 @@ export {
   OutboxSetupError,
   OutboxPayloadError,
   OutboxMessageError,
+  OutboxVersionAheadError,
   OutboxHandlerError,
   OutboxArgumentError,
   OutboxDeadLetterNotFoundError,
@@ -26,7 +27,14 @@ export {
 } from './outbox.errors.js';
 
 // Events and messages
-export { OutboxEvent, eventTypeOf, type OutboxEventOptions, type EventClass } from './message/event-type.js';
+export {
+  OutboxEvent,
+  eventTypeOf,
+  type OutboxEventOptions,
+  type EventClass,
+  type EventPayload,
+  type EventUpcaster,
+} from './message/event-type.js';
 export type { OutboxHeaders, OutboxJobData } from './message/message-headers.js';
 export { currentMessage, type MessageContext } from './message/message.context.js';
 export { OutboxService } from './capture/outbox.service.js';

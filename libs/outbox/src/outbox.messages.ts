@@ -78,6 +78,18 @@ export const eventTypeTaken = (type: string, first: string, second: string) =>
 export const invalidEventTypeName = (name: unknown) =>
   `@OutboxEvent name ${shown(name)} is invalid: use 1-200 letters, digits or "_.-/@".`;
 
+export const invalidEventVersion = (name: string, version: unknown) =>
+  `@OutboxEvent "${name}" has version ${shown(version)}: use an integer from 1 to 10000 (absent means 1).`;
+
+export const upcasterMissing = (name: string, from: number, version: number) =>
+  `@OutboxEvent "${name}" is at version ${version} but has no upcaster from version ${from}: ` +
+  `add upcast: { ${from}: (payload) => ... } returning the version-${from + 1} payload, ` +
+  'so messages written at older versions stay readable.';
+
+export const upcasterUnexpected = (name: string, key: string, version: number) =>
+  `@OutboxEvent "${name}" has an upcaster under ${JSON.stringify(key)}: at version ${version}, ` +
+  `upcast takes functions keyed 1 to ${version - 1}, each lifting a payload one version.`;
+
 // Capture
 
 export const publishOutsideContext = () =>
@@ -124,6 +136,20 @@ export const payloadUnreadable = (type: string, reason: string) => `Payload of $
 
 export const payloadRejectedByReviver = (type: string, reason: string) =>
   `Payload of ${type} was rejected by its revive function: ${reason}.`;
+
+export const storedVersionInvalid = (value: unknown) =>
+  `its headers carry version ${shown(value)}, not a positive integer`;
+
+export const upcasterFailed = (type: string, from: number, reason: string) =>
+  `Payload of ${type} could not be lifted from version ${from} to ${from + 1}: the upcaster threw: ${reason}.`;
+
+export const upcasterNotAnObject = (type: string, from: number) =>
+  `Payload of ${type} could not be lifted from version ${from} to ${from + 1}: the upcaster returned no object.`;
+
+export const versionAhead = (type: string, stored: number, known: number) =>
+  `Message of ${type} was written at version ${stored}, but this process knows it up to version ${known}: ` +
+  'a newer build wrote it. It is handed back for a process that knows this version; ' +
+  `deploy the class at version ${stored} (with its upcasters) here.`;
 
 export const unknownEventType = (type: string, messageId: string) =>
   `Unknown event type "${type}" (message ${messageId}): no @EventsHandler in this process handles it. ` +

@@ -1,12 +1,12 @@
 import { MikroORM, RequestContext } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { rebuildEvent } from '../message/event-codec.js';
+import { readEvent } from '../message/event-codec.js';
 import { nextFailureRecord } from '../message/failure-record.js';
 import type { OutboxHeaders, OutboxJobData } from '../message/message-headers.js';
 import { isMessageId } from '../message/message-id.js';
 import { runInMessageContext } from '../message/message.context.js';
-import { OutboxError, OutboxHandlerError, OutboxMessageError } from '../outbox.errors.js';
+import { OutboxError, OutboxHandlerError, OutboxMessageError, OutboxVersionAheadError } from '../outbox.errors.js';
 import { notAnOutboxJob, unknownEventType } from '../outbox.messages.js';
 import { errorText } from '../util/error-text.js';
 import type { EventRoute, HandlerEntry } from './handler.explorer.js';
@@ -47,8 +47,10 @@ export class MessageProcessor {
     }
     let event: object;
     try {
-      event = rebuildEvent(route.eventClass, type, payload);
+      event = readEvent(route.eventClass, { type, payload, headers });
     } catch (error) {
+      // Written by a newer build: retried (another process may know the version), never a dead letter at once.
+      if (error instanceof OutboxVersionAheadError) throw error;
       throw unrecoverable(error, headers.messageId);
     }
     for (const handler of route.handlers) {
