@@ -114,19 +114,20 @@ export interface FixtureApp {
   close(): Promise<void>;
 }
 
-/** A Nest application context with MikroORM, the outbox, and the given handler providers. */
+/** A Nest application context with MikroORM, the outbox, and the given handler providers (and extra entities). */
 export async function startFixtureApp(
   databaseUrl: string,
   outbox: OutboxModuleOptions,
   providers: Provider[] = [CountDeposits, CountPings],
   imports: ModuleMetadata['imports'] = [],
+  entities: Function[] = [],
 ): Promise<FixtureApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       MikroOrmModule.forRoot({
         driver: PostgreSqlDriver,
         clientUrl: databaseUrl,
-        entities: [Account, ...outboxEntities()],
+        entities: [Account, ...entities, ...outboxEntities()],
         metadataProvider: ReflectMetadataProvider,
         pool: { max: 10 },
         registerRequestContext: false,
