@@ -109,6 +109,13 @@ export const payloadKeyForbidden = (type: string, key: string, path: string) =>
   'the keys __proto__, constructor and prototype are refused, because a reader could not rebuild them safely. ' +
   'Rename the field. Nothing was written.';
 
+export const eventBusOutsideContext = () =>
+  'EventBus.publish() writes through the outbox, and needs an EntityManager context to write the message with: ' +
+  'call it inside em.transactional(), an HTTP request (MikroORM registerRequestContext) or a ' +
+  '@CreateRequestContext() method, or raise the event on an aggregate with apply(). ' +
+  'To keep @nestjs/cqrs in-memory publishing instead, set OutboxModule.forRoot({ eventBus: false }). ' +
+  'Nothing was published.';
+
 export const eventNotAJsonObject = (type: string, text: string | undefined) =>
   `Event ${type} must serialise to a JSON object, got ${text === undefined ? 'nothing' : text.slice(0, 40)}. ` +
   'Nothing was written.';
