@@ -57,7 +57,7 @@ export const databaseUnreachableAtBoot = (reason: string) =>
   `nest-outbox cannot reach PostgreSQL to check its tables: ${reason}. Start the database and boot again.`;
 
 export const tablesMissing = (tables: string[]) =>
-  `Table(s) ${tables.join(', ')} do not exist. Run the outbox migration (add outboxMigration() to MikroORM's ` +
+  `Table(s) ${tables.join(', ')} do not exist. Run the outbox migration (add ...outboxMigrations() to MikroORM's ` +
   'migrations.migrationsList and run it) or apply outboxSchemaSql() before the application starts.';
 
 export const cqrsUnsupported = () =>
