@@ -120,6 +120,32 @@ describe('capture: every aggregate pattern reaches the outbox', () => {
       expect(await rows()).toHaveLength(2);
     });
 
+    it('on another aggregate of the flush (one whose events it writes) are written by it too', async () => {
+      await fork()
+        .persist([new Ledger('l4'), new Account('auditor', 'auditor@example.com')])
+        .flush();
+      await fixture.sql('truncate outbox_message');
+      const em = fork();
+      const ledger = await em.findOneOrFail(Ledger, { id: 'l4' });
+      const auditor = await em.findOneOrFail(Account, { id: 'auditor' });
+      auditor.ping('before the flush');
+      Ledger.auditor = auditor;
+      try {
+        ledger.entries = 1;
+        await em.flush();
+      } finally {
+        Ledger.auditor = undefined;
+      }
+      // Order holds per aggregate, not across them.
+      const written = (await rows()).map((r) => `${r.aggregate_id}: ${r.payload.note ?? r.payload.entries}`);
+      expect(written.filter((r) => r.startsWith('auditor'))).toEqual([
+        'auditor: before the flush',
+        'auditor: ledger l4 booked',
+      ]);
+      expect(written.filter((r) => r.startsWith('l4'))).toEqual(['l4: 1']);
+      expect(auditor.getUncommittedEvents()).toEqual([]);
+    });
+
     it('inside em.transactional, are written in that transaction and roll back with it', async () => {
       await fork().transactional(async (em) => {
         em.persist(new Ledger('l2'));

@@ -83,6 +83,9 @@ export class LedgerBooked {
 /** Raises events from MikroORM lifecycle hooks, which run while the flush writes. */
 @Entity({ tableName: 'ledger' })
 export class Ledger extends AggregateRoot {
+  /** Another aggregate the update hook also raises an event on, when a test sets one. */
+  static auditor: { ping(note: string): void } | undefined;
+
   @PrimaryKey({ type: 'text' })
   id: string;
 
@@ -102,6 +105,7 @@ export class Ledger extends AggregateRoot {
   @AfterUpdate()
   booked(): void {
     this.apply(new LedgerBooked(this.id, this.entries));
+    Ledger.auditor?.ping(`ledger ${this.id} booked`);
   }
 }
 

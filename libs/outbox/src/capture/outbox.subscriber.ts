@@ -137,16 +137,10 @@ export class OutboxSubscriber implements EventSubscriber {
   /** Events applied, and messages published, while the flush was writing; inserted in its transaction. */
   private async addLate(uow: UnitOfWork, em: EntityManager, flush: Flush, ctx: Transaction | undefined): Promise<void> {
     const late: Row[] = [];
+    // The aggregates whose hooks ran, and those the flush wrote events of (another entity's hook may reach them).
+    for (const [aggregate, written] of flush.written) this.lateEvents(aggregate, written, late);
     for (const aggregate of flush.hooked) {
-      const written = flush.written.get(aggregate);
-      const events = pendingEvents(aggregate).filter((event) => !written?.has(event));
-      if (events.length === 0) continue;
-      const origin = originOf(aggregate);
-      for (const event of events) {
-        const row = this.rows.create(event, origin);
-        origin.correlationId ??= row.id;
-        late.push({ aggregate, event, row });
-      }
+      if (!flush.written.has(aggregate)) this.lateEvents(aggregate, undefined, late);
     }
     const pending = this.pending.of(uow) ?? [];
     for (let i = flush.published; i < pending.length; i++) {
@@ -165,6 +159,17 @@ export class OutboxSubscriber implements EventSubscriber {
       const written = flush.written.get(row.aggregate);
       if (written) written.add(row.event);
       else flush.written.set(row.aggregate, new Set([row.event]));
+    }
+  }
+
+  private lateEvents(aggregate: object, written: ReadonlySet<object> | undefined, late: Row[]): void {
+    let origin: RowOrigin | undefined;
+    for (const event of pendingEvents(aggregate)) {
+      if (written?.has(event)) continue;
+      origin ??= originOf(aggregate);
+      const row = this.rows.create(event, origin);
+      origin.correlationId ??= row.id;
+      late.push({ aggregate, event, row });
     }
   }
 }
