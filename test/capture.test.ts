@@ -158,6 +158,25 @@ describe('capture: events become outbox rows in the flush transaction', () => {
     expect(await rows()).toEqual([]);
   });
 
+  it('a payload with a forbidden key at any depth fails the flush, naming the path; nothing is written', async () => {
+    const em = fork();
+    const account = new Account('k1', 'k1@example.com');
+    account.apply(Object.assign(new Deposited('k1', 1, 1), { items: [{}, {}, { constructor: 'x' }] }));
+    em.persist(account);
+    await expect(em.flush()).rejects.toThrow(OutboxPayloadError);
+    await expect(em.flush()).rejects.toThrow(/field named "constructor" \(at payload\.items\[2\]\.constructor\)/);
+    expect(await fixture.sql('select id from account')).toEqual([]);
+    expect(await rows()).toEqual([]);
+
+    const outbox = fixture.app.get(OutboxService);
+    await fork().transactional(async () => {
+      expect(() => outbox.publish(Object.assign(new Deposited('k2', 1, 1), { meta: { prototype: 1 } }))).toThrow(
+        /field named "prototype" \(at payload\.meta\.prototype\)/,
+      );
+    });
+    expect(await rows()).toEqual([]);
+  });
+
   it('publish() rejects a header that is not a string, before anything is written', async () => {
     const outbox = fixture.app.get(OutboxService);
     await fork().transactional(async () => {

@@ -105,6 +105,7 @@ export async function prepareFixtureDatabase(url: string): Promise<void> {
 
 export interface FixtureApp {
   app: INestApplicationContext;
+  databaseUrl: string;
   orm: MikroORM<any>;
   monitor: OutboxMonitor;
   /** The outbox's internal runner (test hooks such as relayIdle). */
@@ -114,19 +115,20 @@ export interface FixtureApp {
   close(): Promise<void>;
 }
 
-/** A Nest application context with MikroORM, the outbox, and the given handler providers. */
+/** A Nest application context with MikroORM, the outbox, and the given handler providers (and extra entities). */
 export async function startFixtureApp(
   databaseUrl: string,
   outbox: FixtureOutboxOptions,
   providers: Provider[] = [CountDeposits, CountPings],
   imports: ModuleMetadata['imports'] = [],
+  entities: Function[] = [],
 ): Promise<FixtureApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       MikroOrmModule.forRoot({
         driver: PostgreSqlDriver,
         clientUrl: databaseUrl,
-        entities: [Account, ...outboxEntities()],
+        entities: [Account, ...entities, ...outboxEntities()],
         metadataProvider: ReflectMetadataProvider,
         pool: { max: 10 },
         registerRequestContext: false,
@@ -141,6 +143,7 @@ export async function startFixtureApp(
   const orm = app.get<MikroORM<any>>(MikroORM);
   return {
     app,
+    databaseUrl,
     orm,
     monitor: app.get(OutboxMonitor),
     runner: app.get(OutboxRunner),

@@ -19,6 +19,7 @@ export {
   OutboxSetupError,
   OutboxPayloadError,
   OutboxMessageError,
+  OutboxVersionAheadError,
   OutboxHandlerError,
   OutboxHandlersError,
   OutboxArgumentError,
@@ -28,7 +29,14 @@ export {
 } from './outbox.errors.js';
 
 // Events and messages
-export { OutboxEvent, eventTypeOf, type OutboxEventOptions, type EventClass } from './message/event-type.js';
+export {
+  OutboxEvent,
+  eventTypeOf,
+  type OutboxEventOptions,
+  type EventClass,
+  type EventPayload,
+  type EventUpcaster,
+} from './message/event-type.js';
 export type { OutboxHeaders } from './message/message-headers.js';
 export type { OutboxJobData } from './routing/job-data.js';
 export { OutboxOrdered } from './consume/outbox-ordered.decorator.js';

@@ -1,3 +1,4 @@
+import { versionAhead } from './outbox.messages.js';
 import { errorText } from './util/error-text.js';
 
 /** Base class of every error nest-outbox throws on purpose, so callers can tell them from driver errors. */
@@ -25,6 +26,21 @@ export class OutboxPayloadError extends OutboxError {}
 
 /** A stored message cannot be turned back into an event (unknown type, unreadable payload). Never retried. */
 export class OutboxMessageError extends OutboxError {}
+
+/**
+ * A message was written at a version of its event newer than this process's class knows: a newer
+ * build wrote it during a rolling deploy. Not a bad message: another process (or this one, once
+ * deployed) can read it, so it is handed back rather than dead-lettered.
+ */
+export class OutboxVersionAheadError extends OutboxError {
+  constructor(
+    readonly type: string,
+    readonly storedVersion: number,
+    readonly knownVersion: number,
+  ) {
+    super(versionAhead(type, storedVersion, knownVersion));
+  }
+}
 
 /** A handler threw while consuming a message; names the handler, keeps the original error as `cause`. */
 export class OutboxHandlerError extends OutboxError {

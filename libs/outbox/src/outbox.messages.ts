@@ -61,7 +61,7 @@ export const databaseUnreachableAtBoot = (reason: string) =>
   `nest-outbox cannot reach PostgreSQL to check its tables: ${reason}. Start the database and boot again.`;
 
 export const tablesMissing = (tables: string[]) =>
-  `Table(s) ${tables.join(', ')} do not exist. Run the outbox migration (add outboxMigration() to MikroORM's ` +
+  `Table(s) ${tables.join(', ')} do not exist. Run the outbox migration (add ...outboxMigrations() to MikroORM's ` +
   'migrations.migrationsList and run it) or apply outboxSchemaSql() before the application starts.';
 
 export const cqrsUnsupported = () =>
@@ -82,6 +82,18 @@ export const eventTypeTaken = (type: string, first: string, second: string) =>
 export const invalidEventTypeName = (name: unknown) =>
   `@OutboxEvent name ${shown(name)} is invalid: use 1-200 letters, digits or "_.-/@".`;
 
+export const invalidEventVersion = (name: string, version: unknown) =>
+  `@OutboxEvent "${name}" has version ${shown(version)}: use an integer from 1 to 10000 (absent means 1).`;
+
+export const upcasterMissing = (name: string, from: number, version: number) =>
+  `@OutboxEvent "${name}" is at version ${version} but has no upcaster from version ${from}: ` +
+  `add upcast: { ${from}: (payload) => ... } returning the version-${from + 1} payload, ` +
+  'so messages written at older versions stay readable.';
+
+export const upcasterUnexpected = (name: string, key: string, version: number) =>
+  `@OutboxEvent "${name}" has an upcaster under ${JSON.stringify(key)}: at version ${version}, ` +
+  `upcast takes functions keyed 1 to ${version - 1}, each lifting a payload one version.`;
+
 // Capture
 
 export const publishOutsideContext = () =>
@@ -95,6 +107,18 @@ export const eventNotAnObject = (got: unknown) =>
 export const eventNotSerialisable = (type: string, reason: string) =>
   `Event ${type} cannot be serialised to JSON (${reason}). ` +
   'Use plain data in events (strings, numbers, booleans, arrays, objects; no BigInt, no cycles). Nothing was written.';
+
+export const payloadKeyForbidden = (type: string, key: string, path: string) =>
+  `Event ${type} has a field named "${key}" (at ${path}); ` +
+  'the keys __proto__, constructor and prototype are refused, because a reader could not rebuild them safely. ' +
+  'Rename the field. Nothing was written.';
+
+export const eventBusOutsideContext = () =>
+  'EventBus.publish() writes through the outbox, and needs an EntityManager context to write the message with: ' +
+  'call it inside em.transactional(), an HTTP request (MikroORM registerRequestContext) or a ' +
+  '@CreateRequestContext() method, or raise the event on an aggregate with apply(). ' +
+  'To keep @nestjs/cqrs in-memory publishing instead, set OutboxModule.forRoot({ eventBus: false }). ' +
+  'Nothing was published.';
 
 export const eventNotAJsonObject = (type: string, text: string | undefined) =>
   `Event ${type} must serialise to a JSON object, got ${text === undefined ? 'nothing' : text.slice(0, 40)}. ` +
@@ -124,6 +148,20 @@ export const payloadUnreadable = (type: string, reason: string) => `Payload of $
 export const payloadRejectedByReviver = (type: string, reason: string) =>
   `Payload of ${type} was rejected by its revive function: ${reason}.`;
 
+export const storedVersionInvalid = (value: unknown) =>
+  `its headers carry version ${shown(value)}, not a positive integer`;
+
+export const upcasterFailed = (type: string, from: number, reason: string) =>
+  `Payload of ${type} could not be lifted from version ${from} to ${from + 1}: the upcaster threw: ${reason}.`;
+
+export const upcasterNotAnObject = (type: string, from: number) =>
+  `Payload of ${type} could not be lifted from version ${from} to ${from + 1}: the upcaster returned no object.`;
+
+export const versionAhead = (type: string, stored: number, known: number) =>
+  `Message of ${type} was written at version ${stored}, but this process knows it up to version ${known}: ` +
+  'a newer build wrote it. It is handed back for a process that knows this version; ' +
+  `deploy the class at version ${stored} (with its upcasters) here.`;
+
 export const unknownEventType = (type: string, messageId: string) =>
   `Unknown event type "${type}" (message ${messageId}): no @EventsHandler in this process handles it. ` +
   'Register a handler for it, or name its class with @OutboxEvent if it was renamed.';
@@ -136,14 +174,16 @@ export const stillFailing = (messageId: string, handlers: string[]) =>
   `Message ${messageId} was retried for some handlers only; ${handlers.join(', ')} still failed before, ` +
   'so it stays a dead letter for them. Retry it for them too, or discard them.';
 
-export const handlersNeverCame = (type: string, messageId: string, missing: string[], waitedMs: number) =>
+export const handlersNeverCame = (type: string, messageId: string, missing: string[], waitedMs: number, why?: string) =>
   `Message ${messageId} (${type}) needs handler(s) ${missing.join(', ')}, which this service registered, ` +
+  (why ? `and ${why.replace(/\.$/, '')}; ` : '') +
   `but no process that took it in ${Math.round(waitedMs / 1000)} s had them (worker.waitForHandlersMs). ` +
   'Deploy a build that has them and retry the dead letter, or retire them (retiredHandlers) and discard it.';
 
-export const waitingForHandlers = (type: string, messageId: string, missing: string[], delayMs: number) =>
-  `Message ${messageId} (${type}) needs handler(s) ${missing.join(', ')} that this process does not have ` +
-  `(an older or newer build?); handed back for another process, again in ${delayMs} ms, no attempt spent.`;
+export const waitingForHandlers = (type: string, messageId: string, missing: string[], delayMs: number, why?: string) =>
+  `Message ${messageId} (${type}) needs handler(s) ${missing.join(', ')} that this process ` +
+  (why ? `cannot run (${why.replace(/\.$/, '')})` : 'does not have (an older or newer build?)') +
+  `; handed back for another process, again in ${delayMs} ms, no attempt spent.`;
 
 // Relay, worker and retention at run time
 

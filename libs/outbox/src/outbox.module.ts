@@ -1,8 +1,10 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { OutboxCapture } from './capture/outbox.capture.js';
 import { OutboxRowFactory } from './capture/outbox-row.factory.js';
 import { OutboxService } from './capture/outbox.service.js';
+import { PendingMessages } from './capture/pending-messages.js';
 import { HandlerExplorer } from './consume/handler.explorer.js';
 import { OutboxDeadLetters } from './ops/outbox-dead-letters.js';
 import { OutboxMonitor } from './ops/outbox.monitor.js';
@@ -79,6 +81,8 @@ export class OutboxModule {
         ...optionProviders,
         CommitSignal,
         HandlerExplorer,
+        OutboxCapture,
+        PendingMessages,
         OutboxService,
         OutboxMonitor,
         OutboxDeadLetters,

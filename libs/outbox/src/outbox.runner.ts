@@ -8,14 +8,13 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import type { SchedulerRegistry } from '@nestjs/schedule';
-import type { OutboxRowFactory } from './capture/outbox-row.factory.js';
-import { OutboxSubscriber } from './capture/outbox.subscriber.js';
+import { OutboxCapture } from './capture/outbox.capture.js';
 import { Consumer } from './consume/consumer.js';
 import { HandlerExplorer } from './consume/handler.explorer.js';
 import type { ResolvedOutboxOptions } from './options/outbox-options.interface.js';
 import { checkOutboxSetup } from './outbox.boot-check.js';
 import { handlerAbortedAtShutdown, shutdownOutOfTime } from './outbox.messages.js';
-import { OUTBOX_OPTIONS, OUTBOX_ROW_FACTORY, OUTBOX_SCHEDULER } from './outbox.tokens.js';
+import { OUTBOX_OPTIONS, OUTBOX_SCHEDULER } from './outbox.tokens.js';
 import { RelayRunner } from './relay/relay.runner.js';
 import { CommitSignal } from './routing/commit.signal.js';
 import { OutboxQueues } from './routing/outbox-queues.js';
@@ -46,7 +45,7 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     private readonly commits: CommitSignal,
     @Inject(OUTBOX_SCHEDULER) private readonly scheduler: SchedulerRegistry,
     @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
-    @Inject(OUTBOX_ROW_FACTORY) private readonly rows: OutboxRowFactory,
+    private readonly capture: OutboxCapture,
     private readonly queues: OutboxQueues,
     private readonly registry: SubscriptionRegistry,
     private readonly counters: ProcessCounters,
@@ -60,7 +59,7 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
 
   async onModuleInit(): Promise<void> {
     await checkOutboxSetup(this.orm, this.options.tables);
-    this.orm.em.getEventManager().registerSubscriber(new OutboxSubscriber(this.rows, this.commits));
+    this.capture.attach();
     const { service, relay, worker } = this.options;
     const table = qualifiedTables(this.options.tables).outbox;
     this.logger.log(

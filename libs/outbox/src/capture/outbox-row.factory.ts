@@ -1,5 +1,5 @@
 import { checkMessageSize, serialiseEvent } from '../message/event-codec.js';
-import { eventTypeOf } from '../message/event-type.js';
+import { eventMetadataOf } from '../message/event-type.js';
 import { currentMessage } from '../message/message.context.js';
 import type { OutboxHeaders } from '../message/message-headers.js';
 import { newMessageId } from '../message/message-id.js';
@@ -36,7 +36,7 @@ export class OutboxRowFactory {
 
   create(event: object, origin: RowOrigin, options: PublishOptions = {}): OutboxMessage {
     const payload = serialiseEvent(event);
-    const type = eventTypeOf(event.constructor);
+    const { name: type, version } = eventMetadataOf(event.constructor);
     const id = newMessageId();
     const now = new Date();
     const parent = currentMessage();
@@ -45,6 +45,8 @@ export class OutboxRowFactory {
       correlationId: parent?.headers.correlationId ?? origin.correlationId ?? id,
       ...(parent ? { causationId: parent.headers.messageId } : {}),
       occurredAt: now.toISOString(),
+      // Absent at version 1, so a version-1 row reads the same to consumers built before versions.
+      ...(version > 1 ? { version } : {}),
       ...(options.headers ? { custom: checkHeaders(type, options.headers) } : {}),
     };
     const headersText = JSON.stringify(headers);

@@ -1,9 +1,10 @@
-import { MikroORM, type EntityManager } from '@mikro-orm/core';
+import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import { OutboxSetupError } from '../outbox.errors.js';
 import { publishOutsideContext } from '../outbox.messages.js';
 import { OUTBOX_ROW_FACTORY } from '../outbox.tokens.js';
+import { currentUnit } from './current-unit.js';
 import type { OutboxRowFactory, PublishOptions } from './outbox-row.factory.js';
+import { PendingMessages } from './pending-messages.js';
 
 /** Publishes messages that have no aggregate, through the outbox. */
 @Injectable()
@@ -11,24 +12,19 @@ export class OutboxService {
   constructor(
     private readonly orm: MikroORM,
     @Inject(OUTBOX_ROW_FACTORY) private readonly rows: OutboxRowFactory,
+    private readonly pending: PendingMessages,
   ) {}
 
   /**
-   * Adds `event` to the current EntityManager context (the request's or the transaction's fork);
-   * it is written at that context's next flush, in the flush's transaction, and delivered after
-   * the commit. Returns the message id. Throws at once when the event cannot be stored.
+   * Adds `event` to the current unit of work (the transaction's inside `em.transactional()`, else
+   * the request's EntityManager); it is written by that unit's next flush, in the flush's
+   * transaction, and delivered after the commit. A flush that fails keeps it for the next one.
+   * Returns the message id. Throws at once when the event cannot be stored.
    */
   publish(event: object, options: PublishOptions = {}): string {
+    const unit = currentUnit(this.orm, publishOutsideContext);
     const row = this.rows.create(event, { aggregateType: null, aggregateId: null }, options);
-    this.context().persist(row);
+    this.pending.add(unit, { row, event });
     return row.id;
-  }
-
-  private context(): EntityManager {
-    try {
-      return this.orm.em.getContext();
-    } catch (error) {
-      throw new OutboxSetupError(publishOutsideContext(), { cause: error });
-    }
   }
 }

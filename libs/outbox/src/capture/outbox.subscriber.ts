@@ -1,104 +1,220 @@
 import {
   helper,
+  type EntityManager,
   type EventSubscriber,
   type FlushEventArgs,
+  type Transaction,
   type TransactionEventArgs,
   type UnitOfWork,
 } from '@mikro-orm/core';
-import type { AggregateRoot } from '@nestjs/cqrs';
-import type { CommitSignal } from '../routing/commit.signal.js';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
-import { forgetEvents, isAggregateRoot } from './aggregate-events.js';
-import type { OutboxRowFactory } from './outbox-row.factory.js';
+import { forgetEvents, isAggregate, pendingEvents } from './aggregate-events.js';
+import type { CommitTracker } from './commit-tracker.js';
+import type { OutboxRowFactory, RowOrigin } from './outbox-row.factory.js';
+import type { PendingMessages } from './pending-messages.js';
 
-interface Captured {
-  aggregate: AggregateRoot;
-  events: Set<object>;
+/** One row a flush adds, and the event (and aggregate, if any) it came from. */
+interface Row {
+  aggregate: object | null;
+  event: object;
+  row: OutboxMessage;
+}
+
+/** What one flush of a unit of work adds; kept until it succeeds, so a retried flush can reuse its ids. */
+interface Flush {
+  rows: Row[];
+  /** Per aggregate, the events this flush writes: forgotten once it succeeds. */
+  written: Map<object, Set<object>>;
+  /** How many of the unit's pending `publish()` messages it writes. */
+  published: number;
+  /** Aggregates with a change set: their lifecycle hooks run during the flush and may apply events. */
+  hooked: object[];
+  /** The application persisted outbox rows itself. */
+  persistedRows: boolean;
+  /** The flush opens its own transaction (it does not run inside one); set once that transaction started. */
+  ownTransaction: boolean;
+  transaction: Transaction | undefined;
 }
 
 /**
- * Turns the uncommitted events of every aggregate in a flush into outbox rows of that same flush,
- * so they commit or roll back with the state. Rows join through `uow.computeChangeSet`:
- * `em.persist` inside `onFlush` would be silently dropped.
+ * Turns the events of every aggregate in a flush, and the messages published on its unit of
+ * work, into outbox rows of that same flush, so they commit or roll back with the state. Rows join
+ * through `uow.computeChangeSet`: `em.persist` inside `onFlush` would be silently dropped. Events
+ * applied by lifecycle hooks while the flush writes are added before its transaction commits.
  */
 export class OutboxSubscriber implements EventSubscriber {
-  private readonly captured = new WeakMap<UnitOfWork, Captured[]>();
-  /** One row per event object, so a flush retried after a failure writes each event once, with one id. */
-  private readonly rowOf = new WeakMap<object, OutboxMessage>();
-  private wakePending = false;
+  private readonly flushes = new WeakMap<UnitOfWork, Flush>();
 
   constructor(
     private readonly rows: OutboxRowFactory,
-    private readonly commits: CommitSignal,
+    private readonly pending: PendingMessages,
+    private readonly commits: CommitTracker,
   ) {}
 
-  onFlush({ uow }: FlushEventArgs): void {
-    let wroteRows = false;
-    const captured: Captured[] = [];
+  onFlush({ uow, em }: FlushEventArgs): void {
+    // Still here: the last flush of this unit failed. Its rows are not in the database.
+    const failed = this.flushes.get(uow);
+    const retry = failed && idsToReuse(uow, failed);
+    const flush: Flush = {
+      rows: [],
+      written: new Map(),
+      published: 0,
+      hooked: [],
+      persistedRows: false,
+      ownTransaction: !em.isInTransaction(),
+      transaction: undefined,
+    };
     const seen = new Set<object>();
     for (const changeSet of uow.getChangeSets()) {
-      if (changeSet.entity instanceof OutboxMessage) wroteRows = true;
-      else this.capture(uow, changeSet.entity, seen, captured);
+      const entity = changeSet.entity as object;
+      if (entity instanceof OutboxMessage) flush.persistedRows = true;
+      else if (isAggregate(entity)) {
+        flush.hooked.push(entity);
+        this.capture(uow, entity, seen, flush, retry);
+      }
     }
     // An aggregate that only applied events has no change set, so the identity map is read too.
-    for (const entity of uow.getIdentityMap()) this.capture(uow, entity, seen, captured);
-    if (captured.length > 0) {
-      this.captured.set(uow, captured);
-      wroteRows = true;
-    }
-    if (wroteRows) this.wakePending = true;
+    for (const entity of uow.getIdentityMap()) this.capture(uow, entity, seen, flush, retry);
+    this.addPublished(uow, flush, failed);
+    this.flushes.set(uow, flush);
   }
 
-  afterFlush({ uow, em }: FlushEventArgs): void {
-    const captured = this.captured.get(uow);
-    if (captured) {
-      this.captured.delete(uow);
-      for (const { aggregate, events } of captured) forgetEvents(aggregate, events);
-    }
-    if (!em.isInTransaction()) this.wake();
+  afterTransactionStart({ uow, transaction }: TransactionEventArgs): void {
+    const flush = uow && this.flushes.get(uow);
+    if (flush?.ownTransaction && !flush.transaction) flush.transaction = transaction;
   }
 
-  afterTransactionCommit({ transaction }: TransactionEventArgs): void {
-    if (!transaction?.savepointName) this.wake();
+  /** The flush's own transaction is about to commit: the last moment to add what its hooks raised. */
+  async beforeTransactionCommit({ uow, em, transaction }: TransactionEventArgs): Promise<void> {
+    const flush = uow && this.flushes.get(uow);
+    if (flush && transaction && flush.transaction === transaction) await this.addLate(uow, em, flush, transaction);
   }
 
-  private wake(): void {
-    if (!this.wakePending) return;
-    this.wakePending = false;
-    this.commits.notify();
+  async afterFlush({ uow, em }: FlushEventArgs): Promise<void> {
+    const flush = this.flushes.get(uow);
+    if (!flush) return;
+    // Inside the caller's transaction (or without one), hooks' events join it here.
+    if (!flush.transaction) await this.addLate(uow, em, flush, em.getTransactionContext());
+    this.flushes.delete(uow);
+    for (const [aggregate, events] of flush.written) forgetEvents(aggregate, events);
+    this.pending.written(uow, flush.published);
+    // Written rows leave the identity map: a long-lived EntityManager would otherwise grow by
+    // every message and compare them all again at each flush.
+    for (const { row } of flush.rows) uow.unsetIdentity(row);
+    if (flush.rows.length === 0 && !flush.persistedRows) return;
+    this.commits.flushed(em, this.commits.wantsEvents() ? flush.rows.map((row) => row.event) : undefined);
   }
 
-  private capture(uow: UnitOfWork, entity: object, seen: Set<object>, captured: Captured[]): void {
-    if (seen.has(entity) || !isAggregateRoot(entity)) return;
+  private capture(uow: UnitOfWork, entity: object, seen: Set<object>, flush: Flush, retry?: Reuse): void {
+    if (seen.has(entity) || !isAggregate(entity)) return;
     seen.add(entity);
-    const events = entity.getUncommittedEvents() as object[];
+    const events = pendingEvents(entity);
     if (events.length === 0) return;
-    const wrapped = helper(entity);
-    const aggregateType = wrapped.__meta.className;
-    const aggregateId = primaryKeyOf(wrapped);
-    let correlationId: string | undefined;
+    const origin = originOf(entity);
+    const written = new Set<object>();
     for (const event of events) {
-      const row = this.rowFor(uow, event, { aggregateType, aggregateId, correlationId });
-      correlationId ??= row.id;
+      const row = reused(uow, retry, entity, event) ?? this.rows.create(event, origin);
+      origin.correlationId ??= row.id;
       uow.computeChangeSet(row);
+      flush.rows.push({ aggregate: entity, event, row });
+      written.add(event);
     }
-    captured.push({ aggregate: entity, events: new Set(events) });
+    flush.written.set(entity, written);
   }
 
-  private rowFor(uow: UnitOfWork, event: object, origin: Parameters<OutboxRowFactory['create']>[1]): OutboxMessage {
-    const previous = this.rowOf.get(event);
-    if (previous) {
-      // The flush that built this row failed; MikroORM may still hold it as managed, which would
-      // make the retry think it was written. Reuse its id, but as a fresh, unmanaged row.
-      uow.unsetIdentity(previous);
-      const row = Object.assign(new OutboxMessage(), previous);
-      this.rowOf.set(event, row);
-      return row;
+  private addPublished(uow: UnitOfWork, flush: Flush, failed: Flush | undefined): void {
+    const pending = this.pending.of(uow);
+    if (!pending) return;
+    for (let i = 0; i < pending.length; i++) {
+      const message = pending[i];
+      if (failed && i < failed.published) message.row = fresh(uow, message.row);
+      uow.computeChangeSet(message.row);
+      flush.rows.push({ aggregate: null, event: message.event, row: message.row });
     }
-    const row = this.rows.create(event, origin);
-    this.rowOf.set(event, row);
-    return row;
+    flush.published = pending.length;
   }
+
+  /** Events applied, and messages published, while the flush was writing; inserted in its transaction. */
+  private async addLate(uow: UnitOfWork, em: EntityManager, flush: Flush, ctx: Transaction | undefined): Promise<void> {
+    const late: Row[] = [];
+    // The aggregates whose hooks ran, and those the flush wrote events of (another entity's hook may reach them).
+    for (const [aggregate, written] of flush.written) this.lateEvents(aggregate, written, late);
+    for (const aggregate of flush.hooked) {
+      if (!flush.written.has(aggregate)) this.lateEvents(aggregate, undefined, late);
+    }
+    const pending = this.pending.of(uow) ?? [];
+    for (let i = flush.published; i < pending.length; i++) {
+      late.push({ aggregate: null, event: pending[i].event, row: pending[i].row });
+    }
+    if (late.length === 0) return;
+    await em.insertMany(
+      late.map(({ row }) => row),
+      undefined,
+      { ctx },
+    );
+    flush.published = pending.length;
+    for (const row of late) {
+      flush.rows.push(row);
+      if (!row.aggregate) continue;
+      const written = flush.written.get(row.aggregate);
+      if (written) written.add(row.event);
+      else flush.written.set(row.aggregate, new Set([row.event]));
+    }
+  }
+
+  private lateEvents(aggregate: object, written: ReadonlySet<object> | undefined, late: Row[]): void {
+    let origin: RowOrigin | undefined;
+    for (const event of pendingEvents(aggregate)) {
+      if (written?.has(event)) continue;
+      origin ??= originOf(aggregate);
+      const row = this.rows.create(event, origin);
+      origin.correlationId ??= row.id;
+      late.push({ aggregate, event, row });
+    }
+  }
+}
+
+type Reuse = Map<object, Row[]>;
+
+/**
+ * The rows a failed flush built, by event: the retry writes each event under the id it had, so a
+ * commit whose outcome was unknown (connection lost during COMMIT) cannot write it twice. MikroORM
+ * may hold those rows as written; they leave its identity map.
+ */
+function idsToReuse(uow: UnitOfWork, failed: Flush): Reuse {
+  const byEvent: Reuse = new Map();
+  for (const row of failed.rows) {
+    uow.unsetIdentity(row.row);
+    if (!row.aggregate) continue;
+    const same = byEvent.get(row.event);
+    if (same) same.push(row);
+    else byEvent.set(row.event, [row]);
+  }
+  return byEvent;
+}
+
+/** The failed flush's row for this event of this aggregate, as a fresh row with the same id. */
+function reused(
+  uow: UnitOfWork,
+  retry: Reuse | undefined,
+  aggregate: object,
+  event: object,
+): OutboxMessage | undefined {
+  const candidates = retry?.get(event);
+  const index = candidates?.findIndex((row) => row.aggregate === aggregate) ?? -1;
+  if (index < 0) return undefined;
+  return fresh(uow, candidates!.splice(index, 1)[0].row);
+}
+
+/** A row MikroORM may consider written after a failed flush, as a new, unmanaged row with the same values. */
+function fresh(uow: UnitOfWork, row: OutboxMessage): OutboxMessage {
+  uow.unsetIdentity(row);
+  return Object.assign(new OutboxMessage(), row);
+}
+
+function originOf(aggregate: object): RowOrigin {
+  const wrapped = helper(aggregate);
+  return { aggregateType: wrapped.__meta.className, aggregateId: primaryKeyOf(wrapped) };
 }
 
 function primaryKeyOf(wrapped: { getSerializedPrimaryKey(): unknown }): string | null {

@@ -1,7 +1,12 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { rebuildEvent } from '../message/event-codec.js';
+import { readEvent } from '../message/event-codec.js';
 import { isMessageId } from '../message/message-id.js';
-import { OutboxHandlerError, OutboxHandlersError, OutboxMessageError } from '../outbox.errors.js';
+import {
+  OutboxHandlerError,
+  OutboxHandlersError,
+  OutboxMessageError,
+  OutboxVersionAheadError,
+} from '../outbox.errors.js';
 import { notAnOutboxJob, stillFailing, unknownEventType } from '../outbox.messages.js';
 import { MESSAGE, nextFailureRecord, recordChanged } from '../routing/failure-record.js';
 import type { OutboxJobData } from '../routing/job-data.js';
@@ -13,8 +18,11 @@ import type { KeyPlace } from './key-order.store.js';
 /** What became of a job once every handler this process has for it ran. */
 export type Outcome =
   | { kind: 'done' }
-  /** This service registered handlers for the type that this process lacks: another process must run them. */
-  | { kind: 'waiting-for-handlers'; missing: string[] }
+  /**
+   * This service registered handlers for the type that this process lacks — or the message was
+   * written at a version of its event this build does not know yet: another process must run them.
+   */
+  | { kind: 'waiting-for-handlers'; missing: string[]; versionAhead?: OutboxVersionAheadError }
   /** Ordered handlers whose turn has not come; the message waits for the key's earlier messages. */
   | { kind: 'parked'; parked: Array<{ place: KeyPlace; seq: number }> };
 
@@ -47,7 +55,15 @@ export class MessageProcessor {
     if (present.length === 0) {
       return missing.length > 0 ? { kind: 'waiting-for-handlers', missing } : this.finish(job, data, new Map(), []);
     }
-    const event = await rebuild(route!, data, job);
+    let event: object;
+    try {
+      event = await rebuild(route!, data, job);
+    } catch (error) {
+      // Written by a newer build: a process that knows the version runs it, as in a rolling deploy.
+      if (error instanceof OutboxVersionAheadError)
+        return { kind: 'waiting-for-handlers', missing: wanted, versionAhead: error };
+      throw error;
+    }
     const message: RunMessage = {
       type: data.type,
       headers: data.headers,
@@ -110,8 +126,9 @@ export class MessageProcessor {
 
 async function rebuild(route: EventRoute, data: OutboxJobData, job: Job<OutboxJobData>): Promise<object> {
   try {
-    return rebuildEvent(route.eventClass, data.type, data.payload);
+    return readEvent(route.eventClass, { type: data.type, payload: data.payload, headers: data.headers });
   } catch (error) {
+    if (error instanceof OutboxVersionAheadError) throw error;
     const reason = error instanceof OutboxMessageError ? error.message : String(error);
     // Recorded like a handler failure, under the message itself, for the dead-letter listing.
     await job.updateProgress(nextFailureRecord(job.progress, new Map([[MESSAGE, reason]]), [])).catch(() => undefined);

@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import type { OutboxVersionAheadError } from '../outbox.errors.js';
 import { databaseOutage, databaseRecovered, handlersNeverCame, waitingForHandlers } from '../outbox.messages.js';
 import { gaveUpRecord } from '../routing/failure-record.js';
 import type { OutboxJobData } from '../routing/job-data.js';
@@ -89,7 +90,8 @@ export class OutboxWorker {
       if (!looksLikeConnectionError(error) || (await this.databaseAnswers())) throw error;
       return this.pauseForDatabase(job, token, error);
     }
-    if (outcome.kind === 'waiting-for-handlers') return this.waitForHandlers(job, token, outcome.missing);
+    if (outcome.kind === 'waiting-for-handlers')
+      return this.waitForHandlers(job, token, outcome.missing, outcome.versionAhead);
     if (outcome.kind === 'parked') return this.park(job, token, outcome.parked);
   }
 
@@ -98,7 +100,12 @@ export class OutboxWorker {
    * goes back, no attempt spent, for a process that has them; past `worker.waitForHandlersMs`
    * it becomes a dead letter naming them, and which service, process and build gave up.
    */
-  private async waitForHandlers(job: Job<OutboxJobData>, token: string | undefined, missing: string[]): Promise<void> {
+  private async waitForHandlers(
+    job: Job<OutboxJobData>,
+    token: string | undefined,
+    missing: string[],
+    versionAhead?: OutboxVersionAheadError,
+  ): Promise<void> {
     const expected = await this.stillExpected(job.data.type, missing);
     if (expected.length === 0) return; // retired on purpose since the message was routed
     const now = Date.now();
@@ -111,10 +118,14 @@ export class OutboxWorker {
         at: new Date(now).toISOString(),
       };
       await job.updateProgress(gaveUpRecord(job.progress, gaveUp)).catch(() => undefined);
-      throw new UnrecoverableError(handlersNeverCame(job.data.type, job.id ?? '', expected, now - since));
+      throw new UnrecoverableError(
+        handlersNeverCame(job.data.type, job.id ?? '', expected, now - since, versionAhead?.message),
+      );
     }
     const delayMs = this.setAsideDelay(job, 30 * SECOND);
-    this.warnOnce(job.data.type, expected, () => waitingForHandlers(job.data.type, job.id ?? '', expected, delayMs));
+    this.warnOnce(job.data.type, expected, () =>
+      waitingForHandlers(job.data.type, job.id ?? '', expected, delayMs, versionAhead?.message),
+    );
     await this.setAside(job, token, delayMs, { waitingSince: since });
     throw new DelayedError();
   }

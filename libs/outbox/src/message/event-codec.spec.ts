@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { OutboxMessageError, OutboxPayloadError } from '../outbox.errors.js';
-import { checkMessageSize, parsePayload, rebuildEvent, serialiseEvent } from './event-codec.js';
+import { checkMessageSize, parsePayload, readEvent, serialiseEvent } from './event-codec.js';
 import { OutboxEvent } from './event-type.js';
 
 @OutboxEvent('codec.parcel-shipped.v1')
@@ -20,6 +20,8 @@ class Dated {
   constructor(readonly at: Date) {}
 }
 
+const stored = (type: string, payload: string) => ({ type, payload, headers: {} });
+
 describe('serialiseEvent', () => {
   it('writes the own fields as JSON', () => {
     expect(serialiseEvent(new ParcelShipped('p1', 2))).toBe('{"parcelId":"p1","weight":2}');
@@ -32,6 +34,29 @@ describe('serialiseEvent', () => {
       /codec\.parcel-shipped\.v1 cannot be serialised to JSON.*BigInt.*Nothing was written/,
     );
     expect(() => serialiseEvent(cyclic)).toThrow(OutboxPayloadError);
+  });
+
+  const withOwnProto = () =>
+    Object.defineProperty(new ParcelShipped('p', 1), '__proto__', { value: { polluted: true }, enumerable: true });
+
+  it.each([
+    ['__proto__', withOwnProto, 'payload.__proto__'],
+    [
+      'constructor',
+      () => Object.assign(new ParcelShipped('p', 1), { items: [{}, {}, { constructor: 'x' }] }),
+      'payload.items[2].constructor',
+    ],
+    [
+      'prototype',
+      () => Object.assign(new ParcelShipped('p', 1), { a: { 'b c': { prototype: {} } } }),
+      'payload.a["b c"].prototype',
+    ],
+  ])('refuses a payload with the key %s at any depth, naming its path', (key, build, path) => {
+    expect(() => serialiseEvent(build())).toThrow(OutboxPayloadError);
+    expect(() => serialiseEvent(build())).toThrow(
+      `Event codec.parcel-shipped.v1 has a field named "${key}" (at ${path}); the keys __proto__, constructor and ` +
+        'prototype are refused, because a reader could not rebuild them safely. Rename the field. Nothing was written.',
+    );
   });
 
   it('counts the headers with the payload against the size limit', () => {
@@ -47,19 +72,18 @@ describe('serialiseEvent', () => {
   });
 });
 
-describe('rebuildEvent', () => {
+describe('readEvent', () => {
   it('builds a real instance of the class with the payload fields', () => {
-    const event = rebuildEvent(
+    const event = readEvent(
       ParcelShipped,
-      'codec.parcel-shipped.v1',
-      '{"parcelId":"p9","weight":3}',
+      stored('codec.parcel-shipped.v1', '{"parcelId":"p9","weight":3}'),
     ) as ParcelShipped;
     expect(event).toBeInstanceOf(ParcelShipped);
     expect(event.describe()).toBe('p9 (3 kg)');
   });
 
   it('uses the class revive function when it has one', () => {
-    const event = rebuildEvent(Dated, 'codec.dated.v1', '{"at":"2026-11-22T10:00:00.000Z"}') as Dated;
+    const event = readEvent(Dated, stored('codec.dated.v1', '{"at":"2026-11-22T10:00:00.000Z"}')) as Dated;
     expect(event.at).toBeInstanceOf(Date);
     expect(event.at.toISOString()).toBe('2026-11-22T10:00:00.000Z');
   });
@@ -72,7 +96,7 @@ describe('rebuildEvent', () => {
     ['[1, 2]', /expected a JSON object/],
     ['"text"', /expected a JSON object/],
   ])('refuses %s without touching any prototype', (text, message) => {
-    expect(() => rebuildEvent(ParcelShipped, 'codec.parcel-shipped.v1', text)).toThrow(OutboxMessageError);
+    expect(() => readEvent(ParcelShipped, stored('codec.parcel-shipped.v1', text))).toThrow(OutboxMessageError);
     expect(() => parsePayload('t', text)).toThrow(message);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });

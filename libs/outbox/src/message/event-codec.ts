@@ -4,24 +4,32 @@ import {
   eventNotAnObject,
   eventNotSerialisable,
   messageTooLarge,
+  payloadKeyForbidden,
   payloadRejectedByReviver,
   payloadUnreadable,
 } from '../outbox.messages.js';
 import { errorText } from '../util/error-text.js';
-import { eventTypeOf, reviverOf } from './event-type.js';
+import { eventMetadataOf, type EventPayload } from './event-type.js';
+import { upcastPayload } from './event-versions.js';
+import { FORBIDDEN_KEYS, ForbiddenKey, forbiddenKeyPath, refuseForbiddenKeys } from './forbidden-keys.js';
 
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-
-/** JSON text of an event's own fields; throws before anything is written when it cannot be stored. */
+/**
+ * JSON text of an event's own fields; throws before anything is written when it cannot be stored,
+ * including when a key at any depth is one a reader must refuse (`__proto__`, `constructor`, `prototype`).
+ */
 export function serialiseEvent(event: object): string {
   if (event === null || typeof event !== 'object') {
     throw new OutboxPayloadError(eventNotAnObject(event));
   }
-  const type = eventTypeOf(event.constructor);
+  const type = eventMetadataOf(event.constructor).name;
   let text: string;
   try {
-    text = JSON.stringify(event);
+    text = JSON.stringify(event, refuseForbiddenKeys);
   } catch (error) {
+    if (error instanceof ForbiddenKey) {
+      const path = forbiddenKeyPath(event) ?? `payload.${error.key}`;
+      throw new OutboxPayloadError(payloadKeyForbidden(type, error.key, path));
+    }
     throw new OutboxPayloadError(eventNotSerialisable(type, errorText(error)), { cause: error });
   }
   if (text === undefined || text[0] !== '{') {
@@ -40,13 +48,10 @@ export function checkMessageSize(type: string, payload: string, headers: string,
  * Parses stored JSON without ever assigning to `__proto__` or `constructor`: such keys make the
  * message unreadable rather than reaching an object's prototype.
  */
-export function parsePayload(type: string, text: string): Record<string, unknown> {
+export function parsePayload(type: string, text: string): EventPayload {
   let value: unknown;
   try {
-    value = JSON.parse(text, (key, v: unknown) => {
-      if (FORBIDDEN_KEYS.has(key)) throw new ForbiddenKey(key);
-      return v;
-    });
+    value = JSON.parse(text, (key, v: unknown) => refuseForbiddenKeys(key, v));
   } catch (error) {
     const reason =
       error instanceof ForbiddenKey
@@ -57,27 +62,37 @@ export function parsePayload(type: string, text: string): Record<string, unknown
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new OutboxMessageError(payloadUnreadable(type, 'expected a JSON object'));
   }
-  return value as Record<string, unknown>;
+  return value as EventPayload;
 }
 
-/** A real instance of the event class, with the payload's fields, built without running user code but `revive`. */
-export function rebuildEvent(eventClass: Function, type: string, payloadText: string): object {
-  const payload = parsePayload(type, payloadText);
-  const revive = reviverOf(eventClass);
-  if (revive) {
+/** What a reader needs of a stored message: its type name, payload text and headers (for the version). */
+export interface StoredEvent {
+  type: string;
+  payload: string;
+  headers: { version?: unknown };
+}
+
+/**
+ * A real instance of the event class from a stored message, built without running user code but
+ * the class's upcasters and `revive`. A message written at an older version is lifted to the
+ * class's version first; one written at a newer version throws `OutboxVersionAheadError`.
+ */
+export function readEvent(eventClass: Function, message: StoredEvent): object {
+  const { type, payload: text, headers } = message;
+  const metadata = eventMetadataOf(eventClass);
+  const payload = upcastPayload(metadata, type, headers.version, () => parsePayload(type, text));
+  if (metadata.revive) {
     try {
-      return revive(payload);
+      return metadata.revive(payload);
     } catch (error) {
       throw new OutboxMessageError(payloadRejectedByReviver(type, errorText(error)));
     }
   }
   const event = Object.create(eventClass.prototype as object) as Record<string, unknown>;
-  for (const key of Object.keys(payload)) event[key] = payload[key];
-  return event;
-}
-
-class ForbiddenKey extends Error {
-  constructor(readonly key: string) {
-    super(key);
+  for (const key of Object.keys(payload)) {
+    // An upcaster's output is not parsed JSON; it must not reach the prototype either.
+    if (FORBIDDEN_KEYS.has(key)) throw new OutboxMessageError(payloadUnreadable(type, `it carries the key "${key}"`));
+    event[key] = payload[key];
   }
+  return event;
 }

@@ -7,6 +7,8 @@ export interface OutboxHeaders {
   causationId?: string;
   /** ISO-8601 time the event was captured. */
   occurredAt: string;
+  /** The version of the event class that wrote the payload (`@OutboxEvent({ version })`); absent means 1. */
+  version?: number;
   /** Application headers given to `publish()`; string values only. */
   custom?: Record<string, string>;
 }

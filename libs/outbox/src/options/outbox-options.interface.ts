@@ -119,6 +119,14 @@ export interface OutboxModuleOptions {
   retention?: OutboxRetentionOptions;
   /** Longest wait at shutdown for in-flight enqueues and active handlers, in ms. Default 10000. */
   shutdownTimeoutMs?: number;
+  /**
+   * When the app imports @nestjs/cqrs's CqrsModule: route its EventBus through the outbox. Inside a
+   * unit of work (a transaction or request context) `publish`/`publishAll` write outbox rows in it;
+   * outside one they throw. `@EventsHandler` classes then run only through the outbox, and sagas see
+   * each event once its transaction committed. Default `true`; `false` leaves the EventBus in memory,
+   * as cqrs made it: what it publishes never reaches the outbox.
+   */
+  eventBus?: boolean;
 }
 
 export interface OutboxOptionsFactory {
@@ -156,4 +164,5 @@ export interface ResolvedOutboxOptions {
   keepCompletedSeconds: number;
   retention: Required<OutboxRetentionOptions>;
   shutdownTimeoutMs: number;
+  eventBus: boolean;
 }

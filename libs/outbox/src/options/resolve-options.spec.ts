@@ -84,6 +84,7 @@ describe('resolveOutboxOptions', () => {
       { relay: { enabled: 'no' as unknown as boolean } },
       /"relay\.enabled": expected true or false, got "no"/,
     ],
+    ['eventBus not a flag', { eventBus: 'outbox' as unknown as boolean }, /"eventBus": expected true or false/],
     [
       'completed jobs kept shorter than the lease',
       { keepCompletedSeconds: 5, relay: { leaseMs: 60_000 } },

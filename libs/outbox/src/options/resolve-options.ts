@@ -75,6 +75,7 @@ export function resolveOutboxOptions(options: OutboxModuleOptions): ResolvedOutb
       batchSize: int('retention.batchSize', retention.batchSize, 1000, 1, 100_000),
     },
     shutdownTimeoutMs: int('shutdownTimeoutMs', options.shutdownTimeoutMs, 10_000, 0, 600_000),
+    eventBus: flag('eventBus', options.eventBus, true),
   };
   checkTogether(resolved);
   return resolved;

@@ -1,0 +1,51 @@
+import { MikroORM, type EventSubscriber } from '@mikro-orm/core';
+import { Inject, Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { EventBus } from '@nestjs/cqrs';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { OUTBOX_OPTIONS, OUTBOX_ROW_FACTORY } from '../outbox.tokens.js';
+import { CommitSignal } from '../routing/commit.signal.js';
+import { prepareAggregateClass } from './aggregate-events.js';
+import { CommitTracker } from './commit-tracker.js';
+import { OutboxEventPublisher, routeEventBusThroughOutbox } from './outbox-event-bus.js';
+import type { OutboxRowFactory } from './outbox-row.factory.js';
+import { OutboxSubscriber } from './outbox.subscriber.js';
+import { PendingMessages } from './pending-messages.js';
+
+/** The capture stage: joins the ORM's flushes and transactions, and, when the app uses one, the cqrs EventBus. */
+@Injectable()
+export class OutboxCapture {
+  constructor(
+    private readonly orm: MikroORM,
+    @Inject(OUTBOX_ROW_FACTORY) private readonly rows: OutboxRowFactory,
+    private readonly pending: PendingMessages,
+    private readonly commits: CommitSignal,
+    @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
+    private readonly moduleRef: ModuleRef,
+  ) {
+    // Here rather than at init: another module's onModuleInit may load an aggregate and apply an
+    // event before ours runs, and a loaded aggregate needs its event list by then.
+    for (const meta of orm.getMetadata().getAll().values()) {
+      if (typeof meta.class === 'function') prepareAggregateClass(meta.class);
+    }
+  }
+
+  attach(): void {
+    const tracker = new CommitTracker(this.commits);
+    const subscribers: EventSubscriber[] = [tracker, new OutboxSubscriber(this.rows, this.pending, tracker)];
+    for (const subscriber of subscribers) this.orm.em.getEventManager().registerSubscriber(subscriber);
+    // Forks made with `freshEventManager: true` build their event manager from this list.
+    this.orm.config.set('subscribers', [...this.orm.config.get('subscribers'), ...subscribers]);
+    const bus = this.options.eventBus ? this.eventBus() : undefined;
+    if (bus) routeEventBusThroughOutbox(bus, new OutboxEventPublisher(this.orm, this.rows, this.pending), tracker);
+  }
+
+  /** The app's EventBus, when it imports CqrsModule. */
+  private eventBus(): EventBus | undefined {
+    try {
+      return this.moduleRef.get(EventBus, { strict: false });
+    } catch {
+      return undefined;
+    }
+  }
+}
