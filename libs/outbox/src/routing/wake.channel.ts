@@ -3,14 +3,16 @@ import type { RedisClient } from './redis.connection.js';
 import { waitAtMost } from '../util/wait-at-most.js';
 
 /**
- * "Rows committed" across processes: a Redis channel per producing service. Capture publishes after a commit
- * that wrote rows, relays in other processes subscribe. A burst of commits costs one publish in
- * flight plus at most one more, and a lost publish only delays rows until the next scheduled tick.
+ * "Rows committed" across processes: a Redis channel per producing service. Capture publishes
+ * after a commit that wrote rows, relays in other processes subscribe. A burst of commits costs one
+ * publish in flight plus at most one more, and a lost publish only delays rows until the next
+ * scheduled tick.
  */
 export class WakeChannel {
   private publishing = false;
   private again = false;
   private subscriber: RedisClient | undefined;
+  private closed = false;
 
   constructor(
     readonly name: string,
@@ -21,12 +23,18 @@ export class WakeChannel {
   ) {}
 
   publish(): void {
+    if (this.closed) return;
     if (this.publishing) {
       this.again = true;
       return;
     }
+    let client: RedisClient;
+    try {
+      client = this.publisher();
+    } catch {
+      return; // the shared client is closed: the application is shutting down
+    }
     this.publishing = true;
-    const client = this.publisher();
     // The shared client fails commands at once while it connects (no offline queue): a process's
     // first commit may come before it is ready, so that one publish waits a moment for it.
     const ready = client.status === 'ready' ? Promise.resolve() : waitAtMost(once(client, 'ready'), 1000, undefined);
@@ -59,7 +67,9 @@ export class WakeChannel {
     );
   }
 
+  /** Stops publishing and listening (a publish held back behind one in flight is dropped). */
   close(): void {
+    this.closed = true;
     this.subscriber?.disconnect();
     this.subscriber = undefined;
   }
