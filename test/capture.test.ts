@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Entity, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { EntityManager } from '@mikro-orm/postgresql';
+import { AggregateRoot } from '@nestjs/cqrs';
 import { OutboxPayloadError, OutboxService } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
 import {
@@ -10,6 +12,26 @@ import {
   startFixtureApp,
   type FixtureApp,
 } from './support/fixture.js';
+
+class TicketOpened {
+  constructor(readonly subject: string) {}
+}
+
+/** An aggregate whose id the database generates at INSERT: unknown when its events become rows. */
+@Entity({ tableName: 'ticket' })
+class Ticket extends AggregateRoot {
+  @PrimaryKey({ type: 'integer', autoincrement: true })
+  id!: number;
+
+  @Property({ type: 'text' })
+  subject: string;
+
+  constructor(subject: string) {
+    super();
+    this.subject = subject;
+    this.apply(new TicketOpened(subject));
+  }
+}
 
 interface Row {
   id: string;
@@ -31,7 +53,8 @@ describe('capture: events become outbox rows in the flush transaction', () => {
   beforeAll(async () => {
     const url = await freshDatabase('capture');
     await prepareFixtureDatabase(url);
-    fixture = await startFixtureApp(url, CAPTURE_ONLY);
+    fixture = await startFixtureApp(url, CAPTURE_ONLY, undefined, undefined, [Ticket]);
+    await fixture.sql('create table ticket (id serial primary key, subject text not null)');
   });
 
   afterAll(async () => {
@@ -39,7 +62,7 @@ describe('capture: events become outbox rows in the flush transaction', () => {
   });
 
   beforeEach(async () => {
-    await fixture.sql('truncate outbox_message, account');
+    await fixture.sql('truncate outbox_message, account, ticket');
   });
 
   it('a commit writes the state and one row per event, with type, payload and aggregate', async () => {
@@ -188,6 +211,20 @@ describe('capture: events become outbox rows in the flush transaction', () => {
       );
     });
     expect(await rows()).toEqual([]);
+  });
+
+  it('an aggregate whose id the database generates gets that id and its ordering key in its rows, in the same transaction', async () => {
+    const em = fork();
+    const first = new Ticket('printer on fire');
+    const second = new Ticket('coffee machine empty');
+    await em.persist([first, second]).flush();
+
+    expect(typeof first.id).toBe('number');
+    const written = (await rows()).map((row) => [row.type, row.aggregate_type, row.aggregate_id, row.key]);
+    expect(written).toEqual([
+      ['TicketOpened', 'Ticket', String(first.id), `Ticket:${first.id}`],
+      ['TicketOpened', 'Ticket', String(second.id), `Ticket:${second.id}`],
+    ]);
   });
 
   it('publish() outside any EntityManager context says where to call it', () => {

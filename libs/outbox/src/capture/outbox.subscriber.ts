@@ -31,6 +31,11 @@ interface Flush {
   hooked: object[];
   /** The application persisted outbox rows itself. */
   persistedRows: boolean;
+  /**
+   * Aggregates whose primary key the database generates: unknown when their rows were built, so
+   * the rows get their aggregate id and key once the INSERT gave one, in the same transaction.
+   */
+  unkeyed: Map<object, OutboxMessage[]>;
   /** The flush opens its own transaction (it does not run inside one); set once that transaction started. */
   ownTransaction: boolean;
   transaction: Transaction | undefined;
@@ -61,6 +66,7 @@ export class OutboxSubscriber implements EventSubscriber {
       published: 0,
       hooked: [],
       persistedRows: false,
+      unkeyed: new Map(),
       ownTransaction: !em.isInTransaction(),
       transaction: undefined,
     };
@@ -118,6 +124,7 @@ export class OutboxSubscriber implements EventSubscriber {
       uow.computeChangeSet(row);
       flush.rows.push({ aggregate: entity, event, row });
       written.add(event);
+      if (origin.aggregateId === null) flush.unkeyed.set(entity, [...(flush.unkeyed.get(entity) ?? []), row]);
     }
     flush.written.set(entity, written);
   }
@@ -136,6 +143,7 @@ export class OutboxSubscriber implements EventSubscriber {
 
   /** Events applied, and messages published, while the flush was writing; inserted in its transaction. */
   private async addLate(uow: UnitOfWork, em: EntityManager, flush: Flush, ctx: Transaction | undefined): Promise<void> {
+    await this.keyGeneratedIds(em, flush, ctx);
     const late: Row[] = [];
     // The aggregates whose hooks ran, and those the flush wrote events of (another entity's hook may reach them).
     for (const [aggregate, written] of flush.written) this.lateEvents(aggregate, written, late);
@@ -160,6 +168,26 @@ export class OutboxSubscriber implements EventSubscriber {
       if (written) written.add(row.event);
       else flush.written.set(row.aggregate, new Set([row.event]));
     }
+  }
+
+  /**
+   * Rows of aggregates whose id the database generated at INSERT: the id is known now, so their
+   * rows get it (and their ordering key) before the transaction commits. One UPDATE per such
+   * aggregate, and none for the usual client-side ids.
+   */
+  private async keyGeneratedIds(em: EntityManager, flush: Flush, ctx: Transaction | undefined): Promise<void> {
+    for (const [aggregate, rows] of flush.unkeyed) {
+      const { aggregateType, aggregateId } = originOf(aggregate);
+      if (aggregateId === null) continue;
+      const key = `${aggregateType}:${aggregateId}`;
+      const ids = rows.filter((row) => row.key === null).map((row) => row.id);
+      for (const row of rows) {
+        row.aggregateId = aggregateId;
+        row.key ??= key;
+      }
+      if (ids.length > 0) await em.nativeUpdate(OutboxMessage, { id: { $in: ids } }, { aggregateId, key }, { ctx });
+    }
+    flush.unkeyed.clear();
   }
 
   private lateEvents(aggregate: object, written: ReadonlySet<object> | undefined, late: Row[]): void {
@@ -217,10 +245,12 @@ function originOf(aggregate: object): RowOrigin {
   return { aggregateType: wrapped.__meta.className, aggregateId: primaryKeyOf(wrapped) };
 }
 
-function primaryKeyOf(wrapped: { getSerializedPrimaryKey(): unknown }): string | null {
+function primaryKeyOf(wrapped: { getPrimaryKey(): unknown; getSerializedPrimaryKey(): unknown }): string | null {
   try {
-    const key = wrapped.getSerializedPrimaryKey();
-    return key === undefined || key === null || key === '' ? null : String(key);
+    // The raw key first: serialising a key the database has not generated yet gives "undefined".
+    const raw = wrapped.getPrimaryKey();
+    if (raw === undefined || raw === null || raw === '') return null;
+    return String(wrapped.getSerializedPrimaryKey());
   } catch {
     // A primary key the database has not generated yet: the row keeps the aggregate type only.
     return null;
