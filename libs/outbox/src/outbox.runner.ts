@@ -69,10 +69,14 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    // Relays in other processes hear this process's commits without waiting for their schedule;
-    // the client connects now, so the first commit's wake-up finds it ready.
-    this.queues.client();
-    this.stopPublishing = this.commits.listen(() => this.wake.publish());
+    // A process without a relay tells the relays of other processes about its commits, so they
+    // do not wait for their schedule (the client connects now, so the first wake-up finds it
+    // ready). One with a relay moves its own rows at once: publishing too would only wake others
+    // to find nothing.
+    if (!this.options.relay.enabled) {
+      this.queues.client();
+      this.stopPublishing = this.commits.listen(() => this.wake.publish());
+    }
     const { orm, options, queues, registry, commits, wake, scheduler, counters } = this;
     if (options.worker.enabled) {
       this.consumer = new Consumer(

@@ -14,6 +14,9 @@ import type { ClaimedRow, DispatchedRow, OrderedRoutes, RelayStore } from './rel
  * full. Woken by commits and by a schedule; never runs two drains at once in a process. Every
  * failure is caught, the claimed rows are released, and the loop backs off and tries again.
  */
+/** How long enqueued rows may wait for the next drain to mark them before one is started for them. */
+const CARRY_MS = 20;
+
 export class RelayLoop {
   private readonly logger = new Logger('OutboxRelay');
   private readonly relay: ResolvedOutboxOptions['relay'];
@@ -31,6 +34,13 @@ export class RelayLoop {
   /** Ids claimed and not yet marked (at most two batches); released if shutdown cannot wait. */
   private readonly unmarked = new Set<string>();
   private warnedNoRegistry = false;
+  /**
+   * Rows enqueued by the last drain, not yet marked: the next drain's first claim marks them in
+   * the same statement, so at a low rate each message costs one statement here, not two. A short
+   * timer wakes a drain for them when no commit does; `stop()` marks them before it returns.
+   */
+  private carried: DispatchedRow[] = [];
+  private carryTimer: NodeJS.Timeout | undefined;
   /** Ordered routes of the last routing table read: what the next claim gives key positions for. */
   private ordered: OrderedRoutes | undefined;
   private readonly service: string;
@@ -66,8 +76,10 @@ export class RelayLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.carryTimer);
     this.retryTimer = undefined;
     await this.draining;
+    await this.mark(this.takeCarried());
   }
 
   /**
@@ -109,10 +121,18 @@ export class RelayLoop {
   private async pipeline(): Promise<number> {
     let moved = 0;
     let enqueued: DispatchedRow[] = [];
-    const { version, table } = await this.registry.routes();
-    if (version === null) return this.waitForRegistry();
+    const carried = this.takeCarried();
+    const { version, table } = await this.registry.routes().catch(async (error: unknown) => {
+      this.carry(carried);
+      throw error;
+    });
+    if (version === null) {
+      await this.mark(carried);
+      return this.waitForRegistry();
+    }
     this.ordered = orderedRoutesOf(table);
-    let batch = await this.claim([]);
+    let batch = await this.claim(carried);
+    this.settle(carried.map((row) => row.id));
     while (batch.length > 0) {
       const more = batch.length === this.batchSize() && !this.stopped;
       const [added, claimed] = await Promise.allSettled([
@@ -140,8 +160,27 @@ export class RelayLoop {
       enqueued = added.value;
       batch = claimed.value;
     }
-    await this.mark(enqueued);
+    this.carry(enqueued);
     return moved;
+  }
+
+  private takeCarried(): DispatchedRow[] {
+    clearTimeout(this.carryTimer);
+    this.carryTimer = undefined;
+    const carried = this.carried;
+    this.carried = [];
+    return carried;
+  }
+
+  private carry(rows: DispatchedRow[]): void {
+    if (rows.length === 0) return;
+    this.carried.push(...rows);
+    if (this.stopped) return;
+    this.carryTimer ??= setTimeout(() => {
+      this.carryTimer = undefined;
+      this.wake();
+    }, CARRY_MS);
+    this.carryTimer.unref();
   }
 
   /**

@@ -1,7 +1,7 @@
 import { Type } from '@mikro-orm/core';
 
 /**
- * A jsonb column written from JSON text the outbox already produced (and size-checked), so a row's
+ * A json column written from JSON text the outbox already produced (and size-checked), so a row's
  * payload is stringified once, not again by the ORM.
  */
 export class JsonTextType extends Type<string, string> {
@@ -18,6 +18,6 @@ export class JsonTextType extends Type<string, string> {
   }
 
   override getColumnType(): string {
-    return 'jsonb';
+    return 'json';
   }
 }

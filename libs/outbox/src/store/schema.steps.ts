@@ -122,6 +122,21 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
       ];
     },
   },
+  {
+    name: 'Migration20261123000400_nest_outbox_json_text',
+    // The outbox never looks inside a payload: json stores the text as written (jsonb would parse
+    // it into a tree at every INSERT and print it back at every claim), and is still checked JSON.
+    up: (tables) => [
+      `alter table ${qualifiedTables(tables).outbox}
+        alter column "payload" type json using "payload"::json,
+        alter column "headers" type json using "headers"::json`,
+    ],
+    down: (tables) => [
+      `alter table ${qualifiedTables(tables).outbox}
+        alter column "payload" type jsonb using "payload"::jsonb,
+        alter column "headers" type jsonb using "headers"::jsonb`,
+    ],
+  },
 ];
 
 function schemaQualified(tables: Tables, name: string): string {
