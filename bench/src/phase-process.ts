@@ -1,36 +1,19 @@
 import 'reflect-metadata';
 import { fork } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Bench, BenchSizes } from './harness.js';
-import { backlogPhase } from './phases/backlog.js';
-import { baselinePhase, type BaselineResult } from './phases/baseline.js';
-import { flushOverheadPhase } from './phases/flush-overhead.js';
-import { latencyPhase } from './phases/latency.js';
-import { throughputPhase } from './phases/throughput.js';
-import { profiled } from './profile.js';
+import type { Bench } from './harness.js';
+import { letterOf, phaseNamed } from './phases/index.js';
+import { deleteKeys } from './redis-keys.js';
 
 /**
  * Each phase runs in a fresh Node process (this file, forked by bench.ts), so no phase inherits
- * another's heap, JIT state or stray timers: phase e's RSS is then the relay's own, and a phase
- * that leaves a connection open shows up as a process that does not exit.
+ * another's heap, JIT state or stray timers, and a phase that leaves a connection open shows up as
+ * a process that does not exit. The phase process coordinates: the processes it measures (API,
+ * outbox, baselines' workers) are further children it starts (nodes/).
  */
 
-export const PHASES = ['baseline', 'throughput', 'latency', 'flushOverhead', 'backlog'] as const;
-export type PhaseName = (typeof PHASES)[number];
-
-/** What the parent hands a phase process (the Bench minus its progress function). */
-export interface PhaseContext {
-  name: PhaseName;
-  label: string;
-  quick: boolean;
-  sizes: BenchSizes;
-  databaseUrl: string;
-  redisUrl: string;
-  runId: string;
-  baseline?: BaselineResult;
-  /** Write a .cpuprofile of this phase here. */
-  profileFile?: string;
-}
+/** What the parent hands a phase process: the Bench minus its progress function. */
+export type PhaseContext = Omit<Bench, 'progress'> & { name: string };
 
 type Reply = { result: unknown } | { error: string };
 
@@ -42,12 +25,15 @@ export interface PhaseOutcome {
   hung?: string;
 }
 
+export function labelOf(name: string): string {
+  return `${letterOf(name)} ${phaseNamed(name).title}`;
+}
+
 /** Parent side: runs one phase in a child process and returns what it reported. */
 export function runPhaseProcess(context: PhaseContext): Promise<PhaseOutcome> {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(import.meta.url), [], {
       env: { ...process.env, NEST_OUTBOX_BENCH_PHASE: JSON.stringify(context) },
-      // Phase e reads the live heap after a full GC, at boot and after its drain.
       execArgv: [...process.execArgv, '--expose-gc'],
       stdio: 'inherit',
     });
@@ -65,35 +51,19 @@ export function runPhaseProcess(context: PhaseContext): Promise<PhaseOutcome> {
       if ('error' in reply) return reject(new Error(reply.error));
       // A leak is reported, not fatal: the figures were taken before it and are still good.
       const hung = signal
-        ? `${context.label}: process did not exit by itself within ${CHILD_EXIT_MS / 1000} s after its result (killed)`
+        ? `${labelOf(context.name)}: process did not exit by itself within ${CHILD_EXIT_MS / 1000} s after its result (killed)`
         : undefined;
       resolve({ result: reply.result, hung });
     });
   });
 }
 
-async function runPhase(context: PhaseContext): Promise<unknown> {
-  const bench: Bench = { ...context, progress: (message) => console.log(`[${context.label}] ${message}`) };
-  switch (context.name) {
-    case 'baseline':
-      return baselinePhase(bench);
-    case 'throughput': {
-      const run = () => throughputPhase(bench, context.baseline);
-      return context.profileFile ? profiled(context.profileFile, run) : run();
-    }
-    case 'latency':
-      return latencyPhase(bench);
-    case 'flushOverhead':
-      return flushOverheadPhase(bench);
-    case 'backlog':
-      return backlogPhase(bench, context.baseline);
-  }
-}
-
 // Child side: started by runPhaseProcess with the context in the environment.
 const raw = process.env.NEST_OUTBOX_BENCH_PHASE;
 if (raw && process.send && process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
   const context = JSON.parse(raw) as PhaseContext;
+  const label = labelOf(context.name);
+  const bench: Bench = { ...context, progress: (message) => console.log(`[${label}] ${message}`) };
   const explainHang = () =>
     setTimeout(() => {
       // Names the sockets' peers (6379: Redis, 5432: PostgreSQL), which says whose connection leaked.
@@ -101,15 +71,18 @@ if (raw && process.send && process.argv[1] && pathToFileURL(process.argv[1]).hre
         ._getActiveHandles()
         .flatMap((h) => (h.remotePort ? [h.remotePort] : []));
       console.error(
-        `[${context.label}] still running after its result; open: ${process.getActiveResourcesInfo().join(', ')}; sockets to ports ${sockets.join(', ') || 'none'}`,
+        `[${label}] still running after its result; open: ${process.getActiveResourcesInfo().join(', ')}; sockets to ports ${sockets.join(', ') || 'none'}`,
       );
     }, CHILD_EXIT_MS - 1000).unref();
-  runPhase(context)
+  phaseNamed(context.name)
+    .run(bench)
+    // Redis keeps completed jobs for a day: a phase takes its jobs with it, so the next starts on a small Redis.
+    .finally(() => deleteKeys(context.redisUrl, `${context.prefix}:*`))
     .finally(explainHang)
     .then(
       (result) => process.send!({ result } satisfies Reply, () => process.disconnect()),
       (error: unknown) => {
-        console.error(`[${context.label}] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        console.error(`[${label}] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
         process.send!({ error: error instanceof Error ? error.message : String(error) } satisfies Reply, () =>
           process.disconnect(),
         );
