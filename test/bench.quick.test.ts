@@ -111,6 +111,9 @@ describe('npm run bench -- --quick', () => {
     for (const [path, run] of runs(results.phases)) {
       for (const [role, cpu] of Object.entries(run.cpu.byProcess as Record<string, { msPerEvent: number }>))
         expect([path, role, Number.isFinite(cpu.msPerEvent)]).toEqual([path, role, true]);
+      // Statements and Redis commands per event, counted in each node process of the run.
+      const nodeRoles = Object.keys(run.cpu.byProcess).filter((role) => !SERVERS.includes(role));
+      expect([path, Object.keys(run.calls).sort()]).toEqual([path, nodeRoles.sort()]);
     }
 
     const bad = numbers(results.phases).filter(([, v]) => !Number.isFinite(v));

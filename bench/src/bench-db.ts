@@ -1,14 +1,20 @@
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { outboxSchemaSql } from 'nest-outbox';
 import { databaseUrl, withConnection } from '../../test/support/database.js';
 
 /**
  * The run's database: made fresh for each run, with the outbox tables and the bench's aggregate
- * table. Its name carries TEST_DB_PREFIX (and a quick run's pid), so two checkouts — or a quick run
- * inside `npm test` during a full run — never share one.
+ * table. Its name carries TEST_DB_PREFIX and a hash of this checkout's path (and a quick run's pid),
+ * so two checkouts — or a quick run inside `npm test` during a full run — never share one.
  */
 export function benchDatabaseName(quick: boolean): string {
   const prefix = (process.env.TEST_DB_PREFIX ?? 'nest_outbox').toLowerCase().replace(/[^a-z0-9_]/g, '_');
-  return quick ? `${prefix}_bench_quick_${process.pid}` : `${prefix}_bench`;
+  const checkout = createHash('sha1')
+    .update(fileURLToPath(new URL('../../../', import.meta.url)))
+    .digest('hex')
+    .slice(0, 6);
+  return quick ? `${prefix}_bench_quick_${process.pid}` : `${prefix}_bench_${checkout}`;
 }
 
 /** Drops and recreates database `name`, then creates the outbox tables and the bench's one table. */

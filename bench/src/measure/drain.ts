@@ -7,6 +7,7 @@ import { now, ticker, type Bench } from '../harness.js';
 import { BenchNode, allHandled } from '../nodes/node-process.js';
 import { WORKER_CONCURRENCY } from '../harness.js';
 import { benchQueueNames, type OutboxRole } from '../outbox-options.js';
+import { callsPerEvent, readCalls, type Calls } from './calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport } from './cpu.js';
 import { cpuSources } from './end-to-end.js';
 
@@ -36,6 +37,8 @@ export interface DrainRun {
   liveHeapAfterMB: number;
   liveHeapGrowthMB: number;
   cpu: CpuReport;
+  /** Per row, statements and Redis commands the outbox process sent (boot included: the drain starts with it). */
+  calls: Calls;
 }
 
 /**
@@ -89,6 +92,7 @@ export async function measureDrain(
       stop();
     }
     const cpu = cpuBetween(cpuStart, cpuSnapshot(sources), sources, rows);
+    const calls = callsPerEvent({}, await readCalls({ outbox: [node] }), rows);
     const peakRssMB = node.memory()?.peakMB ?? NaN;
     const liveHeapAfterMB = await node.call('heap');
     await node.close();
@@ -105,6 +109,7 @@ export async function measureDrain(
       liveHeapAfterMB,
       liveHeapGrowthMB: liveHeapAfterMB - node.liveHeapAtBootMB,
       cpu,
+      calls,
     };
   } catch (error) {
     node.kill();

@@ -5,6 +5,7 @@ import { allHandled } from '../nodes/node-process.js';
 import type { Load } from '../nodes/protocol.js';
 import type { Topology } from '../nodes/topology.js';
 import { summariseProfile, type ProfileSummary } from '../profile-top.js';
+import { callsPerEvent, readCalls, type Calls } from './calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport, type CpuSources } from './cpu.js';
 import { RedisCommandCounter, type RedisCommands } from './redis-commands.js';
 import { distribution, type Distribution } from './stats.js';
@@ -26,6 +27,9 @@ export interface EndToEndRun {
   /** Open loop: lateness of each commit's start against its schedule, ms. */
   startLag?: Distribution;
   cpu: CpuReport;
+  /** Per event, by role: statements sent to PostgreSQL and commands to Redis (each process's own count). */
+  calls: Calls;
+  /** Redis commands per event as the server counted them: every client of the server, so noisy on a shared one. */
   redis: RedisCommands;
   /** Outbox topologies: relay statements that marked rows, and rows per statement. */
   relay?: { batches: number; rowsPerBatch: number };
@@ -74,6 +78,7 @@ export async function measureEndToEnd(
   const stop = ticker(5000, () => bench.progress(`  ${topology.name}: handled ${handled}/${load.events}`));
   try {
     const redisStart = await redis.read();
+    const callsStart = await readCalls(topology.roles);
     await Promise.all(profiled.map(({ node }) => node.call('profileStart', { samplingIntervalUs: 500 })));
     const cpuStart = cpuSnapshot(sources);
     const written = writer.call('write', { load, record: options.record });
@@ -82,6 +87,7 @@ export async function measureEndToEnd(
     const report = await written;
     const cpuEnd = cpuSnapshot(sources);
     const redisEnd = await redis.read();
+    const callsEnd = await readCalls(topology.roles);
     const profiles: EndToEndRun['profiles'] = {};
     for (const { role, node } of profiled) {
       const file = join(bench.outDir, `${options.profile}-${role}.cpuprofile`);
@@ -117,6 +123,7 @@ export async function measureEndToEnd(
       flush: report.flush,
       ...(report.startLag ? { startLag: report.startLag } : {}),
       cpu: cpuBetween(cpuStart, cpuEnd, sources, load.events),
+      calls: callsPerEvent(callsStart, callsEnd, load.events),
       redis: RedisCommandCounter.between(redisStart, redisEnd, load.events),
       ...(batches
         ? { relay: { batches: batches.batches, rowsPerBatch: batches.rows / Math.max(1, batches.batches) } }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { handled } from '../bench.app.js';
 import { liveHeapMB, now, sleep } from '../harness.js';
 import { Profiler } from '../profile.js';
+import { callCounts, installCallCounter } from './call-counter.js';
 import { startCeilingNode } from './ceiling-node.js';
 import { handledLog, send } from './handled-log.js';
 import { startNaiveApiNode } from './naive-api-node.js';
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   const config = JSON.parse(process.env.NEST_OUTBOX_BENCH_NODE!) as NodeConfig;
   // The phase holds the IPC channel; if it dies, this process must not outlive it.
   process.on('disconnect', () => process.exit(1));
+  installCallCounter();
   handled.started = (event, at) => handledLog.started(event.aggregateId, at);
   handled.committed = (at) => handledLog.committed(at);
   const role = await boot(config);
@@ -57,6 +59,9 @@ async function main(): Promise<void> {
     },
     async start() {
       role.start?.();
+    },
+    async calls() {
+      return callCounts();
     },
     async heap() {
       return liveHeapMB();

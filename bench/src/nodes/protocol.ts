@@ -60,6 +60,8 @@ export interface Commands {
   relayDispatched: { args: { atLeast: number }; result: { count: number; at: number } };
   /** Consumers created stopped (the ceiling) start here. */
   start: { args: void; result: void };
+  /** Statements and Redis commands this process sent since it started, by kind (call-counter.ts). */
+  calls: { args: void; result: Record<string, number> };
   /** Live heap after a full GC, MB. */
   heap: { args: void; result: number };
   profileStart: { args: { samplingIntervalUs: number }; result: void };

@@ -2,10 +2,11 @@ import { Queue } from 'bullmq';
 import { emptyTables } from '../bench-db.js';
 import { CEILING_QUEUE, jobs, redisConnection } from '../bullmq-jobs.js';
 import { ADD_BULK_BATCH, WORKER_CONCURRENCY, now, type Bench } from '../harness.js';
+import { callsPerEvent, readCalls, type Calls } from '../measure/calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport } from '../measure/cpu.js';
 import { cpuSources } from '../measure/end-to-end.js';
 import { BenchNode, allHandled } from '../nodes/node-process.js';
-import { cpuRows } from './run-rows.js';
+import { callRows, cpuRows } from './run-rows.js';
 import { int, type PhaseDefinition } from './phase.js';
 
 export interface ConsumeCeilingResult {
@@ -17,6 +18,8 @@ export interface ConsumeCeilingResult {
   /** Highest RSS of the worker process (VmHWM, boot included). */
   peakRssMB: number;
   cpu: CpuReport;
+  /** Per job, statements and Redis commands the worker process sent. */
+  calls: Calls;
 }
 
 /**
@@ -42,16 +45,19 @@ export const consumeCeiling: PhaseDefinition<ConsumeCeilingResult> = {
     try {
       bench.progress(`one pg transaction per job, concurrency ${WORKER_CONCURRENCY}`);
       await node.track(false);
-      const sources = cpuSources(bench, { worker: [node] });
+      const roles = { worker: [node] };
+      const sources = cpuSources(bench, roles);
+      const callsStart = await readCalls(roles);
       const start = cpuSnapshot(sources);
       const started = now();
       await node.call('start');
       const lastAt = await allHandled([node], n, 600_000);
       const cpu = cpuBetween(start, cpuSnapshot(sources), sources, n);
+      const calls = callsPerEvent(callsStart, await readCalls(roles), n);
       const seconds = (lastAt - started) / 1000;
       const peakRssMB = node.memory()?.peakMB ?? NaN;
       await node.close();
-      return { jobs: n, concurrency: WORKER_CONCURRENCY, seconds, jobsPerSecond: n / seconds, peakRssMB, cpu };
+      return { jobs: n, concurrency: WORKER_CONCURRENCY, seconds, jobsPerSecond: n / seconds, peakRssMB, cpu, calls };
     } catch (error) {
       node.kill();
       throw error;
@@ -64,6 +70,7 @@ export const consumeCeiling: PhaseDefinition<ConsumeCeilingResult> = {
     },
     { measure: '  peak RSS of the worker process', value: `${int(r.peakRssMB)} MB` },
     ...cpuRows(r.cpu, 'job'),
+    ...callRows(r.calls, 'job'),
   ],
 };
 

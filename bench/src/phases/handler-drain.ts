@@ -3,7 +3,7 @@ import { RELAY_AND_WORKER } from '../outbox-options.js';
 import type { ConsumeCeilingResult } from './consume-ceiling.js';
 import { fix, int, resultOf, type PhaseDefinition } from './phase.js';
 import type { RawBullmqResult } from './raw-bullmq.js';
-import { cpuRows } from './run-rows.js';
+import { callRows, cpuRows } from './run-rows.js';
 
 export const PEAK_RSS_MB = 200;
 
@@ -28,6 +28,7 @@ export const handlerDrain: PhaseDefinition<DrainRun> = {
       value: `${fix(h.liveHeapAtBootMB, 1)} → ${fix(h.liveHeapAfterMB, 1)} MB`,
     },
     ...cpuRows(h.cpu),
+    ...callRows(h.calls),
   ],
   targets: [
     {

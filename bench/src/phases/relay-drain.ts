@@ -2,7 +2,7 @@ import { measureDrain, type DrainRun } from '../measure/drain.js';
 import { RELAY_ONLY } from '../outbox-options.js';
 import type { RawBullmqResult } from './raw-bullmq.js';
 import { fix, int, resultOf, type PhaseDefinition } from './phase.js';
-import { cpuRows } from './run-rows.js';
+import { callRows, cpuRows } from './run-rows.js';
 
 /** Flat: the live heap after GC ends the drain at most this many MB above where it began. */
 export const LIVE_HEAP_FLAT_MB = 10;
@@ -28,6 +28,7 @@ export const relayDrain: PhaseDefinition<DrainRun> = {
       target: 'relay.flat',
     },
     ...cpuRows(e.cpu, 'row'),
+    ...callRows(e.calls, 'row'),
   ],
   targets: [
     {

@@ -1,6 +1,6 @@
+import { describeCalls, type Calls } from '../measure/calls.js';
 import type { CpuReport } from '../measure/cpu.js';
 import type { EndToEndRun } from '../measure/end-to-end.js';
-import type { RedisCommands } from '../measure/redis-commands.js';
 import { fix, int, ms, pct, type Row } from './phase.js';
 
 /** "CPU per event: api 0.61 ms (12 %), outbox 0.80 ms (16 %), postgres ..." as table lines. */
@@ -19,14 +19,12 @@ export function cpuRows(cpu: CpuReport, unit = 'event'): Row[] {
   ];
 }
 
-export function redisRow(redis: RedisCommands): Row {
-  return {
-    measure: '  Redis commands per event (server-wide)',
-    value: `${fix(redis.perEvent, 1)}: ${redis.top
-      .slice(0, 4)
-      .map((c) => `${c.command} ${fix(c.perEvent, 1)}`)
-      .join(', ')}`,
-  };
+/** One line per process: statements and Redis commands it sent per event. */
+export function callRows(calls: Calls, unit = 'event'): Row[] {
+  return Object.entries(calls).map(([role, kinds]) => ({
+    measure: `  ${role}: calls per ${unit}`,
+    value: describeCalls(kinds),
+  }));
 }
 
 /**
@@ -73,5 +71,5 @@ export function runRows(run: EndToEndRun, targets: { rate?: string; p99?: string
         .map(([k, v]) => `${k} ${int(v)}`)
         .join(', '),
     });
-  return [...rows, ...cpuRows(run.cpu), redisRow(run.redis)];
+  return [...rows, ...cpuRows(run.cpu), ...callRows(run.calls)];
 }

@@ -1,5 +1,5 @@
 /**
- * The few `pg` types the consume ceiling uses. `pg` ships no types and @types/pg is not a
+ * The few `pg` types the bench uses (the consume ceiling's pool, the call counter's hook). `pg` ships no types and @types/pg is not a
  * dependency; `pg` itself is installed as @mikro-orm/postgresql's driver.
  */
 declare module 'pg' {
@@ -22,6 +22,9 @@ declare module 'pg' {
     query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
     end(): Promise<void>;
   }
-  const pg: { Pool: typeof Pool };
+  export class Client {
+    query(...args: unknown[]): unknown;
+  }
+  const pg: { Pool: typeof Pool; Client: typeof Client };
   export default pg;
 }
