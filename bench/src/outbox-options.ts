@@ -19,7 +19,7 @@ export const RELAY_AND_WORKER: OutboxRole = { relay: true, worker: true };
 /** Relay-only drain. */
 export const RELAY_ONLY: OutboxRole = { relay: true, worker: false };
 
-/** The consuming service (today: the queue) every outbox process of a run shares. */
+/** The consuming service (today: the queue) the bench's outbox processes are, unless a phase names another. */
 export const BENCH_SERVICE = 'bench';
 
 export interface Where {
@@ -28,11 +28,12 @@ export interface Where {
   prefix: string;
 }
 
-export function benchOutboxOptions(where: Where, role: OutboxRole): OutboxModuleOptions {
+/** `service`: which consuming service this process is (a fan-out phase runs several). */
+export function benchOutboxOptions(where: Where, role: OutboxRole, service = BENCH_SERVICE): OutboxModuleOptions {
   return {
     redis: where.redisUrl,
     prefix: where.prefix,
-    queueName: BENCH_SERVICE,
+    queueName: service,
     relay: { enabled: role.relay },
     worker: { enabled: role.worker, concurrency: WORKER_CONCURRENCY },
   };

@@ -17,7 +17,7 @@ export async function startOutboxNode(
 ): Promise<NodeRole> {
   const app = await startBenchApp({
     databaseUrl: config.databaseUrl,
-    outbox: benchOutboxOptions(config, spec),
+    outbox: benchOutboxOptions(config, spec, spec.service),
     poolMax: spec.poolMax,
   });
   const orm = ormOf(app);

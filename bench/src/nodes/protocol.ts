@@ -8,7 +8,7 @@ import type { Distribution } from '../measure/stats.js';
 
 export type NodeSpec =
   /** A Nest app with MikroORM + OutboxModule; relay and worker as given (both off: an API process). */
-  | { kind: 'outbox'; relay: boolean; worker: boolean; poolMax: number }
+  | { kind: 'outbox'; relay: boolean; worker: boolean; poolMax: number; service?: string }
   /** Naive dual write, producer: plain MikroORM, commit, then `queue.add` per event. */
   | { kind: 'naive-api'; poolMax: number }
   /** Naive dual write, consumer: a BullMQ worker running the handler in a transaction with an inbox mark. */

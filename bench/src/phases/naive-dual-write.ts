@@ -9,6 +9,8 @@ export interface NaiveDualWriteResult {
   fullRate: EndToEndRun;
   /** The steady open-loop rate, with latency. */
   steady: EndToEndRun;
+  /** `--profile`: the steady rate again under the V8 profiler, to set beside the outbox's profiled run. */
+  profiled?: EndToEndRun;
 }
 
 /**
@@ -32,13 +34,12 @@ export const naiveDualWrite: PhaseDefinition<NaiveDualWriteResult> = {
         { record: false, relay: false },
       );
       bench.progress(`${rate} events/s for ${latencySeconds} s`);
-      const steady = await measureEndToEnd(
-        bench,
-        topology,
-        { shape: 'open', rate, events: rate * latencySeconds },
-        { record: true, relay: false },
-      );
-      return { fullRate, steady };
+      const load = { shape: 'open', rate, events: rate * latencySeconds } as const;
+      const steady = await measureEndToEnd(bench, topology, load, { record: true, relay: false });
+      if (!bench.profile) return { fullRate, steady };
+      bench.progress('profiled run (V8 CPU profiler in both processes)');
+      const profiled = await measureEndToEnd(bench, topology, load, { record: true, relay: false, profile: 'naive' });
+      return { fullRate, steady, profiled };
     });
   },
   rows: (r) => [...runRows(r.fullRate), ...runRows(r.steady)],
