@@ -85,7 +85,7 @@ async function main(): Promise<number> {
       try {
         const outcome = await runPhaseProcess(context);
         phases[name] = outcome.result;
-        if (outcome.hung) warnings.push(outcome.hung);
+        warnings.push(...outcome.warnings);
         console.log(`[${labelOf(name)}] done in ${((now() - phaseStarted) / 1000).toFixed(1)} s`);
       } catch (error) {
         errors[name] = error instanceof Error ? error.message : String(error);

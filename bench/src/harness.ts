@@ -37,7 +37,8 @@ export const QUICK: BenchSizes = {
   baselineJobs: 1_000,
   writers: 8,
   events: 300,
-  warmupEvents: 30,
+  // Quick runs check shape, not speed: no warm-up.
+  warmupEvents: 0,
   latencyRate: 200,
   latencySeconds: 1,
   flushSingle: 100,

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { fork } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Bench } from './harness.js';
+import { nodeWarnings } from './nodes/node-process.js';
 import { letterOf, phaseNamed } from './phases/index.js';
 import { deleteKeys } from './redis-keys.js';
 
@@ -15,14 +16,14 @@ import { deleteKeys } from './redis-keys.js';
 /** What the parent hands a phase process: the Bench minus its progress function. */
 export type PhaseContext = Omit<Bench, 'progress'> & { name: string };
 
-type Reply = { result: unknown } | { error: string };
+type Reply = { result: unknown; warnings: string[] } | { error: string };
 
 const CHILD_EXIT_MS = 6_000;
 
 export interface PhaseOutcome {
   result: unknown;
-  /** Set when the phase process had to be killed because something kept it alive after its result. */
-  hung?: string;
+  /** Processes of the phase that had to be killed because something kept them alive after their work. */
+  warnings: string[];
 }
 
 export function labelOf(name: string): string {
@@ -50,10 +51,12 @@ export function runPhaseProcess(context: PhaseContext): Promise<PhaseOutcome> {
       if (!reply) return reject(new Error(`phase process exited (${signal ?? `code ${code}`}) without a result`));
       if ('error' in reply) return reject(new Error(reply.error));
       // A leak is reported, not fatal: the figures were taken before it and are still good.
-      const hung = signal
-        ? `${labelOf(context.name)}: process did not exit by itself within ${CHILD_EXIT_MS / 1000} s after its result (killed)`
-        : undefined;
-      resolve({ result: reply.result, hung });
+      const warnings = reply.warnings.map((w) => `${labelOf(context.name)}: ${w}`);
+      if (signal)
+        warnings.push(
+          `${labelOf(context.name)}: process did not exit by itself within ${CHILD_EXIT_MS / 1000} s after its result (killed)`,
+        );
+      resolve({ result: reply.result, warnings });
     });
   });
 }
@@ -80,7 +83,7 @@ if (raw && process.send && process.argv[1] && pathToFileURL(process.argv[1]).hre
     .finally(() => deleteKeys(context.redisUrl, `${context.prefix}:*`))
     .finally(explainHang)
     .then(
-      (result) => process.send!({ result } satisfies Reply, () => process.disconnect()),
+      (result) => process.send!({ result, warnings: nodeWarnings } satisfies Reply, () => process.disconnect()),
       (error: unknown) => {
         console.error(`[${label}] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
         process.send!({ error: error instanceof Error ? error.message : String(error) } satisfies Reply, () =>

@@ -143,6 +143,7 @@ export async function measureEndToEnd(
  */
 export async function warmUp(bench: Bench, topology: Topology): Promise<void> {
   const events = bench.sizes.warmupEvents;
+  if (events === 0) return;
   await Promise.all(topology.consumers.map((node) => node.track(false)));
   const started = now();
   await topology.writer.call('write', {

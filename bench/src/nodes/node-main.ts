@@ -32,8 +32,10 @@ function boot(config: NodeConfig): Promise<NodeRole> {
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.env.NEST_OUTBOX_BENCH_NODE!) as NodeConfig;
-  // The phase holds the IPC channel; if it dies, this process must not outlive it.
-  process.on('disconnect', () => process.exit(1));
+  // The phase holds the IPC channel; if it dies, this process must not outlive it. After `close`
+  // the process must end by itself (a leaked connection would keep it alive: the phase reports that).
+  let closing = false;
+  process.on('disconnect', () => closing || process.exit(1));
   installCallCounter();
   handled.started = (event, at) => handledLog.started(event.aggregateId, at);
   handled.committed = (at) => handledLog.committed(at);
@@ -73,10 +75,16 @@ async function main(): Promise<void> {
       await profiler.stop(file);
     },
     async close() {
+      closing = true;
       handledLog.stop();
       await role.close();
       // The reply goes out before the channel closes; then nothing may keep the process alive.
       setImmediate(() => process.disconnect());
+      setTimeout(() => {
+        console.error(
+          `[${config.label}] still running after close; open: ${process.getActiveResourcesInfo().join(', ')}`,
+        );
+      }, 3000).unref();
     },
   };
 
