@@ -99,7 +99,8 @@ describe('npm run bench -- --quick', () => {
     expect(Object.keys(endToEnd)).toEqual(expect.arrayContaining(['deployment', 'single']));
     expect(Object.keys(latency.deployment.cpu.byProcess).sort()).toEqual(['api', 'outbox', ...SERVERS].sort());
     expect(Object.keys(naiveDualWrite.steady.cpu.byProcess).sort()).toEqual(['api', 'worker', ...SERVERS].sort());
-    for (const run of [latency.deployment, latency.single, naiveDualWrite.steady])
+    expect(Object.keys(latency.split.cpu.byProcess).sort()).toEqual(['api', 'relay', 'worker', ...SERVERS].sort());
+    for (const run of [latency.deployment, latency.split, latency.single, naiveDualWrite.steady])
       expect(Object.keys(run.latency)).toEqual(expect.arrayContaining(['p50', 'p95', 'p99', 'p999', 'max']));
     expect(scale.runs.map((r: { outboxProcesses: number }) => r.outboxProcesses)).toEqual([1, 2]);
     expect(

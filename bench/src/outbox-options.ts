@@ -16,8 +16,10 @@ export interface OutboxRole {
 export const CAPTURE_ONLY: OutboxRole = { relay: false, worker: false };
 /** Outbox process, and the single-process variant (which also writes). */
 export const RELAY_AND_WORKER: OutboxRole = { relay: true, worker: true };
-/** Relay-only drain. */
+/** Relay-only drain; the relay process of the split deployment. */
 export const RELAY_ONLY: OutboxRole = { relay: true, worker: false };
+/** The worker process of the split deployment. */
+export const WORKER_ONLY: OutboxRole = { relay: false, worker: true };
 
 /** The consuming service (today: the queue) the bench's outbox processes are, unless a phase names another. */
 export const BENCH_SERVICE = 'bench';

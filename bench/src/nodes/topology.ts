@@ -1,5 +1,5 @@
 import { WORKER_CONCURRENCY, type Bench } from '../harness.js';
-import { CAPTURE_ONLY, RELAY_AND_WORKER } from '../outbox-options.js';
+import { CAPTURE_ONLY, RELAY_AND_WORKER, RELAY_ONLY, WORKER_ONLY } from '../outbox-options.js';
 import { BenchNode } from './node-process.js';
 import type { NodeSpec } from './protocol.js';
 
@@ -7,6 +7,7 @@ import type { NodeSpec } from './protocol.js';
  * The process layouts the bench measures. `roles` names each node process for the CPU figures.
  *  - deployment: writers in an API process (capture only), relay and worker in outbox process(es) —
  *    the production shape, where both cores can work;
+ *  - split: relay and worker in processes of their own, so each one's CPU shows apart;
  *  - single process: writers, relay and worker in one process (the small-service variant);
  *  - naive dual write: a producer process (commit, then queue.add) and a worker process.
  */
@@ -62,6 +63,21 @@ export async function deployment(bench: Bench, outboxProcesses = 1): Promise<Top
     consumers: outbox,
     roles: { api: [api], outbox },
     nodes: [api, ...outbox],
+  };
+}
+
+export async function splitDeployment(bench: Bench): Promise<Topology> {
+  const [api, relay, worker] = await startAll(bench, [
+    ['api', spec(CAPTURE_ONLY, apiPool(bench))],
+    ['relay', spec(RELAY_ONLY, 4)],
+    ['worker', spec(WORKER_ONLY, OUTBOX_POOL)],
+  ]);
+  return {
+    name: 'split: API + relay + worker processes',
+    writer: api,
+    consumers: [worker],
+    roles: { api: [api], relay: [relay], worker: [worker] },
+    nodes: [api, relay, worker],
   };
 }
 

@@ -1,7 +1,7 @@
 import { emptyTables } from '../bench-db.js';
 import type { Bench } from '../harness.js';
 import { measureEndToEnd, warmUp, type EndToEndRun } from '../measure/end-to-end.js';
-import { deployment, singleProcess, withTopology, type Topology } from '../nodes/topology.js';
+import { deployment, singleProcess, splitDeployment, withTopology, type Topology } from '../nodes/topology.js';
 import type { NaiveDualWriteResult } from './naive-dual-write.js';
 import { fix, ms, pct, resultOf, type PhaseDefinition, type Row } from './phase.js';
 import { runRows } from './run-rows.js';
@@ -11,6 +11,8 @@ export interface LatencyResult {
   seconds: number;
   /** API process + outbox process: the figures the targets read. */
   deployment: EndToEndRun;
+  /** Relay and worker in processes of their own: what each costs per event, apart. */
+  split: EndToEndRun;
   /** Everything in one process (the shape of the issue's 72–81 % of a core). */
   single: EndToEndRun;
   /** `--profile`: a further deployment run under the V8 profiler (its own figures are not the ones above). */
@@ -31,6 +33,7 @@ export const latency: PhaseDefinition<LatencyResult> = {
       rate,
       seconds,
       deployment: await steady(bench, deployment(bench)),
+      split: await steady(bench, splitDeployment(bench)),
       single: await steady(bench, singleProcess(bench)),
     };
     if (bench.profile) {
@@ -46,7 +49,7 @@ export const latency: PhaseDefinition<LatencyResult> = {
       value: pct(r.deployment.cpu.byProcess.outbox?.core ?? NaN),
       target: 'latency.outbox-cpu',
     });
-    return [...rows, ...runRows(r.single)];
+    return [...rows, ...runRows(r.split), ...runRows(r.single)];
   },
   targets: [
     {
