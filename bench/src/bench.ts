@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchDatabaseName, dropDatabase, freshBenchDatabase } from './bench-db.js';
 import { renderChart } from './chart.js';
-import { FULL, QUICK, loadAverage, machine, now } from './harness.js';
+import { FULL, QUICK, loadAverage, machine, now, type BenchSizes } from './harness.js';
 import { serverPids } from './measure/servers.js';
 import { labelOf, runPhaseProcess, type PhaseContext } from './phase-process.js';
 import { PHASES } from './phases/index.js';
@@ -15,13 +15,16 @@ import { deleteKeys } from './redis-keys.js';
 import { formatTable, targetsOf, type Results } from './report.js';
 
 /**
- * npm run bench [-- --quick] [--profile] [--only rawBullmq,latency,...] [--out dir]
+ * npm run bench [-- --quick] [--profile] [--only rawBullmq,latency,...] [--out dir] [--node-args "--flag ..."]
+ *   [--sizes '{"backlogRows":30000}']
  *
  * Runs every phase of phases/index.ts, one after the other and each in a fresh process, against
  * local PostgreSQL and Redis, in a database made fresh for the run and under a BullMQ prefix of
  * its own; prints a table and the targets, writes results.json and results.svg (to bench/, or
  * .tmp/bench-quick/ with --quick). --profile adds V8 CPU profiles where a phase offers them (the
- * steady-rate run of every process, the flushes) and prints where their CPU went.
+ * steady-rate run of every process, the flushes) and prints where their CPU went. --node-args
+ * starts every measured process with extra Node flags; --sizes overrides sizes (for trying a lever
+ * on one phase; ratios are then against baselines of other sizes only if those ran too).
  */
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -33,6 +36,8 @@ async function main(): Promise<number> {
       profile: { type: 'boolean' },
       only: { type: 'string' },
       out: { type: 'string' },
+      'node-args': { type: 'string' },
+      sizes: { type: 'string' },
     },
   });
   const quick = values.quick === true;
@@ -56,6 +61,11 @@ async function main(): Promise<number> {
       `warning: the machine is busy (load ${m.loadAtStart[0]} on ${m.cores} cores): the figures will be noisy`,
     );
 
+  const sizes: BenchSizes = {
+    ...(quick ? QUICK : FULL),
+    ...(values.sizes ? (JSON.parse(values.sizes) as Partial<BenchSizes>) : {}),
+  };
+  const nodeArgs = values['node-args']?.split(/\s+/).filter(Boolean) ?? [];
   const started = now();
   const startedAt = new Date().toISOString();
   const databaseUrl = await freshBenchDatabase(adminUrl, database);
@@ -70,7 +80,7 @@ async function main(): Promise<number> {
       const context: PhaseContext = {
         name,
         quick,
-        sizes: quick ? QUICK : FULL,
+        sizes,
         databaseUrl,
         database,
         redisUrl,
@@ -79,6 +89,7 @@ async function main(): Promise<number> {
         servers,
         outDir,
         profile: values.profile === true,
+        nodeArgs,
       };
       const phaseStarted = now();
       phaseLoad[name] = loadAverage();
@@ -106,7 +117,8 @@ async function main(): Promise<number> {
     loadAtEnd: loadAverage(),
     phaseLoad,
     database,
-    sizes: quick ? QUICK : FULL,
+    sizes,
+    nodeArgs,
     phaseNames: names,
     phases,
     errors,

@@ -66,6 +66,8 @@ export interface Bench {
   outDir: string;
   /** Record V8 CPU profiles where a phase offers one (`--profile`). */
   profile: boolean;
+  /** Extra Node flags for every node process (`--node-args`): runtime levers, e.g. V8 heap sizing. */
+  nodeArgs: string[];
   progress(message: string): void;
 }
 

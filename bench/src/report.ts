@@ -13,6 +13,8 @@ export interface Results {
   phaseLoad: Record<string, number[]>;
   database: string;
   sizes: BenchSizes;
+  /** Extra Node flags the measured processes ran with (`--node-args`); empty for a standard run. */
+  nodeArgs: string[];
   /** Every registered phase, in order (present in `phases` unless it failed or was left out with --only). */
   phaseNames: string[];
   phases: PhaseResults;
@@ -58,7 +60,8 @@ export function formatTable(r: Results): string {
   const met = r.targets.filter((t) => t.met).length;
   return [
     `nest-outbox benchmark (${r.mode}) — ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, node ${m.node}, ${m.platform}; ` +
-      `load average ${m.loadAtStart.join(' ')} at start, ${r.loadAtEnd.join(' ')} at end`,
+      `load average ${m.loadAtStart.join(' ')} at start, ${r.loadAtEnd.join(' ')} at end` +
+      (r.nodeArgs.length > 0 ? `; node processes ran with ${r.nodeArgs.join(' ')}` : ''),
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...cells.map(line),

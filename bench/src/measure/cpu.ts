@@ -1,4 +1,4 @@
-import { childrenOf, machineTicks, readStat, titleOf } from './proc.js';
+import { TICKS_PER_SECOND, childrenOf, machineTicks, readStat, titleOf } from './proc.js';
 
 /**
  * CPU time by process over a measured window, from /proc: each node process of the run (by role),
@@ -47,6 +47,11 @@ export interface CpuReport {
   postgresOtherDatabasesMs: number;
   /** Share of all cores busy over the window, 0..1, whoever used them. */
   machineBusy: number;
+  /**
+   * Cores' worth of CPU used by everything else over the window — other users' processes, the
+   * bench's coordinator, kernel time not charged to a process: how much the run competed with.
+   */
+  othersCores: number;
 }
 
 /** The database a backend serves, from titles like "postgres: 15/main: user db 127.0.0.1(5432) idle". */
@@ -99,14 +104,17 @@ export function cpuBetween(start: Snapshot, end: Snapshot, sources: CpuSources, 
   byProcess.redis = figure(end.redis - start.redis);
   const busy = end.machine.busy - start.machine.busy;
   const total = end.machine.total - start.machine.total;
+  const ours = Object.values(byProcess).reduce((sum, p) => sum + p.cpuMs, 0);
+  const busyMs = (busy * 1000) / TICKS_PER_SECOND;
   return {
     windowMs,
     events,
     byProcess,
-    total: figure(Object.values(byProcess).reduce((sum, p) => sum + p.cpuMs, 0)),
+    total: figure(ours),
     postgresBackgroundMs: postgres.background,
     postgresOtherDatabasesMs: postgres.other,
     machineBusy: total > 0 ? busy / total : NaN,
+    othersCores: windowMs > 0 ? Math.max(0, busyMs - ours) / windowMs : NaN,
   };
 }
 

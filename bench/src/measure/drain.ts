@@ -3,9 +3,8 @@ import { withConnection } from '../../../test/support/database.js';
 import { writeBacklog } from '../backlog-rows.js';
 import { emptyTables } from '../bench-db.js';
 import { redisConnection } from '../bullmq-jobs.js';
-import { now, ticker, type Bench } from '../harness.js';
-import { BenchNode, allHandled } from '../nodes/node-process.js';
-import { WORKER_CONCURRENCY } from '../harness.js';
+import { WORKER_CONCURRENCY, now, ticker, type Bench } from '../harness.js';
+import { allHandled, startNode } from '../nodes/node-process.js';
 import { benchQueueNames, type OutboxRole } from '../outbox-options.js';
 import { callsPerEvent, readCalls, type Calls } from './calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport } from './cpu.js';
@@ -60,12 +59,10 @@ export async function measureDrain(
   bench.progress(
     `draining ${rows} rows (${role.worker ? 'relay + worker, until every handler committed' : 'relay alone'})`,
   );
-  const node = await BenchNode.start({
-    label: role.worker ? 'outbox' : 'relay',
-    spec: { kind: 'outbox', ...role, poolMax: WORKER_CONCURRENCY + 4 },
-    databaseUrl: bench.databaseUrl,
-    redisUrl: bench.redisUrl,
-    prefix: bench.prefix,
+  const node = await startNode(bench, role.worker ? 'outbox' : 'relay', {
+    kind: 'outbox',
+    ...role,
+    poolMax: WORKER_CONCURRENCY + 4,
   });
   try {
     const sources = cpuSources(bench, { outbox: [node] });

@@ -11,6 +11,8 @@ import pg from 'pg';
  */
 
 const counts = new Map<string, number>();
+/** Statement texts repeat (parameters are apart), so each is classified once. */
+const kinds = new Map<string, string>();
 const scriptNames = new Map<string, string>();
 let installed = false;
 
@@ -34,7 +36,14 @@ export function installCallCounter(): void {
   const query = pg.Client.prototype.query;
   pg.Client.prototype.query = function (this: unknown, config: unknown, ...rest: unknown[]) {
     const text = typeof config === 'string' ? config : (config as { text?: string } | undefined)?.text;
-    if (typeof text === 'string') count(`pg ${statementKind(text)}`);
+    if (typeof text === 'string') {
+      let kind = kinds.get(text);
+      if (kind === undefined) {
+        kind = `pg ${statementKind(text)}`;
+        if (kinds.size < 10_000) kinds.set(text, kind);
+      }
+      count(kind);
+    }
     return (query as (...args: unknown[]) => unknown).call(this, config, ...rest);
   } as typeof query;
 

@@ -1,8 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { signal, within } from '../harness.js';
+import { signal, within, type Bench } from '../harness.js';
 import { memoryOf, type Memory } from '../measure/proc.js';
-import type { Command, Commands, FromNode, NodeConfig, ToNode } from './protocol.js';
+import type { Command, Commands, FromNode, NodeConfig, NodeSpec, ToNode } from './protocol.js';
 
 const MAIN = fileURLToPath(new URL('./node-main.js', import.meta.url));
 
@@ -133,6 +133,18 @@ export class BenchNode {
       else call?.resolve(message.value);
     }
   }
+}
+
+/** Starts a node of this run: its database, Redis, BullMQ prefix and Node flags (`--node-args`). */
+export function startNode(bench: Bench, label: string, spec: NodeSpec): Promise<BenchNode> {
+  const config: NodeConfig = {
+    label,
+    spec,
+    databaseUrl: bench.databaseUrl,
+    redisUrl: bench.redisUrl,
+    prefix: bench.prefix,
+  };
+  return BenchNode.start(config, bench.nodeArgs);
 }
 
 /**

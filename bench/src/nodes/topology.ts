@@ -1,6 +1,6 @@
 import { WORKER_CONCURRENCY, type Bench } from '../harness.js';
 import { CAPTURE_ONLY, RELAY_AND_WORKER, RELAY_ONLY, WORKER_ONLY } from '../outbox-options.js';
-import { BenchNode } from './node-process.js';
+import { startNode, type BenchNode } from './node-process.js';
 import type { NodeSpec } from './protocol.js';
 
 /**
@@ -30,17 +30,7 @@ function spec(role: typeof CAPTURE_ONLY, poolMax: number): NodeSpec {
 
 /** Starts nodes side by side; if one fails to boot, the others are stopped. */
 async function startAll(bench: Bench, specs: Array<[string, NodeSpec]>): Promise<BenchNode[]> {
-  const started = await Promise.allSettled(
-    specs.map(([label, nodeSpec]) =>
-      BenchNode.start({
-        label,
-        spec: nodeSpec,
-        databaseUrl: bench.databaseUrl,
-        redisUrl: bench.redisUrl,
-        prefix: bench.prefix,
-      }),
-    ),
-  );
+  const started = await Promise.allSettled(specs.map(([label, nodeSpec]) => startNode(bench, label, nodeSpec)));
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) {
     for (const s of started) if (s.status === 'fulfilled') s.value.kill();

@@ -5,7 +5,7 @@ import { ADD_BULK_BATCH, WORKER_CONCURRENCY, now, type Bench } from '../harness.
 import { callsPerEvent, readCalls, type Calls } from '../measure/calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport } from '../measure/cpu.js';
 import { cpuSources } from '../measure/end-to-end.js';
-import { BenchNode, allHandled } from '../nodes/node-process.js';
+import { allHandled, startNode } from '../nodes/node-process.js';
 import { callRows, cpuRows } from './run-rows.js';
 import { int, type PhaseDefinition } from './phase.js';
 
@@ -35,13 +35,7 @@ export const consumeCeiling: PhaseDefinition<ConsumeCeilingResult> = {
     await emptyTables(bench.databaseUrl);
     bench.progress(`queueing ${n} jobs`);
     await preload(bench, n);
-    const node = await BenchNode.start({
-      label: 'ceiling worker',
-      spec: { kind: 'ceiling', poolMax: WORKER_CONCURRENCY + 2 },
-      databaseUrl: bench.databaseUrl,
-      redisUrl: bench.redisUrl,
-      prefix: bench.prefix,
-    });
+    const node = await startNode(bench, 'ceiling worker', { kind: 'ceiling', poolMax: WORKER_CONCURRENCY + 2 });
     try {
       bench.progress(`one pg transaction per job, concurrency ${WORKER_CONCURRENCY}`);
       await node.track(false);

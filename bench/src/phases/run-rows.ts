@@ -9,9 +9,9 @@ export function cpuRows(cpu: CpuReport, unit = 'event'): Row[] {
   return [
     { measure: `  CPU ms per ${unit} by process (share of one core)`, value: parts.join(', ') },
     {
-      measure: `  CPU ms per ${unit}, all processes; machine busy`,
+      measure: `  CPU ms per ${unit}, all processes; machine busy; everything else`,
       value:
-        `${fix(cpu.total.msPerEvent, 3)}; ${pct(cpu.machineBusy)} of all cores` +
+        `${fix(cpu.total.msPerEvent, 3)}; ${pct(cpu.machineBusy)} of all cores; others ${fix(cpu.othersCores)} cores` +
         (cpu.postgresOtherDatabasesMs > 0
           ? ` (other databases' backends: ${Math.round(cpu.postgresOtherDatabasesMs)} ms)`
           : ''),
