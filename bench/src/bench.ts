@@ -15,7 +15,7 @@ import { deleteKeys } from './redis-keys.js';
 import { formatTable, targetsOf, type Results } from './report.js';
 
 /**
- * npm run bench [-- --quick] [--profile] [--only rawBullmq,latency,...] [--out dir] [--node-args "--flag ..."]
+ * npm run bench [-- --quick] [--profile] [--only rawBullmq,latency,...] [--out dir] [--node-args="--flag ..."]
  *   [--sizes '{"backlogRows":30000}']
  *
  * Runs every phase of phases/index.ts, one after the other and each in a fresh process, against
