@@ -120,7 +120,7 @@ function stacked(
   });
   const legendY = top + rows.length * rowH + 14;
   names.forEach((name, i) => {
-    const lx = x + LABEL_W + i * 70;
+    const lx = x + LABEL_W + i * 78;
     out.push(`<rect x="${lx}" y="${legendY - 9}" width="10" height="10" fill="${colorOfPart(name)}"/>`);
     out.push(text(lx + 14, legendY, name, 'font-size="11"'));
   });
@@ -141,8 +141,8 @@ function rssLines(x: number, y: number, relay: DrainRun | undefined, handlers: D
   const w = PANEL_W - 80;
   const h = PANEL_H - 100;
   const maxMB = Math.max(250, ...drains.map((d) => d.run.peakRssMB * 1.1));
-  const maxS = Math.max(1, ...drains.map((d) => d.run.rssSamples.at(-1)?.seconds ?? 1));
-  const px = (seconds: number) => left + (seconds / maxS) * w;
+  // Each drain on its own time scale (0 – 100 % of its duration): the relay alone is several times faster.
+  const px = (share: number) => left + Math.min(1, share) * w;
   const py = (mb: number) => top + h - (mb / maxMB) * h;
   for (const mb of [0, 100, 200, 300, 400].filter((v) => v <= maxMB)) {
     out.push(
@@ -154,12 +154,14 @@ function rssLines(x: number, y: number, relay: DrainRun | undefined, handlers: D
     `<line x1="${left}" x2="${left + w}" y1="${py(200).toFixed(1)}" y2="${py(200).toFixed(1)}" stroke="${COLORS.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
   );
   drains.forEach((d, i) => {
-    const points = d.run.rssSamples.map((s) => `${px(s.seconds).toFixed(1)},${py(s.mb).toFixed(1)}`).join(' ');
+    const points = d.run.rssSamples
+      .map((s) => `${px(s.seconds / d.run.seconds).toFixed(1)},${py(s.mb).toFixed(1)}`)
+      .join(' ');
     out.push(`<polyline points="${points}" fill="none" stroke="${d.color}" stroke-width="2"/>`);
     out.push(
       text(
         left + 8,
-        top + 14 + i * 14,
+        top + h - 24 + i * 14,
         `${d.name}: peak ${int(d.run.peakRssMB)} MB, ${int(d.run.perSecond)}/s`,
         `font-size="11" fill="${d.color}"`,
       ),
@@ -169,7 +171,7 @@ function rssLines(x: number, y: number, relay: DrainRun | undefined, handlers: D
     text(
       left + w / 2,
       top + h + 16,
-      `seconds since boot (0 – ${maxS.toFixed(0)})`,
+      'share of each drain’s duration (0 – 100 %)',
       'font-size="11" text-anchor="middle"',
     ),
   );
@@ -250,7 +252,7 @@ export function renderChart(r: Results): string {
   const flushBars: Bar[] = (p.flushOverhead?.cases ?? []).map((k) => ({
     label: `${k.aggregates} agg, ${k.column}`,
     value: k.addedMs,
-    text: `+${k.addedMs.toFixed(2)} ms ×${k.ratio.toFixed(2)}`,
+    text: `${k.addedMs < 0 ? '−' : '+'}${Math.abs(k.addedMs).toFixed(2)} ms ×${k.ratio.toFixed(2)}`,
     color:
       k.column === 'jsonb' ? colorOf(t.get(k.aggregates === 1 ? 'flush.ratio.1' : 'flush.ratio.100')) : COLORS.neutral,
   }));
