@@ -15,6 +15,18 @@ export interface RssSample {
   mb: number;
 }
 
+/** Enough points for the chart; a 100k drain would otherwise keep over a thousand. */
+const RSS_POINTS = 120;
+
+/** Every k-th sample, plus the highest one, rounded: results.json stays small. */
+function thin(samples: RssSample[]): RssSample[] {
+  const step = Math.max(1, Math.ceil(samples.length / RSS_POINTS));
+  const peak = samples.reduce((top, s) => (s.mb > top.mb ? s : top), samples[0]);
+  return samples
+    .filter((s, i) => i % step === 0 || s === peak || i === samples.length - 1)
+    .map((s) => ({ seconds: Math.round(s.seconds * 100) / 100, mb: Math.round(s.mb * 10) / 10 }));
+}
+
 /** One drain of a backlog by one outbox process. */
 export interface DrainRun {
   rows: number;
@@ -25,7 +37,7 @@ export interface DrainRun {
   perSecond: number;
   /** Highest RSS of the outbox process (VmHWM: a true peak, boot included). */
   peakRssMB: number;
-  /** RSS of the outbox process every 100 ms. */
+  /** RSS of the outbox process, sampled every 100 ms and thinned to at most RSS_POINTS (the peak kept). */
   rssSamples: RssSample[];
   /**
    * Live heap (heapUsed right after a full GC) at boot and after the drain. RSS alone cannot show
@@ -101,7 +113,7 @@ export async function measureDrain(
       seconds,
       perSecond: rows / seconds,
       peakRssMB,
-      rssSamples,
+      rssSamples: thin(rssSamples),
       liveHeapAtBootMB: node.liveHeapAtBootMB,
       liveHeapAfterMB,
       liveHeapGrowthMB: liveHeapAfterMB - node.liveHeapAtBootMB,
