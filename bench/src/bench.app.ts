@@ -2,18 +2,19 @@ import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { Entity, PrimaryKey, Property, ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
-import { MikroORM, defineConfig } from '@mikro-orm/postgresql';
+import { MikroORM, defineConfig, type TransactionEventArgs } from '@mikro-orm/postgresql';
 import {
   Injectable,
   Module,
   type DynamicModule,
   type INestApplicationContext,
   type OnApplicationBootstrap,
+  type OnModuleInit,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
-import { OutboxEvent, OutboxModule, outboxEntities, type OutboxModuleOptions } from 'nest-outbox';
-import { POOL_MAX, liveHeapMB } from './harness.js';
+import { OutboxEvent, OutboxModule, currentMessage, outboxEntities, type OutboxModuleOptions } from 'nest-outbox';
+import { liveHeapMB, now } from './harness.js';
 
 /** Filler so a payload is ~250 bytes of JSON, a typical small domain event; the baseline uses the same text. */
 const NOTE = 'n'.repeat(150);
@@ -23,7 +24,7 @@ export class SomethingHappened {
   constructor(
     readonly aggregateId: string,
     readonly seq: number,
-    /** Epoch ms just before the flush that commits this event (the commit time itself cannot be inside the row). */
+    /** now() just before the flush that commits this event (the commit time itself cannot be inside the row). */
     readonly sentAt: number,
     readonly note: string = NOTE,
   ) {}
@@ -62,25 +63,50 @@ export class BenchAggregate extends AggregateRoot {
   }
 }
 
-/** What the handler reports to the running phase; each phase installs its own listener. */
-export const handled: { listener: (event: SomethingHappened, startedAt: number) => void } = {
-  listener: () => undefined,
+/**
+ * What handlers report to the bench process they run in: when each handler started (latency) and
+ * when each handler transaction committed (done). The node process installs the listeners.
+ */
+export const handled: {
+  started: (event: SomethingHappened, at: number) => void;
+  committed: (at: number) => void;
+} = {
+  started: () => undefined,
+  committed: () => undefined,
 };
 
 /**
- * The trivial handler: no database write of its own, so a message costs exactly what the library
- * adds around a handler (its transaction and inbox insert). It only notes when it started.
+ * The trivial handler: no database write of its own, so a message costs exactly what is done
+ * around a handler (its transaction and inbox insert). It only notes when it started.
  */
 @EventsHandler(SomethingHappened)
 export class RecordHandled implements IEventHandler<SomethingHappened> {
   handle(event: SomethingHappened): void {
-    handled.listener(event, performance.timeOrigin + performance.now());
+    handled.started(event, now());
+  }
+}
+
+/**
+ * Hears the commit of every handler transaction the outbox runs (the ones inside a message's
+ * context; writers' commits are not), so "handled" means committed with its inbox mark, not just
+ * started. Registered at module init, before the worker starts taking jobs.
+ */
+@Injectable()
+export class HandlerCommits implements OnModuleInit {
+  constructor(private readonly orm: MikroORM) {}
+
+  onModuleInit(): void {
+    this.orm.em.getEventManager().registerSubscriber({
+      afterTransactionCommit: ({ transaction }: TransactionEventArgs) => {
+        if (!transaction?.savepointName && currentMessage()) handled.committed(now());
+      },
+    });
   }
 }
 
 /**
  * Notes when the application finished booting (the relay starts draining at that moment) and the
- * live heap then, before any row arrived (phase e compares it with the live heap after the drain).
+ * live heap then, before any row arrived (the relay drain compares it with the live heap after it).
  */
 @Injectable()
 export class BootClock implements OnApplicationBootstrap {
@@ -88,7 +114,7 @@ export class BootClock implements OnApplicationBootstrap {
   liveHeapMB = 0;
   onApplicationBootstrap(): void {
     this.liveHeapMB = liveHeapMB();
-    this.bootedAt = performance.timeOrigin + performance.now();
+    this.bootedAt = now();
   }
 }
 
@@ -97,9 +123,10 @@ class BenchAppModule {}
 
 export interface BenchAppOptions {
   databaseUrl: string;
-  /** OutboxModule options; `false` boots plain MikroORM with the same entities (flush "off"). */
-  /** Outbox options (service `bench` unless given), or false for no outbox. */
-  outbox: Partial<OutboxModuleOptions> | false;
+  /** OutboxModule options (from outbox-options.ts); `false` boots plain MikroORM with the same entities (flush "off"). */
+  outbox: OutboxModuleOptions | false;
+  /** Connections: enough that writers, handlers and the relay never wait for one. */
+  poolMax: number;
 }
 
 /** A Nest application context like a user's service: MikroOrmModule + OutboxModule + the handler. */
@@ -109,14 +136,14 @@ export async function startBenchApp(options: BenchAppOptions): Promise<INestAppl
       clientUrl: options.databaseUrl,
       entities: [BenchAggregate, ...outboxEntities()],
       metadataProvider: ReflectMetadataProvider,
-      pool: { max: POOL_MAX },
+      pool: { max: options.poolMax },
       debug: false,
     }),
   );
   const module: DynamicModule = {
     module: BenchAppModule,
-    imports: [orm, ...(options.outbox ? [OutboxModule.forRoot({ service: 'bench', ...options.outbox })] : [])],
-    providers: [BootClock, ...(options.outbox ? [RecordHandled] : [])],
+    imports: [orm, ...(options.outbox ? [OutboxModule.forRoot(options.outbox)] : [])],
+    providers: [BootClock, ...(options.outbox ? [RecordHandled, HandlerCommits] : [])],
   };
   return NestFactory.createApplicationContext(module, { logger: ['error', 'warn'] });
 }

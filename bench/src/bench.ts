@@ -3,29 +3,31 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchDatabaseName, dropDatabase, freshBenchDatabase } from './bench-db.js';
 import { renderChart } from './chart.js';
-import { FULL, QUICK, dropDatabase, freshBenchDatabase, machine, now } from './harness.js';
-import { PHASES, runPhaseProcess, type PhaseContext, type PhaseName } from './phase.js';
-import { formatSummary, summariseProfile } from './profile-top.js';
-import { formatTable, targetsOf, type Phases, type Results } from './report.js';
+import { FULL, QUICK, loadAverage, machine, now, type BenchSizes } from './harness.js';
+import { serverPids } from './measure/servers.js';
+import { labelOf, runPhaseProcess, type PhaseContext } from './phase-process.js';
+import { PHASES } from './phases/index.js';
+import type { PhaseResults } from './phases/phase.js';
+import { formatSummary, type ProfileSummary } from './profile-top.js';
+import { deleteKeys } from './redis-keys.js';
+import { formatTable, targetsOf, type Results } from './report.js';
 
 /**
- * npm run bench [-- --quick] [--profile] [--only baseline,throughput,...] [--out dir]
+ * npm run bench [-- --quick] [--profile] [--only rawBullmq,latency,...] [--out dir] [--node-args="--flag ..."]
+ *   [--sizes '{"backlogRows":30000}']
  *
- * Runs every phase, one after the other and each in a fresh process (phase.ts), against local
- * PostgreSQL and Redis in a database made fresh for the run; prints a table, writes results.json
- * and results.svg (to bench/, or .tmp/bench-quick/ with --quick). --profile records the throughput
- * phase with the V8 CPU profiler, writes throughput.cpuprofile and prints its top self-time frames.
+ * Runs every phase of phases/index.ts, one after the other and each in a fresh process, against
+ * local PostgreSQL and Redis, in a database made fresh for the run and under a BullMQ prefix of
+ * its own; prints a table and the targets, writes results.json and results.svg (to bench/, or
+ * .tmp/bench-quick/ with --quick). --profile adds V8 CPU profiles where a phase offers them (the
+ * steady-rate run of every process, the flushes) and prints where their CPU went. --node-args
+ * starts every measured process with extra Node flags; --sizes overrides sizes (for trying a lever
+ * on one phase; ratios are then against baselines of other sizes only if those ran too).
  */
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const LABEL: Record<PhaseName, string> = {
-  baseline: 'a baseline',
-  throughput: 'b throughput',
-  latency: 'c latency',
-  flushOverhead: 'd flush overhead',
-  backlog: 'e backlog',
-};
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -34,57 +36,76 @@ async function main(): Promise<number> {
       profile: { type: 'boolean' },
       only: { type: 'string' },
       out: { type: 'string' },
+      'node-args': { type: 'string' },
+      sizes: { type: 'string' },
     },
   });
   const quick = values.quick === true;
-  const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...PHASES];
-  const unknown = only.filter((name) => !(PHASES as readonly string[]).includes(name));
-  if (unknown.length > 0) throw new Error(`Unknown phase(s) ${unknown.join(', ')}; phases are ${PHASES.join(', ')}.`);
+  const names = PHASES.map((p) => p.name);
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : names;
+  const unknown = only.filter((name) => !names.includes(name));
+  if (unknown.length > 0) throw new Error(`Unknown phase(s) ${unknown.join(', ')}; phases are ${names.join(', ')}.`);
   const outDir = resolve(ROOT, values.out ?? (quick ? '.tmp/bench-quick' : 'bench'));
   mkdirSync(outDir, { recursive: true });
 
   const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  // A quick run (the jest test) gets its own database, so it never disturbs a full run going on.
-  const database = quick ? `nest_outbox_bench_quick_${process.pid}` : 'nest_outbox_bench';
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const database = benchDatabaseName(quick);
   const m = machine();
   console.log(
-    `nest-outbox bench (${quick ? 'quick' : 'full'}) on ${m.cpu}, ${m.cores} cores, node ${m.node}; database ${database}`,
+    `nest-outbox bench (${quick ? 'quick' : 'full'}) on ${m.cpu}, ${m.cores} cores, node ${m.node}; ` +
+      `load average ${m.loadAtStart.join(' ')}; database ${database}`,
   );
+  if (!quick && m.loadAtStart[0] > m.cores / 4)
+    console.log(
+      `warning: the machine is busy (load ${m.loadAtStart[0]} on ${m.cores} cores): the figures will be noisy`,
+    );
 
+  const sizes: BenchSizes = {
+    ...(quick ? QUICK : FULL),
+    ...(values.sizes ? (JSON.parse(values.sizes) as Partial<BenchSizes>) : {}),
+  };
+  const nodeArgs = values['node-args']?.split(/\s+/).filter(Boolean) ?? [];
   const started = now();
   const startedAt = new Date().toISOString();
-  const sizes = quick ? QUICK : FULL;
   const databaseUrl = await freshBenchDatabase(adminUrl, database);
-  const runId = `bench-${process.pid}-${Date.now().toString(36)}`;
-  const profileFile = join(outDir, 'throughput.cpuprofile');
-  const phases: Phases = {};
+  const prefix = `nob-${process.pid}-${Date.now().toString(36)}`;
+  const phases: PhaseResults = {};
+  const phaseLoad: Record<string, number[]> = {};
   const errors: Record<string, string> = {};
   const warnings: string[] = [];
   try {
-    for (const name of PHASES.filter((phase) => only.includes(phase))) {
+    const servers = await serverPids(databaseUrl, redisUrl);
+    for (const name of names.filter((n) => only.includes(n))) {
       const context: PhaseContext = {
         name,
-        label: LABEL[name],
         quick,
         sizes,
         databaseUrl,
-        redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-        runId,
-        baseline: phases.baseline,
-        profileFile: values.profile && name === 'throughput' ? profileFile : undefined,
+        database,
+        redisUrl,
+        // Each phase's BullMQ keys under a prefix of their own (see redis-keys.ts).
+        prefix: `${prefix}-${name}`,
+        servers,
+        outDir,
+        profile: values.profile === true,
+        nodeArgs,
       };
       const phaseStarted = now();
+      phaseLoad[name] = loadAverage();
       try {
         const outcome = await runPhaseProcess(context);
-        (phases as Record<string, unknown>)[name] = outcome.result;
-        if (outcome.hung) warnings.push(outcome.hung);
-        console.log(`[${LABEL[name]}] done in ${((now() - phaseStarted) / 1000).toFixed(1)} s`);
+        phases[name] = outcome.result;
+        warnings.push(...outcome.warnings);
+        console.log(`[${labelOf(name)}] done in ${((now() - phaseStarted) / 1000).toFixed(1)} s`);
       } catch (error) {
         errors[name] = error instanceof Error ? error.message : String(error);
-        console.error(`[${LABEL[name]}] FAILED: ${errors[name]}`);
+        console.error(`[${labelOf(name)}] FAILED: ${errors[name]}`);
       }
     }
   } finally {
+    // Phases delete their keys when they end; this catches a phase process that died first.
+    await deleteKeys(redisUrl, `${prefix}-*`);
     if (quick) await dropDatabase(adminUrl, database);
   }
 
@@ -93,26 +114,37 @@ async function main(): Promise<number> {
     startedAt,
     seconds: (now() - started) / 1000,
     machine: m,
+    loadAtEnd: loadAverage(),
+    phaseLoad,
+    database,
     sizes,
+    nodeArgs,
+    phaseNames: names,
     phases,
     errors,
     warnings,
     targets: targetsOf(phases),
   };
-  if (values.profile && phases.throughput) {
-    results.profile = { file: profileFile, ...summariseProfile(profileFile, 10) };
-  }
   writeFileSync(join(outDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   writeFileSync(join(outDir, 'results.svg'), renderChart(results));
 
   console.log('\n' + formatTable(results));
-  if (results.profile) {
+  for (const [path, summary] of profilesIn(phases)) {
     console.log(
-      `\nCPU profile of phase b (${results.profile.file}; its figures above ran under the profiler):\n${formatSummary(results.profile)}`,
+      `\nCPU profile ${path} (${summary.file}; a run of its own, not the figures above):\n${formatSummary(summary)}`,
     );
   }
   console.log(`\nwrote ${join(outDir, 'results.json')} and results.svg in ${results.seconds.toFixed(0)} s`);
   return Object.keys(errors).length > 0 ? 1 : 0;
+}
+
+/** Every profile summary a phase left in its result, with where it sits. */
+function profilesIn(value: unknown, path = ''): Array<[string, ProfileSummary & { file: string }]> {
+  if (!value || typeof value !== 'object') return [];
+  const v = value as Record<string, unknown>;
+  if (typeof v.file === 'string' && Array.isArray(v.frames))
+    return [[path, v as unknown as ProfileSummary & { file: string }]];
+  return Object.entries(v).flatMap(([k, child]) => profilesIn(child, path ? `${path}.${k}` : k));
 }
 
 /** The process must end by itself; if something still holds it open, say what and stop. */

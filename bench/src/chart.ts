@@ -1,9 +1,19 @@
-import type { Results, Target } from './report.js';
+import type { DrainRun } from './measure/drain.js';
+import type { EndToEndRun } from './measure/end-to-end.js';
+import type { Target } from './phases/phase.js';
+import type { ConsumeCeilingResult } from './phases/consume-ceiling.js';
+import type { EndToEndResult } from './phases/end-to-end.js';
+import type { FlushOverheadResult } from './phases/flush-overhead.js';
+import type { LatencyResult } from './phases/latency.js';
+import type { NaiveDualWriteResult } from './phases/naive-dual-write.js';
+import type { RawBullmqResult } from './phases/raw-bullmq.js';
+import type { ScaleResult } from './phases/scale.js';
+import type { Results } from './report.js';
 
-/** A hand-written SVG of results.json for the README: four panels, bars coloured by their target. */
+/** A hand-written SVG of results.json for the README: six panels, bars coloured by their target. */
 
 const W = 960;
-const H = 620;
+const H = 900;
 const PANEL_W = 460;
 const PANEL_H = 270;
 const LABEL_W = 170;
@@ -12,6 +22,7 @@ const COLORS = {
   missed: '#e07b24',
   neutral: '#6b7b93',
   outbox: '#3b6fd8',
+  naive: '#9b59b6',
   target: '#c0392b',
   grid: '#e3e6ea',
   text: '#222',
@@ -71,37 +82,96 @@ function bars(x: number, y: number, title: string, items: Bar[], max: number, no
   return out.join('\n');
 }
 
-/** RSS during the backlog drain against the share of rows dispatched, with the 250 MB line. */
-function rssLine(x: number, y: number, r: Results): string {
-  const e = r.phases.backlog;
-  const out = [text(x, y + 16, 'e. RSS during backlog drain (MB)', 'font-weight="600" font-size="15"')];
-  if (!e) return out.concat(text(x, y + 60, 'n/a')).join('\n');
-  out.push(text(x, y + 34, `${int(e.rows)} rows, relay alone; dashed: 250 MB target`, 'font-size="11" fill="#666"'));
+/** One horizontal bar per row, split into segments (CPU ms per event by process). */
+function stacked(
+  x: number,
+  y: number,
+  title: string,
+  rows: Array<{ label: string; parts: Array<[string, number]> }>,
+  note: string,
+): string {
+  const palette = ['#3b6fd8', '#2e9d5b', '#e0a224', '#c0392b', '#6b7b93', '#9b59b6'];
+  const names = [...new Set(rows.flatMap((r) => r.parts.map(([name]) => name)))];
+  const colorOfPart = (name: string) => palette[names.indexOf(name) % palette.length];
+  const out = [
+    text(x, y + 16, title, 'font-weight="600" font-size="15"'),
+    text(x, y + 34, note, 'font-size="11" fill="#666"'),
+  ];
+  const top = y + 48;
+  const plotW = PANEL_W - LABEL_W - 80;
+  const rowH = Math.min(34, (PANEL_H - 90) / Math.max(1, rows.length));
+  const max =
+    Math.max(0.001, ...rows.map((r) => r.parts.reduce((sum, [, v]) => sum + (Number.isFinite(v) ? v : 0), 0))) * 1.05;
+  rows.forEach((row, i) => {
+    const cy = top + i * rowH;
+    out.push(text(x, cy + rowH / 2 + 4, row.label, 'font-size="12"'));
+    let at = x + LABEL_W;
+    let total = 0;
+    for (const [name, value] of row.parts) {
+      if (!Number.isFinite(value) || value <= 0) continue;
+      const w = (value / max) * plotW;
+      out.push(
+        `<rect x="${at.toFixed(1)}" y="${(cy + 4).toFixed(1)}" width="${w.toFixed(1)}" height="${(rowH - 8).toFixed(1)}" fill="${colorOfPart(name)}"/>`,
+      );
+      at += w;
+      total += value;
+    }
+    out.push(text(at + 6, cy + rowH / 2 + 4, `${total.toFixed(2)} ms`, 'font-size="12"'));
+  });
+  const legendY = top + rows.length * rowH + 14;
+  names.forEach((name, i) => {
+    const lx = x + LABEL_W + i * 78;
+    out.push(`<rect x="${lx}" y="${legendY - 9}" width="10" height="10" fill="${colorOfPart(name)}"/>`);
+    out.push(text(lx + 14, legendY, name, 'font-size="11"'));
+  });
+  return out.join('\n');
+}
+
+/** RSS over time during the two drains, with the 200 MB line of the handler drain's target. */
+function rssLines(x: number, y: number, relay: DrainRun | undefined, handlers: DrainRun | undefined): string {
+  const out = [text(x, y + 16, 'Backlog drains: RSS of the outbox process (MB)', 'font-weight="600" font-size="15"')];
+  const drains = [
+    { run: handlers, color: COLORS.outbox, name: 'through the handlers' },
+    { run: relay, color: COLORS.neutral, name: 'relay alone' },
+  ].filter((d): d is { run: DrainRun; color: string; name: string } => d.run !== undefined);
+  if (drains.length === 0) return out.concat(text(x, y + 60, 'n/a')).join('\n');
+  out.push(text(x, y + 34, `${int(drains[0].run.rows)} rows; dashed: 200 MB target`, 'font-size="11" fill="#666"'));
   const left = x + 50;
   const top = y + 48;
   const w = PANEL_W - 80;
-  const h = PANEL_H - 90;
-  const maxMB = Math.max(300, e.rssPeakMB * 1.1);
-  const px = (percent: number) => left + (percent / 100) * w;
+  const h = PANEL_H - 100;
+  const maxMB = Math.max(250, ...drains.map((d) => d.run.peakRssMB * 1.1));
+  // Each drain on its own time scale (0 – 100 % of its duration): the relay alone is several times faster.
+  const px = (share: number) => left + Math.min(1, share) * w;
   const py = (mb: number) => top + h - (mb / maxMB) * h;
-  for (const mb of [0, 100, 200, 300].filter((v) => v <= maxMB)) {
+  for (const mb of [0, 100, 200, 300, 400].filter((v) => v <= maxMB)) {
     out.push(
       `<line x1="${left}" x2="${left + w}" y1="${py(mb).toFixed(1)}" y2="${py(mb).toFixed(1)}" stroke="${COLORS.grid}"/>`,
     );
     out.push(text(left - 8, py(mb) + 4, String(mb), 'font-size="11" text-anchor="end"'));
   }
-  for (const percent of [0, 25, 50, 75, 100])
-    out.push(text(px(percent), top + h + 16, `${percent}%`, 'font-size="11" text-anchor="middle"'));
   out.push(
-    `<line x1="${left}" x2="${left + w}" y1="${py(250).toFixed(1)}" y2="${py(250).toFixed(1)}" stroke="${COLORS.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
+    `<line x1="${left}" x2="${left + w}" y1="${py(200).toFixed(1)}" y2="${py(200).toFixed(1)}" stroke="${COLORS.target}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
   );
-  const points = e.samples.map((s) => `${px(s.percent).toFixed(1)},${py(s.mb).toFixed(1)}`).join(' ');
-  out.push(`<polyline points="${points}" fill="none" stroke="${COLORS.outbox}" stroke-width="2"/>`);
+  drains.forEach((d, i) => {
+    const points = d.run.rssSamples
+      .map((s) => `${px(s.seconds / d.run.seconds).toFixed(1)},${py(s.mb).toFixed(1)}`)
+      .join(' ');
+    out.push(`<polyline points="${points}" fill="none" stroke="${d.color}" stroke-width="2"/>`);
+    out.push(
+      text(
+        left + 8,
+        top + h - 24 + i * 14,
+        `${d.name}: peak ${int(d.run.peakRssMB)} MB, ${int(d.run.perSecond)}/s`,
+        `font-size="11" fill="${d.color}"`,
+      ),
+    );
+  });
   out.push(
     text(
       left + w / 2,
-      top + h + 32,
-      `dispatched · peak ${int(e.rssPeakMB)} MB, live heap ${int(e.liveHeapAtBootMB)} → ${int(e.liveHeapAfterMB)} MB`,
+      top + h + 16,
+      'share of each drain’s duration (0 – 100 %)',
       'font-size="11" text-anchor="middle"',
     ),
   );
@@ -110,73 +180,89 @@ function rssLine(x: number, y: number, r: Results): string {
 
 export function renderChart(r: Results): string {
   const t = new Map(r.targets.map((target) => [target.id, target]));
-  const { baseline: a, throughput: b, latency: c, flushOverhead: d, backlog: e } = r.phases;
-  const mode = (n: number) => b?.modes.find((m) => m.eventsPerAggregate === n);
-  const flush = (n: number) => d?.cases.find((k) => k.aggregates === n);
-
+  const p = r.phases as {
+    rawBullmq?: RawBullmqResult;
+    consumeCeiling?: ConsumeCeilingResult;
+    naiveDualWrite?: NaiveDualWriteResult;
+    endToEnd?: EndToEndResult;
+    latency?: LatencyResult;
+    flushOverhead?: FlushOverheadResult;
+    relayDrain?: DrainRun;
+    handlerDrain?: DrainRun;
+    scale?: ScaleResult;
+  };
+  const rate = (label: string, value: number | undefined, color: string, target?: Target): Bar => ({
+    label,
+    value,
+    text: value === undefined ? '' : `${int(value)}/s`,
+    color: target ? colorOf(target) : color,
+  });
+  const two = p.scale?.runs.find((s) => s.outboxProcesses === 2)?.run;
   const rates: Bar[] = [
-    {
-      label: 'a BullMQ end to end',
-      value: a?.endToEndPerSecond,
-      text: a ? `${int(a.endToEndPerSecond)}/s` : '',
-      color: COLORS.neutral,
-    },
-    {
-      label: 'a addBulk only',
-      value: a?.addBulkPerSecond,
-      text: a ? `${int(a.addBulkPerSecond)}/s` : '',
-      color: COLORS.neutral,
-    },
-    {
-      label: 'b outbox, 1 event/agg',
-      value: mode(1)?.eventsPerSecond,
-      text: mode(1) ? `${int(mode(1)!.eventsPerSecond)}/s` : '',
-      color: COLORS.outbox,
-    },
-    {
-      label: 'b outbox, 10 events/agg',
-      value: mode(10)?.eventsPerSecond,
-      text: mode(10) ? `${int(mode(10)!.eventsPerSecond)}/s` : '',
-      color: COLORS.outbox,
-    },
-    {
-      label: 'e relay drain',
-      value: e?.rowsPerSecond,
-      text: e ? `${int(e.rowsPerSecond)}/s` : '',
-      color: COLORS.outbox,
-    },
+    rate('raw BullMQ', p.rawBullmq?.endToEndPerSecond, COLORS.neutral),
+    rate('naive dual write', p.naiveDualWrite?.fullRate.eventsPerSecond, COLORS.naive),
+    rate('outbox, API + outbox', p.endToEnd?.deployment.eventsPerSecond, COLORS.outbox, t.get('e2e.vs-naive')),
+    rate('outbox, one process', p.endToEnd?.single.eventsPerSecond, COLORS.outbox),
+    rate('outbox, 2 outbox procs', two?.eventsPerSecond, COLORS.outbox),
+    rate('consume ceiling', p.consumeCeiling?.jobsPerSecond, COLORS.neutral),
+    rate('drain via handlers', p.handlerDrain?.perSecond, COLORS.outbox, t.get('drain.vs-ceiling')),
   ];
   const rateMax = Math.max(1, ...rates.map((bar) => bar.value ?? 0)) * 1.05;
 
   const ms = (v: number | undefined) => (v === undefined ? '' : `${v.toFixed(1)} ms`);
+  const d = p.latency?.deployment.latency;
+  const n = p.naiveDualWrite?.steady.latency;
+  const s = p.latency?.single.latency;
   const latency: Bar[] = [
-    { label: 'p50', value: c?.p50, text: ms(c?.p50), color: colorOf(t.get('c.p50')), target: 5 },
-    { label: 'p95', value: c?.p95, text: ms(c?.p95), color: COLORS.neutral },
-    { label: 'p99', value: c?.p99, text: ms(c?.p99), color: colorOf(t.get('c.p99')), target: 20 },
-    { label: 'max', value: c?.max, text: ms(c?.max), color: COLORS.neutral },
+    { label: 'outbox p50', value: d?.p50, text: ms(d?.p50), color: COLORS.outbox },
+    { label: 'outbox p99', value: d?.p99, text: ms(d?.p99), color: colorOf(t.get('latency.p99')), target: 12 },
+    { label: 'outbox p99.9', value: d?.p999, text: ms(d?.p999), color: COLORS.outbox },
+    { label: 'one process p99', value: s?.p99, text: ms(s?.p99), color: COLORS.outbox },
+    { label: 'naive p50', value: n?.p50, text: ms(n?.p50), color: COLORS.naive },
+    { label: 'naive p99', value: n?.p99, text: ms(n?.p99), color: COLORS.naive },
+    { label: 'naive p99.9', value: n?.p999, text: ms(n?.p999), color: COLORS.naive },
   ];
-  const latencyMax = Math.max(25, (c?.p99 ?? 0) * 1.3);
+  const latencyMax = Math.max(15, ...latency.map((bar) => (bar.value ?? 0) * 1.1));
 
-  const ratio = (label: string, id: string, value: number | null | undefined, target: number): Bar => ({
-    label,
-    value,
-    text: value === null || value === undefined ? '' : value.toFixed(2),
-    color: colorOf(t.get(id)),
-    target,
-  });
-  const ratios: Bar[] = [
-    ratio('b/a, 1 event/agg (≥0.8)', 'b.ratio.1', mode(1)?.ratioToBaseline, 0.8),
-    ratio('b/a, 10 events/agg (≥0.8)', 'b.ratio.10', mode(10)?.ratioToBaseline, 0.8),
-    ratio('d on/off, 1 agg (≤1.35)', 'd.ratio.1', flush(1)?.ratio, 1.35),
-    ratio('d on/off, 100 aggs (≤1.2)', 'd.ratio.100', flush(100)?.ratio, 1.2),
-    ratio('e drain/addBulk (≥0.8)', 'e.ratio', e?.ratioToAddBulk, 0.8),
+  const cpuParts = (run: EndToEndRun | undefined): Array<[string, number]> =>
+    run
+      ? Object.entries(run.cpu.byProcess).map(([role, c]) => [role === 'worker' ? 'outbox' : role, c.msPerEvent])
+      : [];
+  const cpu = [
+    { label: `outbox, ${p.latency?.rate ?? 200}/s`, parts: cpuParts(p.latency?.deployment) },
+    { label: `naive, ${p.latency?.rate ?? 200}/s`, parts: cpuParts(p.naiveDualWrite?.steady) },
+    { label: 'outbox, full speed', parts: cpuParts(p.endToEnd?.deployment) },
+    { label: 'naive, full speed', parts: cpuParts(p.naiveDualWrite?.fullRate) },
   ];
-  const ratioMax = Math.max(1.5, ...ratios.map((bar) => (bar.value ?? 0) * 1.05));
+
+  const ratio = (label: string, id: string, target: number): Bar => {
+    const value = t.get(id)?.value ?? undefined;
+    return { label, value, text: value === undefined ? '' : value.toFixed(2), color: colorOf(t.get(id)), target };
+  };
+  const ratios: Bar[] = [
+    ratio('outbox / naive (≥1)', 'e2e.vs-naive', 1),
+    ratio('drain / ceiling (≥0.8)', 'drain.vs-ceiling', 0.8),
+    ratio('relay / addBulk (≥0.8)', 'relay.vs-addbulk', 0.8),
+    ratio('flush ×, 1 agg (≤1.3)', 'flush.ratio.1', 1.3),
+    ratio('flush ×, 100 aggs (≤1.5)', 'flush.ratio.100', 1.5),
+    ratio('outbox core share (≤0.2)', 'latency.outbox-cpu', 0.2),
+  ];
+  const ratioMax = Math.max(1.6, ...ratios.map((bar) => (bar.value ?? 0) * 1.05));
+
+  const flushBars: Bar[] = (p.flushOverhead?.cases ?? []).map((k) => ({
+    label: `${k.aggregates} agg, ${k.column}`,
+    value: k.addedMs,
+    text: `${k.addedMs < 0 ? '−' : '+'}${Math.abs(k.addedMs).toFixed(2)} ms ×${k.ratio.toFixed(2)}`,
+    color:
+      k.column === 'jsonb' ? colorOf(t.get(k.aggregates === 1 ? 'flush.ratio.1' : 'flush.ratio.100')) : COLORS.neutral,
+  }));
+  const flushMax = Math.max(0.3, ...flushBars.map((bar) => (bar.value ?? 0) * 1.05));
 
   const m = r.machine;
   const x2 = 20 + PANEL_W + 20;
   const y1 = 56;
-  const y2 = y1 + PANEL_H + 24;
+  const y2 = y1 + PANEL_H + 10;
+  const y3 = y2 + PANEL_H + 10;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" fill="${COLORS.text}">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
@@ -184,27 +270,36 @@ export function renderChart(r: Results): string {
     text(
       20,
       46,
-      `${m.cpu}, ${m.cores} cores · node ${m.node} · ${r.startedAt.slice(0, 10)} · load ${m.loadAtStart} at start · green: target met, orange: not met, dashed red: target`,
+      `${m.cpu}, ${m.cores} cores · node ${m.node} · ${r.startedAt.slice(0, 10)} · load ${m.loadAtStart[0]} at start · green: target met, orange: not met, dashed red: target`,
       'font-size="12" fill="#555"',
     ),
     bars(
       20,
       y1,
-      'Throughput (per second)',
+      'Events per second',
       rates,
       rateMax,
-      b ? `b: ${b.modes[0]?.writers} writers, handler writes only its inbox row` : '',
+      `${r.sizes.writers} writers, one event per transaction; drains: ${int(r.sizes.backlogRows)} rows`,
     ),
     bars(
       x2,
       y1,
-      'c. Latency commit → handler start',
+      `Commit → handler start at ${p.latency?.rate ?? 200}/s`,
       latency,
       latencyMax,
-      c ? `${c.rate} events/s for ${c.seconds} s` : '',
+      'open loop; outbox: API process + outbox process',
     ),
-    bars(20, y2, 'Ratios against targets', ratios, ratioMax),
-    rssLine(x2, y2, r),
+    stacked(20, y2, 'CPU ms per event, by process', cpu, 'node API / outbox (or worker) / postgres / redis'),
+    bars(x2, y2, 'Targets (ratios within this run)', ratios, ratioMax),
+    bars(
+      20,
+      y3,
+      'Time a flush adds (capture on − off)',
+      flushBars,
+      flushMax,
+      'payload + headers column: jsonb (library) or a lever',
+    ),
+    rssLines(x2, y3, p.relayDrain, p.handlerDrain),
     '</svg>',
     '',
   ].join('\n');

@@ -1,10 +1,21 @@
+import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { INestApplicationContext } from '@nestjs/common';
+import { withConnection } from '../../../test/support/database.js';
 import { BenchAggregate, startBenchApp, ormOf } from '../bench.app.js';
-import { emptyTables, median, now, obliterateQueue, type Bench } from '../harness.js';
+import { now, type Bench } from '../harness.js';
+import { median } from '../measure/stats.js';
+import { CAPTURE_ONLY, benchOutboxOptions } from '../outbox-options.js';
+import { summariseProfile, type ProfileSummary } from '../profile-top.js';
+import { profiled } from '../profile.js';
+import { fix, ms, resultOf, type PhaseDefinition, type Row, type TargetDefinition } from './phase.js';
+
+/** Column type of the outbox's payload and headers: the library's schema (jsonb), or a lever to compare. */
+export type PayloadColumn = 'jsonb' | 'json' | 'text';
 
 export interface FlushCase {
   aggregates: number;
+  column: PayloadColumn;
   /** Flushes timed per side. */
   flushes: number;
   /** Median ms of one unit of work (persist + flush + commit). */
@@ -12,58 +23,149 @@ export interface FlushCase {
   onMs: number;
   /** onMs / offMs. */
   ratio: number;
+  /** onMs - offMs: what capture adds to the request. */
+  addedMs: number;
+  /** CPU of this (node) process per flush, ms, without and with capture. */
+  offCpuMs: number;
+  onCpuMs: number;
 }
 
 export interface FlushOverheadResult {
   cases: FlushCase[];
+  /** `--profile`: the "on" and "off" sides of each case under the V8 profiler, per flush. */
+  profiles?: Record<string, ProfileSummary & { file: string }>;
 }
 
 const ROUNDS = 5;
+/** The library's own schema first: the targets read it. The others are levers (issue 10, item 6). */
+const COLUMNS: PayloadColumn[] = ['jsonb', 'json', 'text'];
 
 /**
- * d. The price of capture alone. "off" is plain MikroORM with the same entities (the aggregate's
- * events stay in memory and are cleared after the flush); "on" adds OutboxModule with relay and
- * worker disabled, so its flush also writes one outbox row per event. Both apps run side by side
- * and the sides alternate in rounds, so background noise (other processes on this machine) falls
- * on both; medians drop the outliers it causes.
+ * The price of capture alone, as the user's request sees it. "off" is plain MikroORM with the same
+ * entities (the aggregate's events stay in memory and are cleared after the flush); "on" adds
+ * OutboxModule with relay and worker off, so its flush also writes one outbox row per event. Both
+ * apps run side by side and the sides alternate in rounds, so background noise falls on both;
+ * medians drop the outliers it causes. Then the same with payload and headers stored as json and
+ * as text instead of jsonb (the relay reads them as text either way): a lever, measured.
  */
-export async function flushOverheadPhase(bench: Bench): Promise<FlushOverheadResult> {
-  await emptyTables(bench.databaseUrl);
-  const queueName = `${bench.runId}-flush`;
-  let off: INestApplicationContext | undefined;
-  let on: INestApplicationContext | undefined;
-  try {
-    off = await startBenchApp({ databaseUrl: bench.databaseUrl, outbox: false });
-    on = await startBenchApp({
-      databaseUrl: bench.databaseUrl,
-      outbox: { redis: bench.redisUrl, prefix: queueName, relay: { enabled: false }, worker: { enabled: false } },
-    });
-    const sides = { off: ormOf(off), on: ormOf(on) };
-    const cases: FlushCase[] = [];
-    for (const [aggregates, flushes] of [
-      [1, bench.sizes.flushSingle],
-      [100, bench.sizes.flushHundred],
-    ] as const) {
-      bench.progress(`${aggregates} aggregate(s) + ${aggregates} event(s) per flush, ${flushes} flushes per side`);
-      // Warm-up per side: JIT, pool connections, prepared metadata.
-      for (const orm of [sides.off, sides.on])
-        await time(orm, aggregates, Math.max(5, Math.ceil(flushes / 10)), orm === sides.off);
-      const times = { off: [] as number[], on: [] as number[] };
-      const perRound = Math.ceil(flushes / ROUNDS);
-      for (let round = 0; round < ROUNDS; round++) {
-        const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
-        for (const side of order) times[side].push(...(await time(sides[side], aggregates, perRound, side === 'off')));
+export const flushOverhead: PhaseDefinition<FlushOverheadResult> = {
+  name: 'flushOverhead',
+  title: 'flush overhead (capture on / off)',
+  async run(bench) {
+    let off: INestApplicationContext | undefined;
+    let on: INestApplicationContext | undefined;
+    try {
+      off = await startBenchApp({ databaseUrl: bench.databaseUrl, outbox: false, poolMax: 4 });
+      on = await startBenchApp({
+        databaseUrl: bench.databaseUrl,
+        outbox: benchOutboxOptions(bench, CAPTURE_ONLY),
+        poolMax: 4,
+      });
+      const sides = { off: ormOf(off), on: ormOf(on) };
+      const cases: FlushCase[] = [];
+      for (const column of COLUMNS) {
+        await setPayloadColumn(bench.databaseUrl, column);
+        for (const [aggregates, flushes] of [
+          [1, bench.sizes.flushSingle],
+          [100, bench.sizes.flushHundred],
+        ] as const) {
+          bench.progress(
+            `payload ${column}: ${aggregates} aggregate(s) + event(s) per flush, ${flushes} flushes per side`,
+          );
+          cases.push(await measureCase(sides, aggregates, flushes, column));
+        }
       }
-      const offMs = median(times.off);
-      const onMs = median(times.on);
-      cases.push({ aggregates, flushes: times.on.length, offMs, onMs, ratio: onMs / offMs });
+      const result: FlushOverheadResult = { cases };
+      if (bench.profile) result.profiles = await profileSides(bench, sides);
+      return result;
+    } finally {
+      await setPayloadColumn(bench.databaseUrl, 'jsonb');
+      await on?.close();
+      await off?.close();
     }
-    return { cases };
-  } finally {
-    await on?.close();
-    await off?.close();
-    await obliterateQueue(bench.redisUrl, 'bench', queueName);
+  },
+  rows(r) {
+    const rows: Row[] = [];
+    for (const k of r.cases) {
+      const library = k.column === 'jsonb';
+      rows.push({
+        measure: `${k.aggregates} aggregate(s) + ${k.aggregates} event(s), payload ${k.column}${library ? '' : ' (lever)'}, median of ${k.flushes}`,
+        value: `off ${ms(k.offMs, 2)}, on ${ms(k.onMs, 2)}: +${ms(k.addedMs, 2)}, ×${fix(k.ratio)}`,
+        target: library ? (k.aggregates === 1 ? 'flush.ratio.1' : 'flush.ratio.100') : undefined,
+      });
+      if (library && k.aggregates === 1)
+        rows.push({ measure: '  added per flush', value: ms(k.addedMs, 3), target: 'flush.added.1' });
+      rows.push({ measure: '  node CPU per flush, off / on', value: `${ms(k.offCpuMs, 3)} / ${ms(k.onCpuMs, 3)}` });
+    }
+    return rows;
+  },
+  targets: [
+    flushTarget('flush.added.1', 'time a flush with one aggregate + one event adds (ms)', 0.2, (k) => k.addedMs, 1),
+    flushTarget('flush.ratio.1', 'flush on / off, 1 aggregate + 1 event', 1.3, (k) => k.ratio, 1),
+    flushTarget('flush.ratio.100', 'flush on / off, 100 aggregates + 100 events', 1.5, (k) => k.ratio, 100),
+  ],
+};
+
+function flushTarget(
+  id: string,
+  label: string,
+  goal: number,
+  figure: (k: FlushCase) => number,
+  aggregates: number,
+): TargetDefinition {
+  return {
+    id,
+    label,
+    goal: { op: '≤', value: goal },
+    evaluate(all) {
+      const k = resultOf<FlushOverheadResult>(all, 'flushOverhead')?.cases.find(
+        (c) => c.aggregates === aggregates && c.column === 'jsonb',
+      );
+      if (!k) return { value: null, detail: 'n/a' };
+      return {
+        value: figure(k),
+        detail: `on ${ms(k.onMs, 2)} / off ${ms(k.offMs, 2)} = ×${fix(k.ratio)}, +${ms(k.addedMs, 3)}`,
+      };
+    },
+  };
+}
+
+type Sides = { off: MikroORM; on: MikroORM };
+
+async function measureCase(
+  sides: Sides,
+  aggregates: number,
+  flushes: number,
+  column: PayloadColumn,
+): Promise<FlushCase> {
+  // Warm-up per side: JIT, pool connections, prepared metadata.
+  for (const side of ['off', 'on'] as const)
+    await time(sides[side], aggregates, Math.max(5, Math.ceil(flushes / 10)), side === 'off');
+  const times = { off: [] as number[], on: [] as number[] };
+  const cpuMs = { off: 0, on: 0 };
+  const perRound = Math.ceil(flushes / ROUNDS);
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+    for (const side of order) {
+      const cpu = process.cpuUsage();
+      times[side].push(...(await time(sides[side], aggregates, perRound, side === 'off')));
+      const used = process.cpuUsage(cpu);
+      cpuMs[side] += (used.user + used.system) / 1000;
+    }
   }
+  const offMs = median(times.off);
+  const onMs = median(times.on);
+  return {
+    aggregates,
+    column,
+    flushes: times.on.length,
+    offMs,
+    onMs,
+    ratio: onMs / offMs,
+    addedMs: onMs - offMs,
+    offCpuMs: cpuMs.off / times.off.length,
+    onCpuMs: cpuMs.on / times.on.length,
+  };
 }
 
 /** Times `count` units of work on `orm`: create `aggregates` aggregates with one event each, persist, flush. */
@@ -71,13 +173,40 @@ async function time(orm: MikroORM, aggregates: number, count: number, clearEvent
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
     const em = orm.em.fork();
-    const batch = Array.from({ length: aggregates }, (_, n) => BenchAggregate.create(n, 1, Date.now()));
+    const batch = Array.from({ length: aggregates }, (_, n) => BenchAggregate.create(n, 1, now()));
     const started = now();
     em.persist(batch);
     await em.flush();
     // Without the outbox nobody takes the events: drop them as the library does after its flush.
     if (clearEvents) for (const aggregate of batch) aggregate.uncommit();
     out.push(now() - started);
+  }
+  return out;
+}
+
+/** Stores payload and headers as `column`; the table is emptied first, so every block starts alike. */
+async function setPayloadColumn(url: string, column: PayloadColumn): Promise<void> {
+  await withConnection(url, async (execute) => {
+    await execute('truncate outbox_message, bench_aggregate');
+    await execute(
+      `alter table outbox_message alter column payload type ${column} using payload::${column},
+       alter column headers type ${column} using headers::${column}`,
+    );
+  });
+}
+
+/** Profiles each side of both cases (library schema), so capture's share of a flush can be read per package. */
+async function profileSides(bench: Bench, sides: Sides): Promise<Record<string, ProfileSummary & { file: string }>> {
+  const out: Record<string, ProfileSummary & { file: string }> = {};
+  for (const [aggregates, flushes] of [
+    [1, bench.sizes.flushSingle],
+    [100, bench.sizes.flushHundred],
+  ] as const) {
+    for (const side of ['off', 'on'] as const) {
+      const file = join(bench.outDir, `flush-${aggregates}-${side}.cpuprofile`);
+      await profiled(file, () => time(sides[side], aggregates, flushes, side === 'off'), 250);
+      out[`${aggregates}-${side}`] = { file, ...summariseProfile(file, 15, flushes) };
+    }
   }
   return out;
 }

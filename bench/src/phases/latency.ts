@@ -1,126 +1,101 @@
-import { OutboxMonitor } from 'nest-outbox';
-import { BenchAggregate, handled, startBenchApp, ormOf } from '../bench.app.js';
-import {
-  WORKER_CONCURRENCY,
-  emptyTables,
-  now,
-  obliterateQueue,
-  quantile,
-  signal,
-  sleep,
-  ticker,
-  waitUntil,
-  within,
-  type Bench,
-} from '../harness.js';
+import { emptyTables } from '../bench-db.js';
+import type { Bench } from '../harness.js';
+import { measureEndToEnd, warmUp, type EndToEndRun } from '../measure/end-to-end.js';
+import { deployment, singleProcess, splitDeployment, withTopology, type Topology } from '../nodes/topology.js';
+import type { NaiveDualWriteResult } from './naive-dual-write.js';
+import { fix, ms, pct, resultOf, type PhaseDefinition, type Row } from './phase.js';
+import { runRows } from './run-rows.js';
 
 export interface LatencyResult {
   rate: number;
   seconds: number;
-  events: number;
-  /** Rate the writers actually committed at (shows the load was the one asked for). */
-  achievedRate: number;
-  /** Commit → handler start, ms. */
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  /** Flush (begin + inserts + commit) duration, ms, for context. */
-  flushP50: number;
+  /** API process + outbox process: the figures the targets read. */
+  deployment: EndToEndRun;
+  /** Relay and worker in processes of their own: what each costs per event, apart. */
+  split: EndToEndRun;
+  /** Everything in one process (the shape of the issue's 72–81 % of a core). */
+  single: EndToEndRun;
+  /** `--profile`: a further deployment run under the V8 profiler (its own figures are not the ones above). */
+  profiled?: EndToEndRun;
 }
 
 /**
- * c. A steady stream of single-event commits; for each, the time from the commit returning to the
- * handler starting. The payload carries `sentAt` (taken before the flush, since a row cannot hold
- * its own commit time); the commit time is taken when flush() resolves, in this same process, and
- * matched to the handler's start by aggregate id — so the figure excludes the flush itself.
+ * A steady 200 events/s, open loop (commits start on schedule whatever earlier ones do), one
+ * event per transaction: commit → handler start, and what each process spends per event at a
+ * rate far below its capacity — where fixed per-wake-up and per-batch costs show.
  */
-export async function latencyPhase(bench: Bench): Promise<LatencyResult> {
-  await emptyTables(bench.databaseUrl);
-  const queueName = `${bench.runId}-latency`;
-  const app = await startBenchApp({
-    databaseUrl: bench.databaseUrl,
-    outbox: { redis: bench.redisUrl, prefix: queueName, worker: { concurrency: WORKER_CONCURRENCY } },
-  });
-  const { latencyRate: rate, latencySeconds: seconds } = bench.sizes;
-  const total = rate * seconds;
-  try {
-    const orm = ormOf(app);
-    const monitor = app.get(OutboxMonitor);
-    const committedAt = new Map<string, number>();
-    const flushMs: number[] = [];
-    const startedAt = new Map<string, number>();
-    const write = async (n: number) => {
-      const em = orm.em.fork();
-      const sentAt = now();
-      const aggregate = BenchAggregate.create(n, 1, sentAt);
-      em.persist(aggregate);
-      await em.flush();
-      const at = now();
-      committedAt.set(aggregate.id, at);
-      flushMs.push(at - sentAt);
+export const latency: PhaseDefinition<LatencyResult> = {
+  name: 'latency',
+  title: 'outbox at a steady rate',
+  async run(bench) {
+    const { latencyRate: rate, latencySeconds: seconds } = bench.sizes;
+    const result: LatencyResult = {
+      rate,
+      seconds,
+      deployment: await steady(bench, deployment(bench)),
+      split: await steady(bench, splitDeployment(bench)),
+      single: await steady(bench, singleProcess(bench)),
     };
-
-    // Warm-up (not recorded): connections opened, code paths compiled.
-    const warm = signal();
-    let warmed = 0;
-    handled.listener = () => void (++warmed === 50 && warm.resolve());
-    for (let i = 0; i < 50; i++) await write(i);
-    await within(warm.promise, 30_000, 'the warm-up events');
-    await waitUntil('the outbox to settle', () => monitor.isSettled(), 30_000, 20);
-    committedAt.clear();
-    flushMs.length = 0;
-
-    const all = signal();
-    handled.listener = (event, at) => {
-      startedAt.set(event.aggregateId, at);
-      if (startedAt.size === total) all.resolve();
-    };
-    bench.progress(`${rate} events/s for ${seconds} s (one event per transaction)`);
-    const stop = ticker(5000, () =>
-      bench.progress(`  committed ${committedAt.size}/${total}, handled ${startedAt.size}/${total}`),
-    );
-    const inflight = new Set<Promise<void>>();
-    const errors: unknown[] = [];
-    const started = now();
-    let sent = 0;
-    try {
-      // Open loop: commits are started on schedule whether or not earlier ones have finished.
-      while (sent < total) {
-        const due = Math.min(total, Math.floor(((now() - started) / 1000) * rate) + 1);
-        while (sent < due) {
-          const p: Promise<void> = write(sent++)
-            .catch((error: unknown) => void errors.push(error))
-            .finally(() => inflight.delete(p));
-          inflight.add(p);
-        }
-        await sleep(1);
-      }
-      await Promise.all(inflight);
-      const lastCommit = Math.max(...committedAt.values());
-      if (errors.length > 0) throw new Error(`${errors.length} latency writes failed; first: ${String(errors[0])}`);
-      await within(all.promise, 120_000, `${total} handler runs`);
-      const latencies = [...startedAt].map(([id, at]) => at - committedAt.get(id)!).sort((a, b) => a - b);
-      return {
-        rate,
-        seconds,
-        events: total,
-        achievedRate: total / ((lastCommit - started) / 1000),
-        p50: quantile(latencies, 0.5),
-        p95: quantile(latencies, 0.95),
-        p99: quantile(latencies, 0.99),
-        max: latencies[latencies.length - 1],
-        flushP50: quantile(
-          [...flushMs].sort((a, b) => a - b),
-          0.5,
-        ),
-      };
-    } finally {
-      stop();
+    if (bench.profile) {
+      bench.progress('profiled run (V8 CPU profiler in every process)');
+      result.profiled = await steady(bench, deployment(bench), 'latency');
     }
-  } finally {
-    handled.listener = () => undefined;
-    await app.close();
-    await obliterateQueue(bench.redisUrl, 'bench', queueName);
-  }
+    return result;
+  },
+  rows(r) {
+    const rows: Row[] = runRows(r.deployment, { p99: 'latency.p99' });
+    rows.push({
+      measure: '  outbox process, share of one core',
+      value: pct(r.deployment.cpu.byProcess.outbox?.core ?? NaN),
+      target: 'latency.outbox-cpu',
+    });
+    return [...rows, ...runRows(r.split), ...runRows(r.single)];
+  },
+  targets: [
+    {
+      id: 'latency.p99',
+      label: 'p99 commit → handler start at the steady rate (ms), deployment shape',
+      goal: { op: '≤', value: 12 },
+      evaluate(all) {
+        const r = resultOf<LatencyResult>(all, 'latency');
+        const l = r?.deployment.latency;
+        const naive = resultOf<NaiveDualWriteResult>(all, 'naiveDualWrite')?.steady.latency;
+        if (!l) return { value: null, detail: 'n/a' };
+        return {
+          value: l.p99,
+          detail:
+            `p99 ${ms(l.p99)} (p50 ${ms(l.p50)}, p99.9 ${ms(l.p999)})` +
+            (naive ? `; naive dual write p99 ${ms(naive.p99)}` : ''),
+        };
+      },
+    },
+    {
+      id: 'latency.outbox-cpu',
+      label: 'outbox process CPU at the steady rate (share of one core)',
+      goal: { op: '≤', value: 0.2 },
+      evaluate(all) {
+        const outbox = resultOf<LatencyResult>(all, 'latency')?.deployment.cpu.byProcess.outbox;
+        if (!outbox) return { value: null, detail: 'n/a' };
+        return {
+          value: outbox.core,
+          detail: `${pct(outbox.core)} of a core, ${fix(outbox.msPerEvent, 3)} ms per event`,
+        };
+      },
+    },
+  ],
+};
+
+async function steady(bench: Bench, start: Promise<Topology>, profile?: string): Promise<EndToEndRun> {
+  await emptyTables(bench.databaseUrl);
+  const { latencyRate: rate, latencySeconds: seconds } = bench.sizes;
+  return withTopology(start, async (topology) => {
+    await warmUp(bench, topology);
+    bench.progress(`${topology.name}: ${rate} events/s for ${seconds} s`);
+    return measureEndToEnd(
+      bench,
+      topology,
+      { shape: 'open', rate, events: rate * seconds },
+      { record: true, relay: true, ...(profile ? { profile } : {}) },
+    );
+  });
 }

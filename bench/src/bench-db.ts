@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { outboxSchemaSql } from 'nest-outbox';
+import { databaseUrl, withConnection } from '../../test/support/database.js';
+
+/**
+ * The run's database: made fresh for each run, with the outbox tables and the bench's aggregate
+ * table. Its name carries TEST_DB_PREFIX and a hash of this checkout's path (and a quick run's pid),
+ * so two checkouts — or a quick run inside `npm test` during a full run — never share one.
+ */
+export function benchDatabaseName(quick: boolean): string {
+  const prefix = (process.env.TEST_DB_PREFIX ?? 'nest_outbox').toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const checkout = createHash('sha1')
+    .update(fileURLToPath(new URL('../../../', import.meta.url)))
+    .digest('hex')
+    .slice(0, 6);
+  return quick ? `${prefix}_bench_quick_${process.pid}` : `${prefix}_bench_${checkout}`;
+}
+
+/** Drops and recreates database `name`, then creates the outbox tables and the bench's one table. */
+export async function freshBenchDatabase(adminUrl: string, name: string): Promise<string> {
+  await withConnection(adminUrl, async (execute) => {
+    await execute(`drop database if exists "${name}" with (force)`);
+    await execute(`create database "${name}"`);
+  });
+  const url = databaseUrl(name, adminUrl);
+  await withConnection(url, async (execute) => {
+    for (const statement of outboxSchemaSql()) await execute(statement);
+    await execute(`create table bench_aggregate ("id" uuid primary key, "customer_id" text not null,
+      "total_cents" int not null, "status" text not null, "placed_at" timestamptz not null)`);
+  });
+  return url;
+}
+
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await withConnection(adminUrl, (execute) => execute(`drop database if exists "${name}" with (force)`));
+}
+
+/** Every measurement starts from empty tables, so none measures rows another one left behind. */
+export async function emptyTables(url: string): Promise<void> {
+  await withConnection(url, (execute) => execute('truncate outbox_message, inbox_message, bench_aggregate'));
+}
+
+/**
+ * Rows per distinct `dispatched_at` among rows written since `since`: every relay statement that
+ * marks rows stamps its whole batch with one now(), so this is the mean batch the relay moved.
+ */
+export async function relayBatches(url: string, since: Date): Promise<{ batches: number; rows: number }> {
+  return withConnection(url, async (execute) => {
+    const [row] = await execute(
+      `select count(distinct dispatched_at)::int as batches, count(*)::int as rows
+       from outbox_message where occurred_at >= ? and dispatched_at is not null`,
+      [since],
+    );
+    return { batches: row.batches, rows: row.rows };
+  });
+}

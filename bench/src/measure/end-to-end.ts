@@ -1,0 +1,155 @@
+import { join } from 'node:path';
+import { relayBatches } from '../bench-db.js';
+import { now, ticker, type Bench } from '../harness.js';
+import { allHandled } from '../nodes/node-process.js';
+import type { Load } from '../nodes/protocol.js';
+import type { Topology } from '../nodes/topology.js';
+import { summariseProfile, type ProfileSummary } from '../profile-top.js';
+import { callsPerEvent, readCalls, type Calls } from './calls.js';
+import { cpuBetween, cpuSnapshot, type CpuReport, type CpuSources } from './cpu.js';
+import { RedisCommandCounter, type RedisCommands } from './redis-commands.js';
+import { distribution, type Distribution } from './stats.js';
+
+/** One measured window: a load written by the topology's writer until every handler committed. */
+export interface EndToEndRun {
+  topology: string;
+  load: Load;
+  events: number;
+  /** First commit → last handler transaction committed. */
+  seconds: number;
+  eventsPerSecond: number;
+  /** How fast the writers committed. */
+  committedPerSecond: number;
+  /** Commit returned (writer) → handler started (consumer), ms; recorded runs only. */
+  latency?: Distribution;
+  /** Writers' flush (begin + inserts + commit), ms. */
+  flush: Distribution;
+  /** Open loop: lateness of each commit's start against its schedule, ms. */
+  startLag?: Distribution;
+  cpu: CpuReport;
+  /** Per event, by role: statements sent to PostgreSQL and commands to Redis (each process's own count). */
+  calls: Calls;
+  /** Redis commands per event as the server counted them: every client of the server, so noisy on a shared one. */
+  redis: RedisCommands;
+  /** Outbox topologies: relay statements that marked rows, and rows per statement. */
+  relay?: { batches: number; rowsPerBatch: number };
+  /** Handled per consumer process (shows how the work spread over several). */
+  handledBy: Record<string, number>;
+  /** `--profile`: per role, where its CPU went during this window. */
+  profiles?: Record<string, ProfileSummary & { file: string }>;
+}
+
+export interface RunOptions {
+  /** Keep commit and handler-start times to compute latency (memory per event, so not for big runs). */
+  record: boolean;
+  /** Count the relay's batches (outbox topologies). */
+  relay: boolean;
+  /** Record a V8 CPU profile of every process of the topology, named `<profile>-<role>.cpuprofile`. */
+  profile?: string;
+}
+
+export function cpuSources(bench: Bench, roles: Record<string, Array<{ pid: number }>>): CpuSources {
+  return {
+    node: Object.fromEntries(Object.entries(roles).map(([role, nodes]) => [role, nodes.map((n) => n.pid)])),
+    postmasterPid: bench.servers.postmasterPid,
+    database: bench.database,
+    redisPid: bench.servers.redisPid,
+  };
+}
+
+/** Writes `load` and waits for every handler; CPU, Redis commands and (optionally) profiles cover exactly that window. */
+export async function measureEndToEnd(
+  bench: Bench,
+  topology: Topology,
+  load: Load,
+  options: RunOptions,
+): Promise<EndToEndRun> {
+  const { writer, consumers } = topology;
+  await Promise.all(consumers.map((node) => node.track(options.record)));
+  const since = new Date();
+  const sources = cpuSources(bench, topology.roles);
+  const redis = new RedisCommandCounter(bench.redisUrl);
+  const profiled = options.profile
+    ? Object.entries(topology.roles).flatMap(([role, nodes]) =>
+        nodes.map((node, i) => ({ role: nodes.length > 1 ? `${role}-${i + 1}` : role, node })),
+      )
+    : [];
+  let handled = 0;
+  const stop = ticker(5000, () => bench.progress(`  ${topology.name}: handled ${handled}/${load.events}`));
+  try {
+    const redisStart = await redis.read();
+    const callsStart = await readCalls(topology.roles);
+    await Promise.all(profiled.map(({ node }) => node.call('profileStart', { samplingIntervalUs: 500 })));
+    const cpuStart = cpuSnapshot(sources);
+    const written = writer.call('write', { load, record: options.record });
+    written.catch(() => undefined); // awaited below; a failed write must not go unhandled meanwhile
+    const lastAt = await allHandled(consumers, load.events, 600_000, (count) => (handled = count));
+    const report = await written;
+    const cpuEnd = cpuSnapshot(sources);
+    const redisEnd = await redis.read();
+    const callsEnd = await readCalls(topology.roles);
+    const profiles: EndToEndRun['profiles'] = {};
+    for (const { role, node } of profiled) {
+      const file = join(bench.outDir, `${options.profile}-${role}.cpuprofile`);
+      await node.call('profileStop', { file });
+      profiles[role] = { file, ...summariseProfile(file, 15, load.events) };
+    }
+
+    let latency: Distribution | undefined;
+    if (options.record) {
+      const committedAt = new Map(report.commits);
+      const latencies: number[] = [];
+      for (const node of consumers) {
+        const { starts = [] } = await node.call('handled', { starts: true });
+        for (const [id, at] of starts) {
+          const commit = committedAt.get(id);
+          if (commit !== undefined) latencies.push(at - commit);
+        }
+      }
+      if (latencies.length !== load.events)
+        throw new Error(`Matched ${latencies.length} handler starts to ${load.events} commits`);
+      latency = distribution(latencies);
+    }
+    const seconds = (lastAt - report.firstCommitAt) / 1000;
+    const batches = options.relay ? await relayBatches(bench.databaseUrl, since) : undefined;
+    return {
+      topology: topology.name,
+      load,
+      events: load.events,
+      seconds,
+      eventsPerSecond: load.events / seconds,
+      committedPerSecond: load.events / Math.max(0.001, (report.lastCommitAt - report.firstCommitAt) / 1000),
+      ...(latency ? { latency } : {}),
+      flush: report.flush,
+      ...(report.startLag ? { startLag: report.startLag } : {}),
+      cpu: cpuBetween(cpuStart, cpuEnd, sources, load.events),
+      calls: callsPerEvent(callsStart, callsEnd, load.events),
+      redis: RedisCommandCounter.between(redisStart, redisEnd, load.events),
+      ...(batches
+        ? { relay: { batches: batches.batches, rowsPerBatch: batches.rows / Math.max(1, batches.batches) } }
+        : {}),
+      handledBy: Object.fromEntries(consumers.map((node) => [node.label, node.handled.count])),
+      ...(profiled.length > 0 ? { profiles } : {}),
+    };
+  } finally {
+    stop();
+    redis.close();
+  }
+}
+
+/**
+ * Writes and handles `events` events, unmeasured: pools open their connections, the JIT compiles
+ * the hot paths, BullMQ's scripts are loaded — none of that is part of the steady state measured next.
+ */
+export async function warmUp(bench: Bench, topology: Topology): Promise<void> {
+  const events = bench.sizes.warmupEvents;
+  if (events === 0) return;
+  await Promise.all(topology.consumers.map((node) => node.track(false)));
+  const started = now();
+  await topology.writer.call('write', {
+    load: { shape: 'closed', writers: bench.sizes.writers, events },
+    record: false,
+  });
+  await allHandled(topology.consumers, events, 120_000);
+  bench.progress(`  ${topology.name}: warmed up with ${events} events in ${((now() - started) / 1000).toFixed(1)} s`);
+}

@@ -1,0 +1,47 @@
+import type { OutboxModuleOptions } from 'nest-outbox';
+import { WORKER_CONCURRENCY } from './harness.js';
+
+/**
+ * The one place the bench builds OutboxModule options. Every process and phase gets its options
+ * here, so a change of the library's options (say, `queueName` becoming `service`) is made once.
+ */
+
+/** What one process of the bench runs besides capture. */
+export interface OutboxRole {
+  relay: boolean;
+  worker: boolean;
+}
+
+/** API process (and flush overhead's "on" side): capture only. */
+export const CAPTURE_ONLY: OutboxRole = { relay: false, worker: false };
+/** Outbox process, and the single-process variant (which also writes). */
+export const RELAY_AND_WORKER: OutboxRole = { relay: true, worker: true };
+/** Relay-only drain; the relay process of the split deployment. */
+export const RELAY_ONLY: OutboxRole = { relay: true, worker: false };
+/** The worker process of the split deployment. */
+export const WORKER_ONLY: OutboxRole = { relay: false, worker: true };
+
+/** The consuming service (today: the queue) the bench's outbox processes are, unless a phase names another. */
+export const BENCH_SERVICE = 'bench';
+
+export interface Where {
+  redisUrl: string;
+  /** The run's BullMQ key prefix (see Bench.prefix). */
+  prefix: string;
+}
+
+/** `service`: which consuming service this process is (a fan-out phase runs several). */
+export function benchOutboxOptions(where: Where, role: OutboxRole, service = BENCH_SERVICE): OutboxModuleOptions {
+  return {
+    redis: where.redisUrl,
+    prefix: where.prefix,
+    queueName: service,
+    relay: { enabled: role.relay },
+    worker: { enabled: role.worker, concurrency: WORKER_CONCURRENCY },
+  };
+}
+
+/** The BullMQ queues the library keeps the bench service's jobs in (checked after the relay drain). */
+export function benchQueueNames(): string[] {
+  return [BENCH_SERVICE];
+}

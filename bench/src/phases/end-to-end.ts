@@ -1,0 +1,54 @@
+import { emptyTables } from '../bench-db.js';
+import type { Bench } from '../harness.js';
+import { measureEndToEnd, warmUp, type EndToEndRun } from '../measure/end-to-end.js';
+import { deployment, singleProcess, withTopology, type Topology } from '../nodes/topology.js';
+import type { NaiveDualWriteResult } from './naive-dual-write.js';
+import { fix, int, resultOf, type PhaseDefinition } from './phase.js';
+import { runRows } from './run-rows.js';
+
+export interface EndToEndResult {
+  /** API process + outbox process. */
+  deployment: EndToEndRun;
+  /** Writers, relay and worker in one process. */
+  single: EndToEndRun;
+}
+
+/**
+ * The outbox end to end at full speed: writers flush aggregates with one event each, capture
+ * writes the rows, the relay moves them to BullMQ, the worker runs the handler in a transaction
+ * with its inbox mark. Deployment shape (API + outbox process) and the single-process variant.
+ */
+export const endToEnd: PhaseDefinition<EndToEndResult> = {
+  name: 'endToEnd',
+  title: 'outbox end to end, full speed',
+  async run(bench) {
+    return {
+      deployment: await fullSpeed(bench, deployment(bench)),
+      single: await fullSpeed(bench, singleProcess(bench)),
+    };
+  },
+  rows: (r) => [...runRows(r.deployment, { rate: 'e2e.vs-naive' }), ...runRows(r.single)],
+  targets: [
+    {
+      id: 'e2e.vs-naive',
+      label: 'end to end (deployment shape) / naive dual write',
+      goal: { op: '≥', value: 1.0 },
+      evaluate(all) {
+        const outbox = resultOf<EndToEndResult>(all, 'endToEnd')?.deployment.eventsPerSecond;
+        const naive = resultOf<NaiveDualWriteResult>(all, 'naiveDualWrite')?.fullRate.eventsPerSecond;
+        if (outbox === undefined || naive === undefined) return { value: null, detail: 'n/a' };
+        return { value: outbox / naive, detail: `${int(outbox)} / ${int(naive)} events/s = ${fix(outbox / naive)}` };
+      },
+    },
+  ],
+};
+
+async function fullSpeed(bench: Bench, start: Promise<Topology>): Promise<EndToEndRun> {
+  await emptyTables(bench.databaseUrl);
+  const { writers, events } = bench.sizes;
+  return withTopology(start, async (topology) => {
+    await warmUp(bench, topology);
+    bench.progress(`${topology.name}: ${events} events, ${writers} writers`);
+    return measureEndToEnd(bench, topology, { shape: 'closed', writers, events }, { record: false, relay: true });
+  });
+}
