@@ -61,7 +61,7 @@ export class OutboxReplay {
   }
 
   async replay(request: ReplayRequest): Promise<ReplayResult> {
-    const { service, from = new Date(0), to = new Date(8.64e15) } = checkRequest(request);
+    const { service, from, to } = checkRequest(request);
     const { table } = await this.registry.routes();
     const handlersByType = new Map<string, string[]>();
     for (const [type, routes] of table) {
@@ -83,7 +83,15 @@ export class OutboxReplay {
     let delivered = 0;
     let after = '00000000-0000-0000-0000-000000000000';
     for (;;) {
-      const params = [service, textArray([...handlersByType.keys()]), from, to, after, BATCH];
+      // Open bounds as PostgreSQL's infinities: a far-off JS Date prints as a year PostgreSQL cannot read.
+      const params = [
+        service,
+        textArray([...handlersByType.keys()]),
+        from ?? '-infinity',
+        to ?? 'infinity',
+        after,
+        BATCH,
+      ];
       const rows = (await connection.execute(this.selectSql, params)) as Array<Record<string, string | null>>;
       if (rows.length === 0) break;
       const jobs = rows.map((row) => ({
