@@ -132,6 +132,8 @@ describe('topology: a producer and two consuming services, each with its own dat
 
     // Jobs completed by each service's workers: its own messages, no more (nothing taken from the other).
     const handled = (app: FixtureApp) => app.monitor.processCounters().worker.handled;
+    // Counted on the workers' `completed` events, a moment after Redis records the completion.
+    await waitUntil('every job counted', () => handled(billing[0]) + handled(billing[1]) + handled(shipping) >= 70);
     expect(handled(billing[0]) + handled(billing[1])).toBe(35);
     expect(handled(shipping)).toBe(35);
     const { services } = await orders.monitor.snapshot();
