@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { retryPolicyOf } from '../routing/retry-policy.js';
 import { HEARTBEAT_MS, type Registration, type SubscriptionRegistry } from '../routing/subscription.registry.js';
 import { errorText } from '../util/error-text.js';
 import type { EventRoute } from './handler.explorer.js';
@@ -54,7 +55,7 @@ export class ServiceRegistration {
 
   private async beat(): Promise<void> {
     const { service, version } = this.options;
-    await this.registry.register(service, this.entries);
+    await this.registry.register(service, this.entries, retryPolicyOf(this.options));
     const handlers = this.entries.map((entry) => `${entry.type}\t${entry.handler}`);
     await this.registry.heartbeat(service, { id: this.processId, version, handlers });
     if (this.failing) this.logger.log(`Subscription of ${service} registered again.`);

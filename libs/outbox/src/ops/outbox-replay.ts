@@ -1,6 +1,5 @@
 import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import type { JobsOptions } from 'bullmq';
 import type { OutboxHeaders } from '../message/message-headers.js';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { OutboxArgumentError } from '../outbox.errors.js';
@@ -8,6 +7,7 @@ import { invalidReplay } from '../outbox.messages.js';
 import { OUTBOX_OPTIONS } from '../outbox.tokens.js';
 import type { OutboxJobData } from '../routing/job-data.js';
 import { OutboxQueues } from '../routing/outbox-queues.js';
+import { jobOptionsOf, retryPolicyOf, type RetryPolicy } from '../routing/retry-policy.js';
 import { SubscriptionRegistry } from '../routing/subscription.registry.js';
 import { qualifiedTables } from '../store/outbox.tables.js';
 import { textArray, uuidArray } from '../store/sql-arrays.js';
@@ -61,29 +61,36 @@ export class OutboxReplay {
   }
 
   async replay(request: ReplayRequest): Promise<ReplayResult> {
-    const { service, from = new Date(0), to = new Date(8.64e15) } = checkRequest(request);
+    const { service, from, to } = checkRequest(request);
     const { table } = await this.registry.routes();
     const handlersByType = new Map<string, string[]>();
+    let retry: RetryPolicy | undefined;
     for (const [type, routes] of table) {
       const route = routes.find((candidate) => candidate.service === service);
-      if (route && (!request.types || request.types.includes(type)))
+      if (route && (!request.types || request.types.includes(type))) {
         handlersByType.set(
           type,
           route.handlers.map((h) => h.name),
         );
+        retry ??= route.retry;
+      }
     }
     if (handlersByType.size === 0) return { delivered: 0 };
-    const jobOptions: JobsOptions = {
-      attempts: this.options.worker.attempts,
-      backoff: { type: this.options.worker.backoff.type, delay: this.options.worker.backoff.delayMs },
-      removeOnComplete: { age: this.options.keepCompletedSeconds },
-      removeOnFail: false,
-    };
+    // The consuming service's retry rules, as the relay stamps them.
+    const jobOptions = jobOptionsOf(retry ?? retryPolicyOf(this.options), this.options.keepCompletedSeconds);
     const connection = this.orm.em.getConnection('write');
     let delivered = 0;
     let after = '00000000-0000-0000-0000-000000000000';
     for (;;) {
-      const params = [service, textArray([...handlersByType.keys()]), from, to, after, BATCH];
+      // Open bounds as PostgreSQL's infinities: a far-off JS Date prints as a year PostgreSQL cannot read.
+      const params = [
+        service,
+        textArray([...handlersByType.keys()]),
+        from ?? '-infinity',
+        to ?? 'infinity',
+        after,
+        BATCH,
+      ];
       const rows = (await connection.execute(this.selectSql, params)) as Array<Record<string, string | null>>;
       if (rows.length === 0) break;
       const jobs = rows.map((row) => ({

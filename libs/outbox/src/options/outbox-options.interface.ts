@@ -34,7 +34,11 @@ export interface OutboxWorkerOptions {
   enabled?: boolean;
   /** Jobs processed at once by this process. Default 16. */
   concurrency?: number;
-  /** Delivery attempts before a message becomes a dead letter. Default 5. */
+  /**
+   * Delivery attempts before a message becomes a dead letter, for this service's queue whichever
+   * service wrote the message (registered with the subscription; relays stamp it on the jobs).
+   * Processes of one service should agree on it and on `backoff`: the last to register wins. Default 5.
+   */
   attempts?: number;
   /**
    * Retry delay: `exponential` doubles `delayMs` per attempt. `jitter` (0-1) shortens each delay by

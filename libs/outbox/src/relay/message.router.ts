@@ -1,11 +1,14 @@
 import type { OutboxHeaders } from '../message/message-headers.js';
 import type { OutboxJobData } from '../routing/job-data.js';
+import type { RetryPolicy } from '../routing/retry-policy.js';
 import type { RoutingTable } from '../routing/subscription.registry.js';
 import type { ClaimedRow, OrderedRoutes } from './relay.store.js';
 
 /** One batch, routed: the jobs for each subscribed service, and where each row went. */
 export interface RoutedBatch {
   jobsByService: Map<string, Array<{ id: string; data: OutboxJobData }>>;
+  /** Each service's own retry policy, where it published one. */
+  retryByService: Map<string, RetryPolicy>;
   /** Row id → services it was delivered to (empty: no subscriber; the row is still marked, and counted). */
   routedTo: Map<string, string[]>;
 }
@@ -50,6 +53,7 @@ export function missesOrderedRoute(rows: readonly ClaimedRow[], table: RoutingTa
 export function routeBatch(rows: readonly ClaimedRow[], table: RoutingTable, source: string): RoutedBatch {
   const jobsByService = new Map<string, Array<{ id: string; data: OutboxJobData }>>();
   const routedTo = new Map<string, string[]>();
+  const retryByService = new Map<string, RetryPolicy>();
   for (const row of rows) {
     const services = table.get(row.type) ?? [];
     routedTo.set(
@@ -58,7 +62,8 @@ export function routeBatch(rows: readonly ClaimedRow[], table: RoutingTable, sou
     );
     if (services.length === 0) continue;
     const headers = JSON.parse(row.headers) as OutboxHeaders;
-    for (const { service, handlers } of services) {
+    for (const { service, handlers, retry } of services) {
+      if (retry) retryByService.set(service, retry);
       const order: Record<string, number> = {};
       for (const handler of handlers) {
         const place = row.routes[routeName(service, handler.name)];
@@ -80,5 +85,5 @@ export function routeBatch(rows: readonly ClaimedRow[], table: RoutingTable, sou
       jobsByService.set(service, jobs);
     }
   }
-  return { jobsByService, routedTo };
+  return { jobsByService, retryByService, routedTo };
 }

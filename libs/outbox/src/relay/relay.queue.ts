@@ -1,8 +1,8 @@
-import type { JobsOptions } from 'bullmq';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { OutboxTimeoutError } from '../outbox.errors.js';
 import { addBulkTimedOut } from '../outbox.messages.js';
 import type { OutboxQueues } from '../routing/outbox-queues.js';
+import { jobOptionsOf, retryPolicyOf, type RetryPolicy } from '../routing/retry-policy.js';
 import { waitAtMost } from '../util/wait-at-most.js';
 import type { RoutedBatch } from './message.router.js';
 
@@ -12,32 +12,24 @@ import type { RoutedBatch } from './message.router.js';
  * every queue that already has it: the adds are idempotent per message and consumer.
  */
 export class RelayQueue {
-  private readonly jobOptions: JobsOptions;
+  /** For a service that published no retry policy (only older builds registered it): this process's own. */
+  private readonly fallback: RetryPolicy;
 
   constructor(
     private readonly queues: OutboxQueues,
-    options: ResolvedOutboxOptions,
+    private readonly options: ResolvedOutboxOptions,
   ) {
-    this.jobOptions = {
-      attempts: options.worker.attempts,
-      backoff: {
-        type: options.worker.backoff.type,
-        delay: options.worker.backoff.delayMs,
-        jitter: options.worker.backoff.jitter,
-      },
-      // Kept at least as long as the lease, so a batch re-dispatched after a crash is recognised.
-      removeOnComplete: { age: options.keepCompletedSeconds },
-      // Failed jobs are the dead letters: kept until someone retries or discards them.
-      removeOnFail: false,
-    };
+    this.fallback = retryPolicyOf(options);
   }
 
   async add(batch: RoutedBatch, timeoutMs: number): Promise<void> {
-    const adds = [...batch.jobsByService].map(([service, jobs]) =>
-      this.queues
+    const adds = [...batch.jobsByService].map(([service, jobs]) => {
+      // The consuming service's retry rules, not this producer's: the job is that service's to retry.
+      const opts = jobOptionsOf(batch.retryByService.get(service) ?? this.fallback, this.options.keepCompletedSeconds);
+      return this.queues
         .of(service)
-        .addBulk(jobs.map(({ id, data }) => ({ name: data.type, data, opts: { ...this.jobOptions, jobId: id } }))),
-    );
+        .addBulk(jobs.map(({ id, data }) => ({ name: data.type, data, opts: { ...opts, jobId: id } })));
+    });
     // A late success is harmless (job ids dedupe); a late failure changes nothing.
     const answered = await waitAtMost(
       Promise.all(adds).then(() => true),

@@ -41,6 +41,11 @@ export class QueueNames {
     return `${this.registry}:retired:${service}`;
   }
 
+  /** Each consuming service's retry policy (field service → JSON), stamped on the jobs relays add for it. */
+  get retry(): string {
+    return `${this.registry}:retry`;
+  }
+
   /** Bumped on every change of any subscription, so relays re-read only when it moved. */
   get version(): string {
     return `${this.registry}:version`;

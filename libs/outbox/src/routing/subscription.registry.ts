@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { OutboxQueues } from './outbox-queues.js';
+import type { RetryPolicy } from './retry-policy.js';
 
 /** One handler a service registered for an event type. */
 export interface HandlerSubscription {
@@ -15,6 +16,8 @@ export interface HandlerSubscription {
 export interface ServiceRoute {
   service: string;
   handlers: HandlerSubscription[];
+  /** How the service retries its messages; absent when only older builds registered it. */
+  retry?: RetryPolicy;
 }
 
 /** Event type → the services subscribed to it, and which of their handlers each message needs. */
@@ -47,14 +50,18 @@ export const LIVE_STALE_MS = 3 * HEARTBEAT_MS;
  * Adds handlers to a service's subscription, never removes any: a process of an older build that
  * lacks a handler registers what it has, and the newer build's handler stays expected. A retired
  * handler is not added back. A handler becomes ordered when a build registers it ordered; only
- * retiring it undoes that.
+ * retiring it undoes that. The service's retry policy is the one its latest registration gave.
  */
 const REGISTER = `
 local changed = 0
 redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[5], ARGV[1]) ~= ARGV[2] then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
+  changed = 1
+end
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local field, ordered = ARGV[i], ARGV[i + 1] == '1'
   local current = redis.call('HGET', KEYS[2], field)
   if redis.call('SISMEMBER', KEYS[4], string.match(field, '\\t(.+)$')) == 1 then
@@ -102,13 +109,14 @@ export class SubscriptionRegistry {
 
   constructor(private readonly queues: OutboxQueues) {}
 
-  /** Adds these handlers to `service`'s subscription (idempotent); true when anything changed. */
-  async register(service: string, entries: readonly Registration[]): Promise<boolean> {
+  /** Adds these handlers to `service`'s subscription and sets its retry policy (idempotent); true on any change. */
+  async register(service: string, entries: readonly Registration[], retry: RetryPolicy): Promise<boolean> {
     if (entries.length === 0) return false;
     const { names } = this.queues;
     const args = entries.flatMap((entry) => [`${entry.type}${SEPARATOR}${entry.handler}`, entry.ordered ? '1' : '0']);
-    const keys = [names.services, names.handlersOf(service), names.version, names.retiredOf(service)];
-    const changed = await (await this.queues.readyClient()).eval(REGISTER, keys.length, ...keys, service, ...args);
+    const keys = [names.services, names.handlersOf(service), names.version, names.retiredOf(service), names.retry];
+    const client = await this.queues.readyClient();
+    const changed = await client.eval(REGISTER, keys.length, ...keys, service, JSON.stringify(retry), ...args);
     return changed === 1;
   }
 
@@ -143,7 +151,9 @@ export class SubscriptionRegistry {
     if (version === null) return { version, table: new Map() };
     if (this.cached?.version === version) return this.cached;
     const table = new Map<string, ServiceRoute[]>();
+    const policies = await client.hgetall(this.queues.names.retry);
     for (const [service, entries] of await this.readAll()) {
+      const retry = policies[service] ? (JSON.parse(policies[service]) as RetryPolicy) : undefined;
       const byType = new Map<string, HandlerSubscription[]>();
       for (const entry of entries) {
         const handlers = byType.get(entry.type) ?? [];
@@ -152,7 +162,11 @@ export class SubscriptionRegistry {
       }
       for (const [type, handlers] of byType) {
         const routes = table.get(type) ?? [];
-        routes.push({ service, handlers: handlers.sort((a, b) => a.name.localeCompare(b.name)) });
+        routes.push({
+          service,
+          handlers: handlers.sort((a, b) => a.name.localeCompare(b.name)),
+          ...(retry ? { retry } : {}),
+        });
         table.set(type, routes);
       }
     }
