@@ -3,7 +3,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import type { Queue } from 'bullmq';
-import { OUTBOX_QUEUE, currentMessage, type OutboxJobData } from 'nest-outbox';
+import { OUTBOX_QUEUE, OutboxSubscriptions, currentMessage, type OutboxJobData } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
 import {
   Account,
@@ -147,6 +147,30 @@ describe('delivery', () => {
       async () => (await relay.sql('select count(*)::int as n from effect'))[0].n === 1,
       10_000,
     );
+  });
+
+  it('provision() registers the handlers of a service without a worker, so a relay-only process routes to them', async () => {
+    const prefix = redisPrefix('provision');
+    const relayOnly = await start({ redis: REDIS_URL, prefix, worker: { enabled: false } });
+    await writeDeposits(relayOnly, 1, 1, 'provision-before');
+    // No service registered yet: the row waits rather than being marked unrouted.
+    await relayOnly.runner.relayIdle();
+    expect(await relayOnly.sql('select count(*)::int as n from outbox_message where dispatched_at is null')).toEqual([
+      { n: 1 },
+    ]);
+
+    const provisioned = await relayOnly.app.get(OutboxSubscriptions).provision();
+    expect(provisioned).toEqual(
+      expect.arrayContaining([
+        { type: 'test.deposited.v1', handler: 'CountDeposits', ordered: false },
+        { type: 'Pinged', handler: 'CountPings', ordered: false },
+      ]),
+    );
+    await writeDeposits(relayOnly, 1, 1, 'provision-after');
+    const queue = relayOnly.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
+    await waitUntil('both rows in the service queue', async () => (await queue.getJobCounts('waiting')).waiting === 2);
+    const [job] = await queue.getJobs(['waiting'], 0, 0);
+    expect(job.data.handlers).toEqual(['CountDeposits']);
   });
 
   it('the same message delivered twice (job removed and re-added) has its effect once', async () => {

@@ -21,7 +21,7 @@ export const RELAY_ONLY: OutboxRole = { relay: true, worker: false };
 /** The worker process of the split deployment. */
 export const WORKER_ONLY: OutboxRole = { relay: false, worker: true };
 
-/** The consuming service (today: the queue) the bench's outbox processes are, unless a phase names another. */
+/** The consuming service the bench's outbox processes are (its queue is named after it), unless a phase names another. */
 export const BENCH_SERVICE = 'bench';
 
 export interface Where {
@@ -35,7 +35,7 @@ export function benchOutboxOptions(where: Where, role: OutboxRole, service = BEN
   return {
     redis: where.redisUrl,
     prefix: where.prefix,
-    queueName: service,
+    service,
     relay: { enabled: role.relay },
     worker: { enabled: role.worker, concurrency: WORKER_CONCURRENCY },
   };

@@ -1,4 +1,4 @@
-import { OutboxMonitor } from 'nest-outbox';
+import { OutboxMonitor, OutboxSubscriptions } from 'nest-outbox';
 import { BenchAggregate, BootClock, startBenchApp, ormOf } from '../bench.app.js';
 import { now } from '../harness.js';
 import { benchOutboxOptions } from '../outbox-options.js';
@@ -20,6 +20,9 @@ export async function startOutboxNode(
     outbox: benchOutboxOptions(config, spec, spec.service),
     poolMax: spec.poolMax,
   });
+  // A relay without a worker in this process still needs the service's subscription to route
+  // its rows: provisioned here, as a deploy step would.
+  if (spec.relay && !spec.worker) await app.get(OutboxSubscriptions).provision();
   const orm = ormOf(app);
   const clock = app.get(BootClock);
   const monitor = app.get(OutboxMonitor);

@@ -19,7 +19,9 @@ import { resolveOutboxOptions } from './options/resolve-options.js';
 import { OutboxOptionsError } from './outbox.errors.js';
 import { asyncOptionsWithoutSource } from './outbox.messages.js';
 import { OutboxRunner } from './outbox.runner.js';
+import { registrationsOf } from './consume/service.registration.js';
 import {
+  OUTBOX_LOCAL_HANDLERS,
   OUTBOX_OPTIONS,
   OUTBOX_QUEUE,
   OUTBOX_RAW_OPTIONS,
@@ -101,6 +103,12 @@ export class OutboxModule {
           provide: OUTBOX_SCHEDULER,
           useFactory: (hostRegistry?: SchedulerRegistry) => hostRegistry ?? new SchedulerRegistry(),
           inject: [{ token: SchedulerRegistry, optional: true }],
+        },
+        {
+          provide: OUTBOX_LOCAL_HANDLERS,
+          useFactory: (explorer: HandlerExplorer, options: ResolvedOutboxOptions) => () =>
+            registrationsOf(explorer.explore(options.worker.ordered)),
+          inject: [HandlerExplorer, OUTBOX_OPTIONS],
         },
         {
           provide: OUTBOX_ROW_FACTORY,

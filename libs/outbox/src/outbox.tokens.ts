@@ -8,5 +8,7 @@ export const OUTBOX_RAW_OPTIONS = Symbol('nest-outbox:raw-options');
 export const OUTBOX_ROW_FACTORY = Symbol('nest-outbox:row-factory');
 /** The host's `SchedulerRegistry` when it has one, else a private one (internal). */
 export const OUTBOX_SCHEDULER = Symbol('nest-outbox:scheduler');
+/** The (type, handler) pairs of this application's `@EventsHandler`s, read when called (internal). */
+export const OUTBOX_LOCAL_HANDLERS = Symbol('nest-outbox:local-handlers');
 /** Public: the outbox's BullMQ `Queue`, connected on first use; inject it with `@InjectOutboxQueue()`. */
 export const OUTBOX_QUEUE = Symbol('nest-outbox:queue');

@@ -5,6 +5,13 @@ import { HEARTBEAT_MS, type Registration, type SubscriptionRegistry } from '../r
 import { errorText } from '../util/error-text.js';
 import type { EventRoute } from './handler.explorer.js';
 
+/** The registry entries of the handlers found in this application, one per (type, handler). */
+export function registrationsOf(routes: ReadonlyMap<string, EventRoute>): Registration[] {
+  return [...routes].flatMap(([type, route]) =>
+    route.handlers.map((handler) => ({ type, handler: handler.name, ordered: handler.ordered })),
+  );
+}
+
 /**
  * Keeps this service's subscription in the registry: its handlers, registered before the worker
  * takes a job and again with every heartbeat (so a registry lost with Redis heals itself), the
@@ -22,9 +29,7 @@ export class ServiceRegistration {
     routes: ReadonlyMap<string, EventRoute>,
     private readonly processId: string,
   ) {
-    this.entries = [...routes].flatMap(([type, route]) =>
-      route.handlers.map((handler) => ({ type, handler: handler.name, ordered: handler.ordered })),
-    );
+    this.entries = registrationsOf(routes);
   }
 
   /** Retires what the options retire, registers this process's handlers and starts the heartbeat. */

@@ -1,7 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
-import { OUTBOX_OPTIONS } from '../outbox.tokens.js';
-import { LIVE_STALE_MS, SubscriptionRegistry, type LiveProcess } from '../routing/subscription.registry.js';
+import { OUTBOX_LOCAL_HANDLERS, OUTBOX_OPTIONS } from '../outbox.tokens.js';
+import { retryPolicyOf } from '../routing/retry-policy.js';
+import {
+  LIVE_STALE_MS,
+  SubscriptionRegistry,
+  type LiveProcess,
+  type Registration,
+} from '../routing/subscription.registry.js';
 
 /** A consuming service as the registry knows it. */
 export interface ServiceSubscription {
@@ -25,7 +31,22 @@ export class OutboxSubscriptions {
   constructor(
     private readonly registry: SubscriptionRegistry,
     @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
+    @Inject(OUTBOX_LOCAL_HANDLERS) private readonly localHandlers: () => Registration[],
   ) {}
+
+  /**
+   * Registers this application's handlers as this service's subscription (retiring what
+   * `retiredHandlers` names first), as a worker does when it starts: a deploy step that runs it
+   * before the first consuming process starts leaves no message unrouted in between, and a
+   * process without a worker can do it. Returns what it registered.
+   */
+  async provision(): Promise<Registration[]> {
+    const { service, retiredHandlers } = this.options;
+    if (retiredHandlers.length > 0) await this.registry.retire(service, retiredHandlers);
+    const entries = this.localHandlers();
+    await this.registry.register(service, entries, retryPolicyOf(this.options));
+    return entries;
+  }
 
   /** Every consuming service registered in this Redis. */
   async list(): Promise<ServiceSubscription[]> {
