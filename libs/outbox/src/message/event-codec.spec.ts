@@ -101,3 +101,20 @@ describe('readEvent', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+describe('parsePayload: the fast path never lets a forbidden key through', () => {
+  it.each([
+    ['spelled out', '{"a": 1, "__proto__": {"x": 1}}'],
+    ['escaped', '{"a": 1, "\\u005f_proto__": {"x": 1}}'],
+    ['escaped constructor', '{"\\u0063onstructor": {"prototype": {}}}'],
+  ])('refuses a payload with a forbidden key %s', (_, text) => {
+    expect(() => parsePayload('t', text)).toThrow(/forbidden key "(__proto__|constructor|prototype)"/);
+  });
+
+  it('reads plain payloads, including ones that mention the names inside values', () => {
+    expect(parsePayload('t', '{"note": "see constructor and prototype"}')).toEqual({
+      note: 'see constructor and prototype',
+    });
+    expect(parsePayload('t', '{"n": [1, {"m": "é"}]}')).toEqual({ n: [1, { m: 'é' }] });
+  });
+});

@@ -1,14 +1,32 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 let lastMs = 0;
 let sequence = 0;
 
 /**
+ * Random bytes drawn 4 KiB at a time: one call into the OS per 256 ids rather than two per id
+ * (a capture spent a third of its time in `randomBytes`).
+ */
+const POOL = Buffer.alloc(4096);
+let poolAt = POOL.length;
+
+function random16(): Buffer {
+  if (poolAt + 16 > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  const bytes = Buffer.from(POOL.subarray(poolAt, poolAt + 16));
+  poolAt += 16;
+  return bytes;
+}
+
+/**
  * UUID v7 (RFC 9562): time ordered, so the primary key index stays append-only and `ORDER BY id`
- * follows commit order within a process. A 12-bit sequence keeps ids from one process strictly
- * increasing inside the same millisecond, which preserves per-aggregate order in the rows.
+ * follows write order within a process. A 12-bit sequence keeps ids from one process strictly
+ * increasing inside the same millisecond.
  */
 export function newMessageId(): string {
+  const bytes = random16();
   let ms = Date.now();
   if (ms <= lastMs) {
     sequence++;
@@ -19,9 +37,9 @@ export function newMessageId(): string {
     ms = lastMs;
   } else {
     lastMs = ms;
-    sequence = randomBytes(1)[0] & 0x7f;
+    // A random start in the lower half leaves room for 2,048 more ids in this millisecond.
+    sequence = bytes[15] & 0x7f;
   }
-  const bytes = randomBytes(16);
   bytes.writeUIntBE(ms, 0, 6);
   bytes[6] = 0x70 | (sequence >> 8);
   bytes[7] = sequence & 0xff;
