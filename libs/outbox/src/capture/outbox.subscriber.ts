@@ -8,6 +8,7 @@ import {
   type UnitOfWork,
 } from '@mikro-orm/core';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
+import { insertOutboxRows } from '../store/outbox-row.insert.js';
 import { forgetEvents, isAggregate, pendingEvents } from './aggregate-events.js';
 import type { CommitTracker } from './commit-tracker.js';
 import type { OutboxRowFactory, RowOrigin } from './outbox-row.factory.js';
@@ -36,6 +37,12 @@ interface Flush {
    * the rows get their aggregate id and key once the INSERT gave one, in the same transaction.
    */
   unkeyed: Map<object, OutboxMessage[]>;
+  /**
+   * Rows written by one multi-row INSERT just before the flush's writes commit, rather than as
+   * MikroORM change sets (whose bookkeeping cost more than the row itself). Only when the flush
+   * writes something else too: a flush of outbox rows alone opens no transaction without them.
+   */
+  deferred: OutboxMessage[] | undefined;
   /** The flush opens its own transaction (it does not run inside one); set once that transaction started. */
   ownTransaction: boolean;
   transaction: Transaction | undefined;
@@ -67,6 +74,7 @@ export class OutboxSubscriber implements EventSubscriber {
       hooked: [],
       persistedRows: false,
       unkeyed: new Map(),
+      deferred: uow.getChangeSets().length > 0 ? [] : undefined,
       ownTransaction: !em.isInTransaction(),
       transaction: undefined,
     };
@@ -121,12 +129,17 @@ export class OutboxSubscriber implements EventSubscriber {
     for (const event of events) {
       const row = reused(uow, retry, entity, event) ?? this.rows.create(event, origin);
       origin.correlationId ??= row.id;
-      uow.computeChangeSet(row);
+      this.add(uow, flush, row);
       flush.rows.push({ aggregate: entity, event, row });
       written.add(event);
       if (origin.aggregateId === null) flush.unkeyed.set(entity, [...(flush.unkeyed.get(entity) ?? []), row]);
     }
     flush.written.set(entity, written);
+  }
+
+  private add(uow: UnitOfWork, flush: Flush, row: OutboxMessage): void {
+    if (flush.deferred) flush.deferred.push(row);
+    else uow.computeChangeSet(row);
   }
 
   private addPublished(uow: UnitOfWork, flush: Flush, failed: Flush | undefined): void {
@@ -135,7 +148,7 @@ export class OutboxSubscriber implements EventSubscriber {
     for (let i = 0; i < pending.length; i++) {
       const message = pending[i];
       if (failed && i < failed.published) message.row = fresh(uow, message.row);
-      uow.computeChangeSet(message.row);
+      this.add(uow, flush, message.row);
       flush.rows.push({ aggregate: null, event: message.event, row: message.row });
     }
     flush.published = pending.length;
@@ -154,12 +167,10 @@ export class OutboxSubscriber implements EventSubscriber {
     for (let i = flush.published; i < pending.length; i++) {
       late.push({ aggregate: null, event: pending[i].event, row: pending[i].row });
     }
+    const rows = [...(flush.deferred ?? []), ...late.map(({ row }) => row)];
+    flush.deferred = undefined;
+    await insertOutboxRows(em, rows, ctx);
     if (late.length === 0) return;
-    await em.insertMany(
-      late.map(({ row }) => row),
-      undefined,
-      { ctx },
-    );
     flush.published = pending.length;
     for (const row of late) {
       flush.rows.push(row);
@@ -172,15 +183,16 @@ export class OutboxSubscriber implements EventSubscriber {
 
   /**
    * Rows of aggregates whose id the database generated at INSERT: the id is known now, so their
-   * rows get it (and their ordering key) before the transaction commits. One UPDATE per such
-   * aggregate, and none for the usual client-side ids.
+   * rows get it (and their ordering key) before the transaction commits — in memory for rows not
+   * written yet, by one UPDATE per aggregate for rows already written, none for client-side ids.
    */
   private async keyGeneratedIds(em: EntityManager, flush: Flush, ctx: Transaction | undefined): Promise<void> {
+    const unwritten = new Set(flush.deferred ?? []);
     for (const [aggregate, rows] of flush.unkeyed) {
       const { aggregateType, aggregateId } = originOf(aggregate);
       if (aggregateId === null) continue;
       const key = `${aggregateType}:${aggregateId}`;
-      const ids = rows.filter((row) => row.key === null).map((row) => row.id);
+      const ids = rows.filter((row) => row.key === null && !unwritten.has(row)).map((row) => row.id);
       for (const row of rows) {
         row.aggregateId = aggregateId;
         row.key ??= key;
