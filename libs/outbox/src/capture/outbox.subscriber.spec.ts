@@ -1,0 +1,335 @@
+import { beforeEach, describe, expect, it, jest } from '@jest/globals';
+import type { EntityManager, FlushEventArgs, Transaction, TransactionEventArgs, UnitOfWork } from '@mikro-orm/core';
+import { AggregateRoot } from '@nestjs/cqrs';
+import type { OutboxHeaders } from '../message/message-headers.js';
+import { OutboxEvent } from '../message/event-type.js';
+import { OutboxPayloadError } from '../outbox.errors.js';
+import { OutboxMessage } from '../store/outbox-message.entity.js';
+import type { CommitTracker } from './commit-tracker.js';
+import { OutboxRowFactory } from './outbox-row.factory.js';
+import { OutboxSubscriber } from './outbox.subscriber.js';
+import { PendingMessages } from './pending-messages.js';
+
+@OutboxEvent('spec.capture.order-placed.v1')
+class OrderPlaced {
+  constructor(readonly orderId: string) {}
+}
+
+@OutboxEvent('spec.capture.order-paid.v1')
+class OrderPaid {
+  constructor(readonly amount: number) {}
+}
+
+/**
+ * An aggregate entity as MikroORM manages it: `helper(entity)` reads `__helper`, which gives the
+ * entity's class name and primary key (undefined until the database generated it).
+ */
+class Order extends AggregateRoot {
+  constructor(public id: string | undefined) {
+    super();
+  }
+
+  get __helper() {
+    return {
+      __meta: { className: 'Order' },
+      getPrimaryKey: () => this.id,
+      getSerializedPrimaryKey: () => this.id,
+    };
+  }
+}
+
+/** An entity that is not an aggregate. */
+class Customer {
+  name = 'Ada';
+}
+
+/** The parts of MikroORM's unit of work the subscriber uses, recording what it is asked. */
+function fakeUnit() {
+  const changed: object[] = [];
+  const identityMap: object[] = [];
+  const computed: OutboxMessage[] = [];
+  const unset: OutboxMessage[] = [];
+  const uow = {
+    getChangeSets: () => changed.map((entity) => ({ entity })),
+    getIdentityMap: () => identityMap,
+    computeChangeSet: (row: OutboxMessage) => {
+      computed.push(row);
+    },
+    unsetIdentity: (row: OutboxMessage) => {
+      unset.push(row);
+    },
+  };
+  return { uow: uow as unknown as UnitOfWork, changed, identityMap, computed, unset };
+}
+
+/** The parts of an EntityManager the subscriber uses; `inTransaction` is the caller's transaction, if any. */
+function fakeEm(inTransaction?: Transaction) {
+  const inserted: Array<{ rows: OutboxMessage[]; ctx: unknown }> = [];
+  const updated: Array<{ where: unknown; values: unknown; ctx: unknown }> = [];
+  const em = {
+    isInTransaction: () => inTransaction !== undefined,
+    getTransactionContext: () => inTransaction,
+    insertMany: async (rows: OutboxMessage[], _where: unknown, options: { ctx: unknown }) => {
+      inserted.push({ rows, ctx: options.ctx });
+    },
+    nativeUpdate: async (_entity: unknown, where: unknown, values: unknown, options: { ctx: unknown }) => {
+      updated.push({ where, values, ctx: options.ctx });
+      return 1;
+    },
+  };
+  return { em: em as unknown as EntityManager, inserted, updated };
+}
+
+const headersOf = (row: OutboxMessage) => JSON.parse(row.headers) as OutboxHeaders;
+const idsOf = (rows: OutboxMessage[]) => rows.map((row) => row.id);
+
+describe('OutboxSubscriber', () => {
+  let pending: PendingMessages;
+  let commits: { flushed: jest.Mock<(em: EntityManager, events: object[] | undefined) => void>; listening: boolean };
+  let subscriber: OutboxSubscriber;
+  let unit: ReturnType<typeof fakeUnit>;
+  let db: ReturnType<typeof fakeEm>;
+
+  beforeEach(() => {
+    pending = new PendingMessages();
+    commits = { flushed: jest.fn(), listening: false };
+    const tracker = { flushed: commits.flushed, wantsEvents: () => commits.listening } as unknown as CommitTracker;
+    subscriber = new OutboxSubscriber(new OutboxRowFactory(64 * 1024), pending, tracker);
+    unit = fakeUnit();
+    db = fakeEm();
+  });
+
+  const args = (): FlushEventArgs => ({ uow: unit.uow, em: db.em }) as FlushEventArgs;
+  const onFlush = () => subscriber.onFlush(args());
+  const afterFlush = () => subscriber.afterFlush(args());
+
+  it('writes one row per event of the aggregates in the change sets and in the identity map, one correlation id per aggregate', () => {
+    const changed = new Order('o1');
+    changed.apply(new OrderPlaced('o1'));
+    changed.apply(new OrderPaid(12));
+    // Only applied an event: no change set, found through the identity map.
+    const untouched = new Order('o2');
+    untouched.apply(new OrderPlaced('o2'));
+    unit.changed.push(changed, new Customer());
+    unit.identityMap.push(changed, new Customer(), new Order('o3'), untouched);
+    onFlush();
+
+    const rows = unit.computed;
+    expect(rows.map((row) => [row.type, row.aggregateType, row.aggregateId, row.key, row.payload])).toEqual([
+      ['spec.capture.order-placed.v1', 'Order', 'o1', 'Order:o1', '{"orderId":"o1"}'],
+      ['spec.capture.order-paid.v1', 'Order', 'o1', 'Order:o1', '{"amount":12}'],
+      ['spec.capture.order-placed.v1', 'Order', 'o2', 'Order:o2', '{"orderId":"o2"}'],
+    ]);
+    expect(new Set(idsOf(rows)).size).toBe(3);
+    expect(rows.map((row) => headersOf(row).correlationId)).toEqual([rows[0].id, rows[0].id, rows[2].id]);
+    expect(rows.every((row) => row instanceof OutboxMessage && headersOf(row).messageId === row.id)).toBe(true);
+  });
+
+  it('writes an aggregate that is both changed and in the identity map once', () => {
+    const order = new Order('o1');
+    order.apply(new OrderPlaced('o1'));
+    unit.changed.push(order, order);
+    unit.identityMap.push(order);
+    onFlush();
+
+    expect(unit.computed).toHaveLength(1);
+  });
+
+  it('leaves the events on the aggregate until the flush succeeded, then forgets them', async () => {
+    const order = new Order('o1');
+    order.apply(new OrderPlaced('o1'));
+    unit.identityMap.push(order);
+    onFlush();
+
+    expect(order.getUncommittedEvents()).toHaveLength(1);
+    await afterFlush();
+    expect(order.getUncommittedEvents()).toEqual([]);
+
+    // A later event belongs to the next flush only.
+    const later = new OrderPaid(3);
+    order.apply(later);
+    onFlush();
+    expect(unit.computed.map((row) => row.type)).toEqual([
+      'spec.capture.order-placed.v1',
+      'spec.capture.order-paid.v1',
+    ]);
+    await afterFlush();
+    expect(order.getUncommittedEvents()).toEqual([]);
+  });
+
+  it('keeps the events when the flush fails (no afterFlush), and writes each once in the retry, under the same id', async () => {
+    const first = new Order('o1');
+    const second = new Order('o2');
+    const dropped = new Order('o3');
+    const shared = new OrderPlaced('both'); // one event object applied to two aggregates: two rows
+    first.apply(new OrderPlaced('o1'));
+    first.apply(shared);
+    second.apply(shared);
+    dropped.apply(new OrderPaid(1));
+    unit.identityMap.push(first, second, dropped);
+    onFlush();
+    const failed = [...unit.computed];
+    const failedId = (aggregateId: string, payload: string) =>
+      failed.find((row) => row.aggregateId === aggregateId && row.payload === payload)?.id;
+    expect(first.getUncommittedEvents()).toHaveLength(2);
+
+    // The flush failed. The application drops one aggregate's event, applies one more on another,
+    // and flushes again; MikroORM may now list the aggregates in another order.
+    dropped.uncommit();
+    first.apply(new OrderPaid(5));
+    second.apply(new OrderPaid(6));
+    unit.identityMap.reverse();
+    unit.computed.length = 0;
+    onFlush();
+    const retried = unit.computed;
+    const row = (aggregateId: string, payload: string) =>
+      retried.find((candidate) => candidate.aggregateId === aggregateId && candidate.payload === payload)!;
+
+    expect(retried).toHaveLength(5);
+    expect(row('o1', '{"orderId":"o1"}').id).toBe(failedId('o1', '{"orderId":"o1"}'));
+    expect(row('o1', '{"orderId":"both"}').id).toBe(failedId('o1', '{"orderId":"both"}'));
+    expect(row('o2', '{"orderId":"both"}').id).toBe(failedId('o2', '{"orderId":"both"}'));
+    expect(failed.map((failedRow) => failedRow.id)).not.toContain(row('o1', '{"amount":5}').id);
+    // A new event joins its own aggregate's correlation.
+    expect(headersOf(row('o1', '{"amount":5}')).correlationId).toBe(failedId('o1', '{"orderId":"o1"}'));
+    expect(headersOf(row('o2', '{"amount":6}')).correlationId).toBe(failedId('o2', '{"orderId":"both"}'));
+    // Fresh rows with the same values; every failed row leaves MikroORM's identity map, the dropped one too.
+    expect(retried.some((candidate) => failed.includes(candidate))).toBe(false);
+    expect(row('o1', '{"orderId":"o1"}')).toEqual(failed[0]);
+    expect(unit.unset).toEqual(expect.arrayContaining(failed));
+
+    await afterFlush();
+    expect(first.getUncommittedEvents()).toEqual([]);
+    expect(second.getUncommittedEvents()).toEqual([]);
+
+    // Succeeded: the failed flush's ids are not reused again, even for the same event object.
+    first.apply(shared);
+    unit.computed.length = 0;
+    onFlush();
+    expect(failed.map((failedRow) => failedRow.id)).not.toContain(unit.computed[0].id);
+  });
+
+  it('keeps the events when an event cannot be serialised, and refuses the flush', () => {
+    const order = new Order('o1');
+    order.apply(new OrderPlaced('o1'));
+    order.apply(Object.assign(new OrderPaid(1), { big: 1n }));
+    unit.identityMap.push(order);
+
+    expect(() => onFlush()).toThrow(OutboxPayloadError);
+    expect(order.getUncommittedEvents()).toHaveLength(2);
+  });
+
+  it('writes messages from publish() with the flush, drops them only once it succeeded, and keeps their ids in a retry', async () => {
+    const row = new OutboxRowFactory(64 * 1024).create(new OrderPaid(7), { aggregateType: null, aggregateId: null });
+    pending.add(unit.uow, { row, event: new OrderPaid(7) });
+    onFlush();
+    expect(unit.computed).toEqual([row]);
+
+    // Failed; the retry writes a fresh row with the same id.
+    onFlush();
+    expect(unit.computed).toHaveLength(2);
+    expect(unit.computed[1]).not.toBe(row);
+    expect(unit.computed[1].id).toBe(row.id);
+    expect(pending.of(unit.uow)).toHaveLength(1);
+
+    await afterFlush();
+    expect(pending.of(unit.uow)).toBeUndefined();
+  });
+
+  it('takes the rows it wrote out of the identity map and tells the commit tracker, with the events when someone listens', async () => {
+    const order = new Order('o1');
+    const placed = new OrderPlaced('o1');
+    order.apply(placed);
+    unit.identityMap.push(order);
+    commits.listening = true;
+    onFlush();
+    await afterFlush();
+
+    expect(unit.unset).toEqual(unit.computed);
+    expect(commits.flushed).toHaveBeenCalledTimes(1);
+    expect(commits.flushed).toHaveBeenCalledWith(db.em, [placed]);
+
+    commits.listening = false;
+    order.apply(new OrderPaid(1));
+    onFlush();
+    await afterFlush();
+    expect(commits.flushed).toHaveBeenLastCalledWith(db.em, undefined);
+  });
+
+  it('does not tell the commit tracker of a flush without outbox rows, but does when the application persisted one itself', async () => {
+    unit.changed.push(new Customer());
+    onFlush();
+    await afterFlush();
+    expect(commits.flushed).not.toHaveBeenCalled();
+
+    unit.changed.push(new OutboxMessage());
+    onFlush();
+    await afterFlush();
+    expect(commits.flushed).toHaveBeenCalledTimes(1);
+  });
+
+  describe('during the flush', () => {
+    const tx = { name: 'flush transaction' } as unknown as Transaction;
+    const txArgs = () => ({ uow: unit.uow, em: db.em, transaction: tx }) as unknown as TransactionEventArgs;
+
+    it('inserts events a hook applied in the transaction the flush opened, before it commits, and forgets them after', async () => {
+      const order = new Order('o1');
+      order.apply(new OrderPlaced('o1'));
+      unit.changed.push(order);
+      onFlush();
+      subscriber.afterTransactionStart(txArgs());
+      order.apply(new OrderPaid(9)); // e.g. in @BeforeUpdate
+      await subscriber.beforeTransactionCommit(txArgs());
+
+      expect(db.inserted).toHaveLength(1);
+      expect(db.inserted[0].ctx).toBe(tx);
+      expect(db.inserted[0].rows.map((row) => row.type)).toEqual(['spec.capture.order-paid.v1']);
+
+      await afterFlush();
+      expect(db.inserted).toHaveLength(1);
+      expect(order.getUncommittedEvents()).toEqual([]);
+      expect(unit.unset).toHaveLength(2);
+    });
+
+    it('inserts them in the transaction of the caller when the flush runs inside one', async () => {
+      const outer = { name: 'caller transaction' } as unknown as Transaction;
+      db = fakeEm(outer);
+      const order = new Order('o1');
+      unit.changed.push(order);
+      onFlush();
+      order.apply(new OrderPlaced('o1')); // e.g. in @BeforeCreate
+      await afterFlush();
+
+      expect(db.inserted.map((insert) => [insert.ctx, insert.rows.length])).toEqual([[outer, 1]]);
+      expect(order.getUncommittedEvents()).toEqual([]);
+      expect(commits.flushed).toHaveBeenCalledTimes(1);
+    });
+
+    it('gives the rows of an aggregate whose id the database generated that id and key, in the same transaction', async () => {
+      const order = new Order(undefined);
+      order.apply(new OrderPlaced('new'));
+      order.apply(new OrderPaid(1));
+      unit.changed.push(order);
+      onFlush();
+      const rows = [...unit.computed];
+      expect(rows.map((row) => [row.aggregateType, row.aggregateId, row.key])).toEqual([
+        ['Order', null, null],
+        ['Order', null, null],
+      ]);
+
+      subscriber.afterTransactionStart(txArgs());
+      order.id = '42'; // the INSERT returned it
+      await subscriber.beforeTransactionCommit(txArgs());
+
+      expect(db.updated).toEqual([
+        { where: { id: { $in: idsOf(rows) } }, values: { aggregateId: '42', key: 'Order:42' }, ctx: tx },
+      ]);
+      expect(rows.map((row) => [row.aggregateId, row.key])).toEqual([
+        ['42', 'Order:42'],
+        ['42', 'Order:42'],
+      ]);
+      await afterFlush();
+      expect(db.updated).toHaveLength(1);
+    });
+  });
+});
