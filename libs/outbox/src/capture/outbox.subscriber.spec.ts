@@ -62,22 +62,25 @@ function fakeUnit() {
   return { uow: uow as unknown as UnitOfWork, changed, identityMap, computed, unset };
 }
 
-/** The parts of an EntityManager the subscriber uses; `inTransaction` is the caller's transaction, if any. */
+/**
+ * The parts of an EntityManager the subscriber uses; `inTransaction` is the caller's transaction,
+ * if any. `inserted` records the subscriber's own multi-row INSERTs (through `write`).
+ */
 function fakeEm(inTransaction?: Transaction) {
   const inserted: Array<{ rows: OutboxMessage[]; ctx: unknown }> = [];
   const updated: Array<{ where: unknown; values: unknown; ctx: unknown }> = [];
   const em = {
     isInTransaction: () => inTransaction !== undefined,
     getTransactionContext: () => inTransaction,
-    insertMany: async (rows: OutboxMessage[], _where: unknown, options: { ctx: unknown }) => {
-      inserted.push({ rows, ctx: options.ctx });
-    },
     nativeUpdate: async (_entity: unknown, where: unknown, values: unknown, options: { ctx: unknown }) => {
       updated.push({ where, values, ctx: options.ctx });
       return 1;
     },
   };
-  return { em: em as unknown as EntityManager, inserted, updated };
+  const write = async (_em: EntityManager, rows: OutboxMessage[], ctx: Transaction | undefined) => {
+    inserted.push({ rows: [...rows], ctx });
+  };
+  return { em: em as unknown as EntityManager, inserted, updated, write };
 }
 
 const headersOf = (row: OutboxMessage) => JSON.parse(row.headers) as OutboxHeaders;
@@ -94,16 +97,21 @@ describe('OutboxSubscriber', () => {
     pending = new PendingMessages();
     commits = { flushed: jest.fn(), listening: false };
     const tracker = { flushed: commits.flushed, wantsEvents: () => commits.listening } as unknown as CommitTracker;
-    subscriber = new OutboxSubscriber(new OutboxRowFactory(64 * 1024), pending, tracker);
     unit = fakeUnit();
     db = fakeEm();
+    subscriber = new OutboxSubscriber(new OutboxRowFactory(64 * 1024), pending, tracker, (...call) =>
+      db.write(...call),
+    );
   });
 
   const args = (): FlushEventArgs => ({ uow: unit.uow, em: db.em }) as FlushEventArgs;
   const onFlush = () => subscriber.onFlush(args());
   const afterFlush = () => subscriber.afterFlush(args());
 
-  it('writes one row per event of the aggregates in the change sets and in the identity map, one correlation id per aggregate', () => {
+  /** Rows a flush wrote: as change sets (a flush of outbox rows alone) or by its own INSERT. */
+  const writtenRows = () => [...unit.computed, ...db.inserted.flatMap((insert) => insert.rows)];
+
+  it('writes one row per event of the aggregates in the change sets and in the identity map, one correlation id per aggregate', async () => {
     const changed = new Order('o1');
     changed.apply(new OrderPlaced('o1'));
     changed.apply(new OrderPaid(12));
@@ -113,8 +121,11 @@ describe('OutboxSubscriber', () => {
     unit.changed.push(changed, new Customer());
     unit.identityMap.push(changed, new Customer(), new Order('o3'), untouched);
     onFlush();
+    // With other writes in the flush, its rows wait for one INSERT at its end, not change sets.
+    expect(unit.computed).toEqual([]);
+    await afterFlush();
 
-    const rows = unit.computed;
+    const rows = writtenRows();
     expect(rows.map((row) => [row.type, row.aggregateType, row.aggregateId, row.key, row.payload])).toEqual([
       ['spec.capture.order-placed.v1', 'Order', 'o1', 'Order:o1', '{"orderId":"o1"}'],
       ['spec.capture.order-paid.v1', 'Order', 'o1', 'Order:o1', '{"amount":12}'],
@@ -125,14 +136,15 @@ describe('OutboxSubscriber', () => {
     expect(rows.every((row) => row instanceof OutboxMessage && headersOf(row).messageId === row.id)).toBe(true);
   });
 
-  it('writes an aggregate that is both changed and in the identity map once', () => {
+  it('writes an aggregate that is both changed and in the identity map once', async () => {
     const order = new Order('o1');
     order.apply(new OrderPlaced('o1'));
     unit.changed.push(order, order);
     unit.identityMap.push(order);
     onFlush();
+    await afterFlush();
 
-    expect(unit.computed).toHaveLength(1);
+    expect(writtenRows()).toHaveLength(1);
   });
 
   it('leaves the events on the aggregate until the flush succeeded, then forgets them', async () => {
@@ -281,9 +293,13 @@ describe('OutboxSubscriber', () => {
       order.apply(new OrderPaid(9)); // e.g. in @BeforeUpdate
       await subscriber.beforeTransactionCommit(txArgs());
 
+      // One INSERT, in the flush's transaction before it commits: the flush's row and the hook's.
       expect(db.inserted).toHaveLength(1);
       expect(db.inserted[0].ctx).toBe(tx);
-      expect(db.inserted[0].rows.map((row) => row.type)).toEqual(['spec.capture.order-paid.v1']);
+      expect(db.inserted[0].rows.map((row) => row.type)).toEqual([
+        'spec.capture.order-placed.v1',
+        'spec.capture.order-paid.v1',
+      ]);
 
       await afterFlush();
       expect(db.inserted).toHaveLength(1);
@@ -311,25 +327,39 @@ describe('OutboxSubscriber', () => {
       order.apply(new OrderPaid(1));
       unit.changed.push(order);
       onFlush();
-      const rows = [...unit.computed];
-      expect(rows.map((row) => [row.aggregateType, row.aggregateId, row.key])).toEqual([
-        ['Order', null, null],
-        ['Order', null, null],
-      ]);
 
       subscriber.afterTransactionStart(txArgs());
-      order.id = '42'; // the INSERT returned it
+      order.id = '42'; // the INSERT of the order returned it
+      await subscriber.beforeTransactionCommit(txArgs());
+
+      // The rows were not written yet: they are written with the id, and no UPDATE is needed.
+      const rows = writtenRows();
+      expect(db.inserted.map((insert) => insert.ctx)).toEqual([tx]);
+      expect(rows.map((row) => [row.aggregateType, row.aggregateId, row.key])).toEqual([
+        ['Order', '42', 'Order:42'],
+        ['Order', '42', 'Order:42'],
+      ]);
+      expect(db.updated).toEqual([]);
+      await afterFlush();
+      expect(db.updated).toEqual([]);
+    });
+
+    it('updates rows already written as change sets (a flush of outbox rows alone) once their aggregate has an id', async () => {
+      const order = new Order(undefined);
+      order.apply(new OrderPlaced('new'));
+      // Only the identity map: the flush writes nothing but outbox rows, as change sets.
+      unit.identityMap.push(order);
+      onFlush();
+      const rows = [...unit.computed];
+      expect(rows.map((row) => [row.aggregateId, row.key])).toEqual([[null, null]]);
+
+      subscriber.afterTransactionStart(txArgs());
+      order.id = '42';
       await subscriber.beforeTransactionCommit(txArgs());
 
       expect(db.updated).toEqual([
         { where: { id: { $in: idsOf(rows) } }, values: { aggregateId: '42', key: 'Order:42' }, ctx: tx },
       ]);
-      expect(rows.map((row) => [row.aggregateId, row.key])).toEqual([
-        ['42', 'Order:42'],
-        ['42', 'Order:42'],
-      ]);
-      await afterFlush();
-      expect(db.updated).toHaveLength(1);
     });
   });
 });

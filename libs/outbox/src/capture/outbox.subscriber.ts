@@ -14,6 +14,8 @@ import type { CommitTracker } from './commit-tracker.js';
 import type { OutboxRowFactory, RowOrigin } from './outbox-row.factory.js';
 import type { PendingMessages } from './pending-messages.js';
 
+type RowWriter = (em: EntityManager, rows: OutboxMessage[], ctx: Transaction | undefined) => Promise<void>;
+
 /** One row a flush adds, and the event (and aggregate, if any) it came from. */
 interface Row {
   aggregate: object | null;
@@ -61,6 +63,8 @@ export class OutboxSubscriber implements EventSubscriber {
     private readonly rows: OutboxRowFactory,
     private readonly pending: PendingMessages,
     private readonly commits: CommitTracker,
+    /** Writes rows in a transaction; the multi-row INSERT, or a test's recorder. */
+    private readonly write: RowWriter = insertOutboxRows,
   ) {}
 
   onFlush({ uow, em }: FlushEventArgs): void {
@@ -169,7 +173,7 @@ export class OutboxSubscriber implements EventSubscriber {
     }
     const rows = [...(flush.deferred ?? []), ...late.map(({ row }) => row)];
     flush.deferred = undefined;
-    await insertOutboxRows(em, rows, ctx);
+    if (rows.length > 0) await this.write(em, rows, ctx);
     if (late.length === 0) return;
     flush.published = pending.length;
     for (const row of late) {

@@ -143,11 +143,11 @@ export class RelayLoop {
         // PostgreSQL trouble: what is enqueued but unmarked is re-dispatched after the lease, a no-op in BullMQ.
         throw claimed.reason;
       }
+      if (more) this.settle(enqueued.map((row) => row.id)); // the claim statement marked them
       if (added.status === 'rejected') {
         await this.release(claimed.value, added.reason, false);
         throw added.reason;
       }
-      if (more) this.settle(enqueued.map((row) => row.id)); // the claim statement marked them
       if (added.value === 'subscriptions changed') {
         // Claimed with an older table: hand both batches back and claim them again at once.
         await this.release(claimed.value, 'subscriptions changed while claimed', false);
@@ -155,7 +155,11 @@ export class RelayLoop {
         enqueued = []; // marked already, by the claim statement or by `mark`
         break;
       }
-      this.isolating = false;
+      if (this.isolating) {
+        // A row went through alone: full batches again, and this drain goes on with them.
+        this.isolating = false;
+        this.wokenWhileDraining = true;
+      }
       moved += batch.length;
       enqueued = added.value;
       batch = claimed.value;
