@@ -3,6 +3,7 @@ import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.
 import { OutboxTimeoutError } from '../outbox.errors.js';
 import { addBulkTimedOut } from '../outbox.messages.js';
 import type { OutboxQueues } from '../routing/outbox-queues.js';
+import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { waitAtMost } from '../util/wait-at-most.js';
 import type { RoutedBatch } from './message.router.js';
 
@@ -17,6 +18,7 @@ export class RelayQueue {
   constructor(
     private readonly queues: OutboxQueues,
     options: ResolvedOutboxOptions,
+    private readonly tracing: OutboxTracing,
   ) {
     this.jobOptions = {
       attempts: options.worker.attempts,
@@ -33,11 +35,20 @@ export class RelayQueue {
   }
 
   async add(batch: RoutedBatch, timeoutMs: number): Promise<void> {
-    const adds = [...batch.jobsByService].map(([service, jobs]) =>
-      this.queues
-        .of(service)
-        .addBulk(jobs.map(({ id, data }) => ({ name: data.type, data, opts: { ...this.jobOptions, jobId: id } }))),
-    );
+    const adds = [...batch.jobsByService].map(async ([service, jobs]) => {
+      const queue = this.queues.of(service);
+      // A `send` span per traced message, ended when its addBulk answers (even after the timeout below).
+      const endSends = this.tracing.startSends(queue.name, jobs);
+      try {
+        await queue.addBulk(
+          jobs.map(({ id, data }) => ({ name: data.type, data, opts: { ...this.jobOptions, jobId: id } })),
+        );
+        endSends();
+      } catch (error) {
+        endSends(error);
+        throw error;
+      }
+    });
     // A late success is harmless (job ids dedupe); a late failure changes nothing.
     const answered = await waitAtMost(
       Promise.all(adds).then(() => true),
