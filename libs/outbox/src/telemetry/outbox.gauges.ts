@@ -73,7 +73,7 @@ export class OutboxGauges {
     const meter = this.metrics.meter;
     if (relay.enabled) {
       this.oldest = meter.createObservableGauge(METRIC.oldestPendingAge, {
-        description: 'Age of the oldest due outbox row not yet handed to BullMQ: the relay’s lag.',
+        description: 'Age of the oldest due outbox row not yet handed to BullMQ (the relay lag).',
         unit: 's',
       });
       this.pending = meter.createObservableGauge(METRIC.pending, {
@@ -88,7 +88,7 @@ export class OutboxGauges {
     }
     if (worker.enabled) {
       this.jobs = meter.createObservableGauge(METRIC.queueJobs, {
-        description: 'Jobs in this service’s queue by state; dead_letter is the failed set.',
+        description: 'Jobs in the queue of this service, by state; dead_letter is the failed set.',
         unit: '{job}',
       });
       this.gauges.push(this.jobs);

@@ -55,7 +55,7 @@ export class OutboxMetrics {
     const counter = (name: string, description: string) =>
       this.meter.createCounter(name, { description, unit: '{message}' });
     this.written = counter(METRIC.written, 'Outbox rows committed, by event type.');
-    this.dispatchedCount = counter(METRIC.dispatched, 'Messages handed to a consuming service’s queue.');
+    this.dispatchedCount = counter(METRIC.dispatched, 'Messages handed to the queue of a consuming service.');
     this.unrouted = counter(METRIC.unrouted, 'Messages dispatched with no subscribed service.');
     this.enqueueFailures = counter(METRIC.enqueueFailed, 'Claimed rows whose enqueue failed and were handed back.');
     this.handled = counter(METRIC.handled, 'Handler runs that committed, with their inbox mark.');
@@ -67,7 +67,7 @@ export class OutboxMetrics {
       advice: { explicitBucketBoundaries: HANDLER_BUCKETS },
     });
     this.endToEnd = this.meter.createHistogram(METRIC.endToEnd, {
-      description: 'From the event’s capture (headers.occurredAt) to its handler’s commit.',
+      description: 'From the capture of the event (headers.occurredAt) to the commit of its handler.',
       unit: 's',
       advice: { explicitBucketBoundaries: END_TO_END_BUCKETS },
     });
