@@ -58,7 +58,7 @@ describe('Redis unreachable while rows are written', () => {
     expect(during.locked).toBe(0);
     expect(during.attempts).toBe(0);
     const outageLogs = errors.mock.calls.filter(([message]) =>
-      String(message).startsWith('Relay cannot move outbox rows'),
+      String(message).startsWith('event=outbox.relay.outage'),
     );
     expect(outageLogs).toHaveLength(1);
 
