@@ -57,9 +57,7 @@ describe('Redis unreachable while rows are written', () => {
     // held and no row spends an attempt while it waits.
     expect(during.locked).toBe(0);
     expect(during.attempts).toBe(0);
-    const outageLogs = errors.mock.calls.filter(([message]) =>
-      String(message).startsWith('Relay cannot move outbox rows'),
-    );
+    const outageLogs = errors.mock.calls.filter(([message]) => String(message).startsWith('event=outbox.relay.outage'));
     expect(outageLogs).toHaveLength(1);
 
     await redis.start();

@@ -5,6 +5,7 @@ import { OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
 import { OutboxRunner } from '../../libs/outbox/src/outbox.runner.js';
 import { OrdersAppModule } from '../../apps/orders/src/app.module.js';
 import { prepareDatabase } from '../../apps/orders/src/database/prepare-database.js';
+import type { ServiceTelemetry } from '../../apps/shared/src/telemetry.js';
 
 export interface OrdersApp {
   app: INestApplication;
@@ -21,10 +22,14 @@ export async function migrateOrders(databaseUrl: string): Promise<void> {
   await prepareDatabase(databaseUrl);
 }
 
-/** The example service, listening on a free port, with the given outbox options. */
-export async function startOrdersApp(databaseUrl: string, outbox: Partial<OutboxModuleOptions>): Promise<OrdersApp> {
+/** The example service, listening on a free port, with the given outbox options (and the OTel SDK it serves). */
+export async function startOrdersApp(
+  databaseUrl: string,
+  outbox: Partial<OutboxModuleOptions>,
+  telemetry?: ServiceTelemetry,
+): Promise<OrdersApp> {
   const moduleRef = await Test.createTestingModule({
-    imports: [OrdersAppModule.register({ databaseUrl, outbox })],
+    imports: [OrdersAppModule.register({ databaseUrl, outbox, telemetry })],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
   await app.listen(0, '127.0.0.1');

@@ -1,6 +1,8 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { OutboxModule, type OutboxModuleOptions } from 'nest-outbox';
+import { MetricsModule } from '../../shared/src/metrics.module.js';
+import type { ServiceTelemetry } from '../../shared/src/telemetry.js';
 import { billingOrmConfig } from './database/orm.config.js';
 import { InvoiceLifecycle } from './invoices/invoice-lifecycle.handler.js';
 
@@ -8,6 +10,8 @@ export interface BillingAppOptions {
   databaseUrl?: string;
   /** Outbox options; the service is `billing` unless given. */
   outbox?: Partial<OutboxModuleOptions>;
+  /** The OpenTelemetry SDK this process started (`startTelemetry`): the app then serves `GET /metrics`. */
+  telemetry?: ServiceTelemetry;
 }
 
 /**
@@ -22,6 +26,7 @@ export class BillingAppModule {
       imports: [
         MikroOrmModule.forRoot({ ...billingOrmConfig(options.databaseUrl), registerRequestContext: true }),
         OutboxModule.forRoot({ service: 'billing', ...options.outbox }),
+        ...(options.telemetry ? [MetricsModule.register(options.telemetry)] : []),
       ],
       providers: [InvoiceLifecycle],
     };

@@ -1,6 +1,8 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { OutboxModule, type OutboxModuleOptions } from 'nest-outbox';
+import { MetricsModule } from '../../shared/src/metrics.module.js';
+import type { ServiceTelemetry } from '../../shared/src/telemetry.js';
 import { RecordInvoice } from './invoicing/record-invoice.handler.js';
 import { AwardLoyaltyPoints } from './loyalty/award-points.handler.js';
 import { ordersOrmConfig } from './database/orm.config.js';
@@ -13,6 +15,8 @@ export interface OrdersAppOptions {
   databaseUrl?: string;
   /** Outbox options; the service is `orders` unless given. */
   outbox?: Partial<OutboxModuleOptions>;
+  /** The OpenTelemetry SDK this process started (`startTelemetry`): the app then serves `GET /metrics`. */
+  telemetry?: ServiceTelemetry;
 }
 
 /** The example service: orders over HTTP, a read model, notifications and loyalty points. */
@@ -24,6 +28,7 @@ export class OrdersAppModule {
       imports: [
         MikroOrmModule.forRoot({ ...ordersOrmConfig(options.databaseUrl), registerRequestContext: true }),
         OutboxModule.forRoot({ service: 'orders', ...options.outbox }),
+        ...(options.telemetry ? [MetricsModule.register(options.telemetry)] : []),
       ],
       controllers: [OrdersController],
       providers: [

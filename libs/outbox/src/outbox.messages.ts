@@ -1,3 +1,6 @@
+import { logLine } from './util/log-line.js';
+import { redactUrl } from './util/redact.js';
+
 /**
  * The long texts the library says: what happened and what to do. Kept here, as small functions,
  * so the code that throws or logs stays readable and every message can be read in one place.
@@ -8,11 +11,6 @@ export function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(redactUrl(value));
   if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
   return String(value);
-}
-
-/** `redis://user:secret@host` → `redis://user:***@host`, also in a malformed URL: whatever stands between a `:` and an `@`. */
-export function redactUrl(text: string): string {
-  return text.replace(/:[^:@/\s]*@/g, ':***@');
 }
 
 // Options
@@ -187,9 +185,15 @@ export const waitingForHandlers = (type: string, messageId: string, missing: str
 
 // Relay, worker and retention at run time
 
-export const relayOutage = (reason: string, maxBackoffMs: number) =>
-  `Relay cannot move outbox rows (${reason}). Rows stay pending and nothing is lost; ` +
-  `retrying with backoff up to ${maxBackoffMs} ms. Check Redis and PostgreSQL; this is logged once per outage.`;
+export const relayOutage = (service: string, reason: string, maxBackoffMs: number) =>
+  logLine({
+    event: 'outbox.relay.outage',
+    service,
+    error: reason,
+    msg:
+      'Relay cannot move outbox rows. Rows stay pending and nothing is lost; ' +
+      `retrying with backoff up to ${maxBackoffMs} ms. Check Redis and PostgreSQL; this is logged once per outage.`,
+  });
 
 export const noRegistry = (service: string) =>
   `No consuming service has registered its handlers in Redis under this prefix yet (or Redis lost them): ` +
@@ -199,8 +203,95 @@ export const relayRecovered = (seconds: string) => `Relay recovered after ${seco
 
 export const addBulkTimedOut = (timeoutMs: number) => `BullMQ addBulk did not answer within ${timeoutMs} ms`;
 
-export const databaseOutage = (reason: string) =>
-  `PostgreSQL is unreachable (${reason}); jobs wait in Redis without spending attempts. Logged once per outage.`;
+export const databaseOutage = (service: string, reason: string) =>
+  logLine({
+    event: 'outbox.worker.database_outage',
+    service,
+    error: reason,
+    msg: 'PostgreSQL is unreachable; jobs wait in Redis without spending attempts. Logged once per outage.',
+  });
+
+export const workerRedisError = (service: string, reason: string) =>
+  logLine({
+    event: 'outbox.worker.redis_error',
+    service,
+    error: reason,
+    msg: 'Jobs wait in Redis; the worker reconnects by itself. Logged once until the error changes.',
+  });
+
+export const workerStopped = (service: string, reason: string) =>
+  logLine({ event: 'outbox.worker.stopped', service, error: reason });
+
+// Failures of one message: one logfmt line each, for log pipelines (fields, not prose)
+
+export interface HandlerFailure {
+  service: string;
+  messageId: string;
+  type: string;
+  /** Absent when the run failed outside any handler (the message as a whole). */
+  handler?: string;
+  /** The attempt that failed (1 for the first delivery). */
+  attempt: number;
+  maxAttempts: number;
+  /** `retry`: BullMQ runs it again after a backoff; `dead-letter`: this was the last attempt. */
+  next: 'retry' | 'dead-letter';
+  error: string;
+}
+
+export const handlerFailedLine = (failure: HandlerFailure) =>
+  logLine({
+    event: failure.handler ? 'outbox.handler.failed' : 'outbox.message.failed',
+    service: failure.service,
+    message_id: failure.messageId,
+    type: failure.type,
+    handler: failure.handler,
+    attempt: failure.attempt,
+    max_attempts: failure.maxAttempts,
+    next: failure.next,
+    error: failure.error,
+  });
+
+export interface GivenUp {
+  service: string;
+  messageId: string;
+  type: string;
+  reason: string;
+  attempts: number;
+  process: string;
+  version: string;
+  error: string;
+}
+
+export const deadLetterLine = (letter: GivenUp) =>
+  logLine({
+    event: 'outbox.dead_letter',
+    service: letter.service,
+    message_id: letter.messageId,
+    type: letter.type,
+    reason: letter.reason,
+    attempts: letter.attempts,
+    process: letter.process,
+    version: letter.version,
+    error: letter.error,
+  });
+
+export const enqueueRefusedLine = (
+  service: string,
+  rows: ReadonlyArray<{ id: string; type: string }>,
+  maxAttempts: number,
+  error: string,
+) =>
+  logLine({
+    event: 'outbox.relay.enqueue_refused',
+    service,
+    ...(rows.length === 1 ? { message_id: rows[0].id, type: rows[0].type } : { rows: rows.length }),
+    max_attempts: maxAttempts,
+    error,
+    msg:
+      rows.length === 1
+        ? 'Redis refused this message; it spends an attempt and is tried again.'
+        : 'Redis refused the batch; its rows are handed back and tried one at a time.',
+  });
 
 export const databaseRecovered = (seconds: string) =>
   `PostgreSQL answers again after ${seconds} s; handlers are running.`;

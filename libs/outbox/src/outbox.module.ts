@@ -34,6 +34,9 @@ import { SubscriptionRegistry } from './routing/subscription.registry.js';
 import { OutboxOrdering } from './ops/outbox-ordering.js';
 import { OutboxReplay } from './ops/outbox-replay.js';
 import { OutboxSubscriptions } from './ops/outbox-subscriptions.js';
+import { OutboxGauges } from './telemetry/outbox.gauges.js';
+import { OutboxMetrics } from './telemetry/outbox.metrics.js';
+import { OutboxTracing } from './telemetry/outbox.tracing.js';
 import { ProcessCounters } from './telemetry/process-counters.js';
 
 /**
@@ -94,6 +97,9 @@ export class OutboxModule {
         OutboxSubscriptions,
         OutboxRunner,
         ProcessCounters,
+        OutboxMetrics,
+        OutboxTracing,
+        OutboxGauges,
         OutboxQueues,
         SubscriptionRegistry,
         { provide: OUTBOX_QUEUE, useFactory: lazyOwnQueue, inject: [OutboxQueues] },
@@ -112,8 +118,9 @@ export class OutboxModule {
         },
         {
           provide: OUTBOX_ROW_FACTORY,
-          useFactory: (options: ResolvedOutboxOptions) => new OutboxRowFactory(options.maxPayloadBytes),
-          inject: [OUTBOX_OPTIONS],
+          useFactory: (options: ResolvedOutboxOptions, tracing: OutboxTracing) =>
+            new OutboxRowFactory(options.maxPayloadBytes, tracing),
+          inject: [OUTBOX_OPTIONS, OutboxTracing],
         },
       ],
       exports: [

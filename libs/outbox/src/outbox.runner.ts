@@ -22,6 +22,9 @@ import { createRedis } from './routing/redis.connection.js';
 import { SubscriptionRegistry } from './routing/subscription.registry.js';
 import { WakeChannel } from './routing/wake.channel.js';
 import { qualifiedTables } from './store/outbox.tables.js';
+import { OutboxGauges } from './telemetry/outbox.gauges.js';
+import { OutboxMetrics } from './telemetry/outbox.metrics.js';
+import { OutboxTracing } from './telemetry/outbox.tracing.js';
 import { ProcessCounters } from './telemetry/process-counters.js';
 import { waitAtMost } from './util/wait-at-most.js';
 
@@ -49,6 +52,9 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     private readonly queues: OutboxQueues,
     private readonly registry: SubscriptionRegistry,
     private readonly counters: ProcessCounters,
+    private readonly metrics: OutboxMetrics,
+    private readonly tracing: OutboxTracing,
+    private readonly gauges: OutboxGauges,
   ) {
     this.wake = new WakeChannel(
       queues.names.wakeChannelOf(options.service),
@@ -77,18 +83,30 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
       this.queues.client();
       this.stopPublishing = this.commits.listen(() => this.wake.publish());
     }
-    const { orm, options, queues, registry, commits, wake, scheduler, counters } = this;
+    const { orm, options, queues, registry, commits, wake, scheduler, counters, metrics, tracing } = this;
     if (options.worker.enabled) {
       this.consumer = new Consumer(
-        { orm, options, queues, registry, counters: counters.worker },
+        { orm, options, queues, registry, counters: counters.worker, metrics, tracing },
         this.explorer.explore(options.worker.ordered),
       );
       await this.consumer.start();
     }
     if (options.relay.enabled) {
-      this.relay = new RelayRunner({ orm, options, queues, registry, commits, wake, scheduler, counters });
+      this.relay = new RelayRunner({
+        orm,
+        options,
+        queues,
+        registry,
+        commits,
+        wake,
+        scheduler,
+        counters,
+        metrics,
+        tracing,
+      });
       await this.relay.start();
     }
+    this.gauges.start();
   }
 
   /**
@@ -98,6 +116,7 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
    * Runs before MikroORM closes its pool (in onApplicationShutdown), so the last mark can land.
    */
   async beforeApplicationShutdown(): Promise<void> {
+    this.gauges.stop();
     this.stopPublishing?.();
     this.wake.close();
     const timeoutMs = this.options.shutdownTimeoutMs;

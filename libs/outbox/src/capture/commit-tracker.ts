@@ -1,6 +1,7 @@
 import type { EntityManager, EventSubscriber, Transaction, TransactionEventArgs } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import type { CommitSignal } from '../routing/commit.signal.js';
+import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { errorText } from '../util/error-text.js';
 
 /** Who hears a committed transaction's events in this process (the EventBus stream, for sagas). */
@@ -10,9 +11,12 @@ export interface CommittedEvents {
   emit(events: readonly object[]): void;
 }
 
-/** What a transaction (or savepoint) wrote to the outbox so far. */
-interface Written {
+/** What a flush, or a transaction (or savepoint) so far, wrote to the outbox. */
+export interface FlushedRows {
+  /** Its events, when someone listens to committed events. */
   events: object[] | undefined;
+  /** The type of each row, when metrics are on: counted once the rows committed. */
+  types: string[] | undefined;
 }
 
 /**
@@ -23,13 +27,21 @@ interface Written {
  */
 export class CommitTracker implements EventSubscriber {
   private readonly logger = new Logger('Outbox');
-  private readonly open = new WeakMap<Transaction, Written>();
+  private readonly open = new WeakMap<Transaction, FlushedRows>();
   private readonly parentOf = new WeakMap<Transaction, Transaction>();
   /** Between "savepoint about to start" (which names its parent) and "started" (which names itself). */
   private readonly startingIn = new WeakMap<EntityManager, Transaction>();
   committedEvents: CommittedEvents | undefined;
 
-  constructor(private readonly commits: CommitSignal) {}
+  constructor(
+    private readonly commits: CommitSignal,
+    private readonly metrics: OutboxMetrics,
+  ) {}
+
+  /** Whether flushes should keep the types of the rows they write, for the written-messages counter. */
+  wantsTypes(): boolean {
+    return this.metrics.enabled;
+  }
 
   /** Whether flushes should keep the events they write, for `committedEvents`. */
   wantsEvents(): boolean {
@@ -37,10 +49,10 @@ export class CommitTracker implements EventSubscriber {
   }
 
   /** A flush of `em` wrote rows: they are committed now, or when `em`'s transaction commits. */
-  flushed(em: EntityManager, events: object[] | undefined): void {
+  flushed(em: EntityManager, rows: FlushedRows): void {
     const transaction = em.getTransactionContext<Transaction>();
-    if (transaction) this.join(transaction, events);
-    else this.committed(events);
+    if (transaction) this.join(transaction, rows);
+    else this.committed(rows);
   }
 
   beforeTransactionStart({ em, transaction }: TransactionEventArgs): void {
@@ -60,22 +72,26 @@ export class CommitTracker implements EventSubscriber {
     if (!written) return;
     this.open.delete(transaction);
     const parent = transaction.savepointName ? this.parentOf.get(transaction) : undefined;
-    if (parent) this.join(parent, written.events);
-    else this.committed(written.events);
+    if (parent) this.join(parent, written);
+    else this.committed(written);
   }
 
   afterTransactionRollback({ transaction }: TransactionEventArgs): void {
     if (transaction) this.open.delete(transaction);
   }
 
-  private join(transaction: Transaction, events: object[] | undefined): void {
+  private join(transaction: Transaction, { events, types }: FlushedRows): void {
     const written = this.open.get(transaction);
-    if (!written) this.open.set(transaction, { events: events && [...events] });
-    else if (events) (written.events ??= []).push(...events);
+    if (!written) this.open.set(transaction, { events: events && [...events], types: types && [...types] });
+    else {
+      if (events) (written.events ??= []).push(...events);
+      if (types) (written.types ??= []).push(...types);
+    }
   }
 
-  private committed(events: object[] | undefined): void {
+  private committed({ events, types }: FlushedRows): void {
     this.commits.notify();
+    if (types) this.metrics.messagesWritten(types);
     if (!events || events.length === 0 || !this.committedEvents) return;
     try {
       this.committedEvents.emit(events);

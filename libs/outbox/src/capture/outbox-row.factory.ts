@@ -6,6 +6,7 @@ import { newMessageId } from '../message/message-id.js';
 import { OutboxPayloadError } from '../outbox.errors.js';
 import { headerNameForbidden, headerNotAString, headersNotAnObject, invalidDelay } from '../outbox.messages.js';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
+import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 
 export interface PublishOptions {
   /**
@@ -32,7 +33,10 @@ export interface RowOrigin {
 
 /** Turns one event into one outbox row: id, type name, JSON payload, headers. */
 export class OutboxRowFactory {
-  constructor(private readonly maxPayloadBytes: number) {}
+  constructor(
+    private readonly maxPayloadBytes: number,
+    private readonly tracing: OutboxTracing,
+  ) {}
 
   create(event: object, origin: RowOrigin, options: PublishOptions = {}): OutboxMessage {
     const payload = serialiseEvent(event);
@@ -40,6 +44,8 @@ export class OutboxRowFactory {
     const id = newMessageId();
     const now = new Date();
     const parent = currentMessage();
+    // The active span's context (none without one): handlers of this message run under it.
+    const trace = this.tracing.creationContext(type, id);
     const headers: OutboxHeaders = {
       messageId: id,
       correlationId: parent?.headers.correlationId ?? origin.correlationId ?? id,
@@ -47,6 +53,7 @@ export class OutboxRowFactory {
       occurredAt: now.toISOString(),
       // Absent at version 1, so a version-1 row reads the same to consumers built before versions.
       ...(version > 1 ? { version } : {}),
+      ...(trace ? { trace } : {}),
       ...(options.headers ? { custom: checkHeaders(type, options.headers) } : {}),
     };
     const headersText = JSON.stringify(headers);

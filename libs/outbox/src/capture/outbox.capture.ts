@@ -5,6 +5,7 @@ import { EventBus } from '@nestjs/cqrs';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { OUTBOX_OPTIONS, OUTBOX_ROW_FACTORY } from '../outbox.tokens.js';
 import { CommitSignal } from '../routing/commit.signal.js';
+import { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { prepareAggregateClass } from './aggregate-events.js';
 import { CommitTracker } from './commit-tracker.js';
 import { OutboxEventPublisher, routeEventBusThroughOutbox } from './outbox-event-bus.js';
@@ -22,6 +23,7 @@ export class OutboxCapture {
     private readonly commits: CommitSignal,
     @Inject(OUTBOX_OPTIONS) private readonly options: ResolvedOutboxOptions,
     private readonly moduleRef: ModuleRef,
+    private readonly metrics: OutboxMetrics,
   ) {
     // Here rather than at init: another module's onModuleInit may load an aggregate and apply an
     // event before ours runs, and a loaded aggregate needs its event list by then.
@@ -31,7 +33,7 @@ export class OutboxCapture {
   }
 
   attach(): void {
-    const tracker = new CommitTracker(this.commits);
+    const tracker = new CommitTracker(this.commits, this.metrics);
     const subscribers: EventSubscriber[] = [tracker, new OutboxSubscriber(this.rows, this.pending, tracker)];
     for (const subscriber of subscribers) this.orm.em.getEventManager().registerSubscriber(subscriber);
     // Forks made with `freshEventManager: true` build their event manager from this list.

@@ -6,6 +6,7 @@ import { OutboxEvent } from '../message/event-type.js';
 import { OutboxPayloadError } from '../outbox.errors.js';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
 import type { CommitTracker } from './commit-tracker.js';
+import { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { OutboxRowFactory } from './outbox-row.factory.js';
 import { OutboxSubscriber } from './outbox.subscriber.js';
 import { PendingMessages } from './pending-messages.js';
@@ -88,7 +89,10 @@ const idsOf = (rows: OutboxMessage[]) => rows.map((row) => row.id);
 
 describe('OutboxSubscriber', () => {
   let pending: PendingMessages;
-  let commits: { flushed: jest.Mock<(em: EntityManager, events: object[] | undefined) => void>; listening: boolean };
+  let commits: {
+    flushed: jest.Mock<(em: EntityManager, rows: { events?: object[]; types?: string[] }) => void>;
+    listening: boolean;
+  };
   let subscriber: OutboxSubscriber;
   let unit: ReturnType<typeof fakeUnit>;
   let db: ReturnType<typeof fakeEm>;
@@ -96,11 +100,18 @@ describe('OutboxSubscriber', () => {
   beforeEach(() => {
     pending = new PendingMessages();
     commits = { flushed: jest.fn(), listening: false };
-    const tracker = { flushed: commits.flushed, wantsEvents: () => commits.listening } as unknown as CommitTracker;
+    const tracker = {
+      flushed: commits.flushed,
+      wantsEvents: () => commits.listening,
+      wantsTypes: () => commits.listening,
+    } as unknown as CommitTracker;
     unit = fakeUnit();
     db = fakeEm();
-    subscriber = new OutboxSubscriber(new OutboxRowFactory(64 * 1024), pending, tracker, (...call) =>
-      db.write(...call),
+    subscriber = new OutboxSubscriber(
+      new OutboxRowFactory(64 * 1024, new OutboxTracing()),
+      pending,
+      tracker,
+      (...call) => db.write(...call),
     );
   });
 
@@ -232,7 +243,10 @@ describe('OutboxSubscriber', () => {
   });
 
   it('writes messages from publish() with the flush, drops them only once it succeeded, and keeps their ids in a retry', async () => {
-    const row = new OutboxRowFactory(64 * 1024).create(new OrderPaid(7), { aggregateType: null, aggregateId: null });
+    const row = new OutboxRowFactory(64 * 1024, new OutboxTracing()).create(new OrderPaid(7), {
+      aggregateType: null,
+      aggregateId: null,
+    });
     pending.add(unit.uow, { row, event: new OrderPaid(7) });
     onFlush();
     expect(unit.computed).toEqual([row]);
@@ -259,13 +273,13 @@ describe('OutboxSubscriber', () => {
 
     expect(unit.unset).toEqual(unit.computed);
     expect(commits.flushed).toHaveBeenCalledTimes(1);
-    expect(commits.flushed).toHaveBeenCalledWith(db.em, [placed]);
+    expect(commits.flushed).toHaveBeenCalledWith(db.em, { events: [placed], types: ['spec.capture.order-placed.v1'] });
 
     commits.listening = false;
     order.apply(new OrderPaid(1));
     onFlush();
     await afterFlush();
-    expect(commits.flushed).toHaveBeenLastCalledWith(db.em, undefined);
+    expect(commits.flushed).toHaveBeenLastCalledWith(db.em, { events: undefined, types: undefined });
   });
 
   it('does not tell the commit tracker of a flush without outbox rows, but does when the application persisted one itself', async () => {

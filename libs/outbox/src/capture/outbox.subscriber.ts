@@ -120,7 +120,10 @@ export class OutboxSubscriber implements EventSubscriber {
     // every message and compare them all again at each flush.
     for (const { row } of flush.rows) uow.unsetIdentity(row);
     if (flush.rows.length === 0 && !flush.persistedRows) return;
-    this.commits.flushed(em, this.commits.wantsEvents() ? flush.rows.map((row) => row.event) : undefined);
+    this.commits.flushed(em, {
+      events: this.commits.wantsEvents() ? flush.rows.map((row) => row.event) : undefined,
+      types: this.commits.wantsTypes() ? flush.rows.map((row) => row.row.type) : undefined,
+    });
   }
 
   private capture(uow: UnitOfWork, entity: object, seen: Set<object>, flush: Flush, retry?: Reuse): void {

@@ -4,6 +4,8 @@ import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.
 import type { OutboxQueues } from '../routing/outbox-queues.js';
 import { createRedis } from '../routing/redis.connection.js';
 import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
+import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
+import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import type { WorkerCounters } from '../telemetry/process-counters.js';
 import type { EventRoute } from './handler.explorer.js';
 import { HandlerRunner } from './handler.runner.js';
@@ -20,6 +22,8 @@ export interface ConsumerDependencies {
   queues: OutboxQueues;
   registry: SubscriptionRegistry;
   counters: WorkerCounters;
+  metrics: OutboxMetrics;
+  tracing: OutboxTracing;
 }
 
 /**
@@ -32,8 +36,14 @@ export class Consumer {
   private readonly registration: ServiceRegistration;
 
   constructor(deps: ConsumerDependencies, routes: ReadonlyMap<string, EventRoute>) {
-    const { orm, options, queues, registry, counters } = deps;
-    const runner = new HandlerRunner(orm, new InboxStore(options.tables), new KeyOrderStore(options.tables));
+    const { orm, options, queues, registry, counters, metrics, tracing } = deps;
+    const queueName = queues.names.queueOf(options.service);
+    const runner = new HandlerRunner(orm, new InboxStore(options.tables), new KeyOrderStore(options.tables), {
+      metrics,
+      tracing,
+      service: options.service,
+      queue: queueName,
+    });
     const promote = async (messageId: string) => {
       const job = await queues.own().getJob(messageId);
       if (job && (await job.isDelayed())) await job.promote();
@@ -46,11 +56,12 @@ export class Consumer {
       processor,
       orm,
       createRedis(options, { maxRetriesPerRequest: null }),
-      queues.names.queueOf(options.service),
+      queueName,
       options,
       identity,
       (type, handlers) => registration.stillExpected(type, handlers),
       counters,
+      metrics,
     );
   }
 

@@ -1,6 +1,8 @@
 import { RequestContext, type MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { OutboxHeaders } from '../message/message-headers.js';
+import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
+import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { runInMessageContext } from '../message/message.context.js';
 import { OutboxError, OutboxHandlerError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
@@ -15,6 +17,14 @@ export interface RunMessage {
   source: string;
   key: string | null;
   attempt: number;
+}
+
+/** Where handler runs report: the metrics and spans, and the service and queue they run for. */
+export interface RunTelemetry {
+  metrics: OutboxMetrics;
+  tracing: OutboxTracing;
+  service: string;
+  queue: string;
 }
 
 /** What one handler's run did. */
@@ -38,6 +48,7 @@ export class HandlerRunner {
     private readonly orm: MikroORM,
     private readonly inbox: InboxStore,
     private readonly order: KeyOrderStore,
+    private readonly telemetry: RunTelemetry,
   ) {}
 
   async run(handler: HandlerEntry, event: object, message: RunMessage, seq: number | undefined): Promise<RunOutcome> {
@@ -56,18 +67,28 @@ export class HandlerRunner {
         ? { handler: handler.name, source: message.source, key: message.key }
         : undefined;
     const context = { headers: message.headers, type: message.type, handler: handler.name, attempt: message.attempt };
+    const { metrics, tracing } = this.telemetry;
+    const startedAt = metrics.startTimer();
     try {
-      // The context spans the whole transaction: the closing flush captures the events the
-      // handler raised, and they must inherit this message's correlation and causation.
-      return await runInMessageContext(context, () =>
-        RequestContext.create(this.orm.em, () =>
-          this.orm.em.transactional(
-            (em) => this.inTransaction(em as EntityManager, handler, event, message, place, seq, aborted),
-            { signal: controller.signal, inflightQueryAbortStrategy: 'cancel query' },
+      // The context (and the span) span the whole transaction: the closing flush captures the
+      // events the handler raised, and they must inherit this message's correlation, causation
+      // and trace.
+      const outcome = await tracing.process(this.telemetry, handler.name, message, () =>
+        runInMessageContext(context, () =>
+          RequestContext.create(this.orm.em, () =>
+            this.orm.em.transactional(
+              (em) => this.inTransaction(em as EntityManager, handler, event, message, place, seq, aborted),
+              { signal: controller.signal, inflightQueryAbortStrategy: 'cancel query' },
+            ),
           ),
         ),
       );
+      if (outcome.kind === 'handled') {
+        metrics.handlerRun(message.type, handler.name, 'handled', startedAt, message.headers.occurredAt);
+      }
+      return outcome;
     } catch (error) {
+      metrics.handlerRun(message.type, handler.name, 'failed', startedAt, message.headers.occurredAt);
       const failure = new OutboxHandlerError(handler.name, message.headers.messageId, message.type, error);
       if (place && seq !== undefined) await this.recordBlock(place, seq, message.headers.messageId, errorText(error));
       throw failure;

@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import { readEvent } from '../message/event-codec.js';
 import { isMessageId } from '../message/message-id.js';
 import {
@@ -11,6 +11,7 @@ import { notAnOutboxJob, stillFailing, unknownEventType } from '../outbox.messag
 import { MESSAGE, nextFailureRecord, recordChanged } from '../routing/failure-record.js';
 import type { OutboxJobData } from '../routing/job-data.js';
 import { errorText } from '../util/error-text.js';
+import { GiveUp } from './give-up.js';
 import type { EventRoute } from './handler.explorer.js';
 import type { HandlerRunner, RunMessage } from './handler.runner.js';
 import type { KeyPlace } from './key-order.store.js';
@@ -45,7 +46,7 @@ export class MessageProcessor {
     const route = this.routes.get(data.type);
     // A job that does not say which handlers it needs (not routed by an outbox relay) can only be
     // run by the handlers of this process: with none, nothing will ever run it.
-    if (!data.handlers && !route) throw new UnrecoverableError(unknownEventType(data.type, data.headers.messageId));
+    if (!data.handlers && !route) throw new GiveUp('unreadable', unknownEventType(data.type, data.headers.messageId));
     const expected = data.handlers ?? route?.handlers.map((handler) => handler.name) ?? [];
     const wanted = expected.filter(
       (name) => !data.discarded?.includes(name) && (!data.retryOnly || data.retryOnly.includes(name)),
@@ -119,7 +120,8 @@ export class MessageProcessor {
     if (failed.size > 0) throw new OutboxHandlersError(data.headers.messageId, data.type, failed);
     // A retry of some handlers only: the others that still fail keep the message a dead letter.
     const others = Object.keys(record.failures).filter((name) => name !== MESSAGE && !data.discarded?.includes(name));
-    if (data.retryOnly && others.length > 0) throw new UnrecoverableError(stillFailing(data.headers.messageId, others));
+    if (data.retryOnly && others.length > 0)
+      throw new GiveUp('still-failing', stillFailing(data.headers.messageId, others));
     return { kind: 'done' };
   }
 }
@@ -132,7 +134,7 @@ async function rebuild(route: EventRoute, data: OutboxJobData, job: Job<OutboxJo
     const reason = error instanceof OutboxMessageError ? error.message : String(error);
     // Recorded like a handler failure, under the message itself, for the dead-letter listing.
     await job.updateProgress(nextFailureRecord(job.progress, new Map([[MESSAGE, reason]]), [])).catch(() => undefined);
-    throw new UnrecoverableError(`${reason.replace(/\.$/, '')} (message ${data.headers.messageId}; not retried).`);
+    throw new GiveUp('unreadable', `${reason.replace(/\.$/, '')} (message ${data.headers.messageId}; not retried).`);
   }
 }
 
@@ -146,7 +148,7 @@ function readJob(job: Job<OutboxJobData>): OutboxJobData {
     !headers ||
     !isMessageId(headers.messageId)
   ) {
-    throw new UnrecoverableError(notAnOutboxJob(job.id));
+    throw new GiveUp('unreadable', notAnOutboxJob(job.id));
   }
   return data as OutboxJobData;
 }

@@ -2,16 +2,27 @@ import type { MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
-import type { OutboxVersionAheadError } from '../outbox.errors.js';
-import { databaseOutage, databaseRecovered, handlersNeverCame, waitingForHandlers } from '../outbox.messages.js';
+import { OutboxHandlersError, type OutboxVersionAheadError } from '../outbox.errors.js';
+import {
+  databaseOutage,
+  databaseRecovered,
+  deadLetterLine,
+  handlerFailedLine,
+  handlersNeverCame,
+  waitingForHandlers,
+  workerRedisError,
+  workerStopped,
+} from '../outbox.messages.js';
 import { gaveUpRecord } from '../routing/failure-record.js';
 import type { OutboxJobData } from '../routing/job-data.js';
 import type { RedisClient } from '../routing/redis.connection.js';
+import type { DeadLetterCause, OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { WorkerCounters } from '../telemetry/process-counters.js';
 import { errorText } from '../util/error-text.js';
 import { OutageLog } from '../util/outage-log.js';
 import { waitAtMost } from '../util/wait-at-most.js';
 import { looksLikeConnectionError } from './connection-error.js';
+import { GiveUp } from './give-up.js';
 import type { MessageProcessor, Outcome } from './message.processor.js';
 
 /** Who this process is, named in dead letters and logs. */
@@ -35,7 +46,7 @@ export class OutboxWorker {
   private readonly logger = new Logger('OutboxWorker');
   private readonly worker: Worker<OutboxJobData>;
   private readonly databaseOutage = new OutageLog(this.logger, {
-    failed: databaseOutage,
+    failed: (reason) => databaseOutage(this.identity.service, reason),
     recovered: databaseRecovered,
   });
   private lastConnectionError = '';
@@ -52,6 +63,7 @@ export class OutboxWorker {
     private readonly identity: ProcessIdentity,
     private readonly stillExpected: StillExpected,
     private readonly stats: WorkerCounters,
+    private readonly metrics: OutboxMetrics,
   ) {
     this.worker = new Worker<OutboxJobData>(queueName, (job, token) => this.process(job, token), {
       connection,
@@ -74,7 +86,7 @@ export class OutboxWorker {
       const text = errorText(error);
       if (text === this.lastConnectionError) return;
       this.lastConnectionError = text;
-      this.logger.error(`Worker error: ${text}. Jobs wait in Redis; the worker reconnects by itself.`);
+      this.logger.error(workerRedisError(this.identity.service, text));
     });
     this.worker.on('ready', () => {
       this.lastConnectionError = '';
@@ -118,7 +130,8 @@ export class OutboxWorker {
         at: new Date(now).toISOString(),
       };
       await job.updateProgress(gaveUpRecord(job.progress, gaveUp)).catch(() => undefined);
-      throw new UnrecoverableError(
+      throw new GiveUp(
+        'handlers-missing',
         handlersNeverCame(job.data.type, job.id ?? '', expected, now - since, versionAhead?.message),
       );
     }
@@ -211,7 +224,9 @@ export class OutboxWorker {
   }
 
   start(): void {
-    this.worker.run().catch((error: unknown) => this.logger.error(`Worker stopped: ${errorText(error)}`));
+    this.worker
+      .run()
+      .catch((error: unknown) => this.logger.error(workerStopped(this.identity.service, errorText(error))));
   }
 
   /**
@@ -246,26 +261,50 @@ export class OutboxWorker {
     this.probing = undefined;
   }
 
+  /**
+   * One structured line per failure: per failing handler (next: retry or dead-letter), or, when
+   * the message as a whole was given up on, one dead-letter line with the reason. Counts the
+   * dead letter too.
+   */
   private onFailed(job: Job<OutboxJobData> | undefined, error: Error): void {
     if (!job) return;
+    const maxAttempts = job.opts.attempts ?? 1;
     const final =
-      error instanceof UnrecoverableError ||
-      error.name === 'UnrecoverableError' ||
-      job.attemptsMade >= (job.opts.attempts ?? 1);
-    if (!final) {
-      this.stats.retried++;
+      error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= maxAttempts;
+    if (final) this.stats.deadLettered++;
+    else this.stats.retried++;
+    const { service } = this.identity;
+    const type = typeof job.data?.type === 'string' ? job.data.type : job.name;
+    const messageId = job.id ?? '';
+    const next = final ? 'dead-letter' : 'retry';
+    const log = (line: string) => (final ? this.logger.error(line) : this.logger.warn(line));
+    const failure = { service, messageId, type, attempt: job.attemptsMade, maxAttempts, next } as const;
+    if (error instanceof OutboxHandlersError) {
+      for (const [handler, cause] of error.failures)
+        log(handlerFailedLine({ ...failure, handler, error: errorText(cause) }));
+      if (final) this.metrics.messageDeadLettered(type, 'handler-failed', [...error.failures.keys()]);
       return;
     }
-    this.stats.deadLettered++;
-    // A job whose workers kept dying fails without a handler error; say so rather than count attempts.
-    const why = /stalled/i.test(error.message)
-      ? `its worker died ${job.stalledCounter ?? 'too many'} time(s) while running it`
-      : `${job.attemptsMade} attempt(s)`;
-    const { service, process, version } = this.identity;
-    this.logger.error(
-      `Dead letter: message ${job.id} (${job.name}) in service ${service} after ${why}, ` +
-        `given up by process ${process} ` +
-        `(version ${version}): ${error.message}`,
+    if (!final) {
+      log(handlerFailedLine({ ...failure, error: errorText(error) }));
+      return;
+    }
+    // A job whose workers kept dying fails without a handler error (BullMQ says it stalled).
+    const reason: DeadLetterCause =
+      error instanceof GiveUp ? error.reason : /stalled/i.test(error.message) ? 'worker-died' : 'unreadable';
+    this.metrics.messageDeadLettered(type, reason, []);
+    const { process, version } = this.identity;
+    log(
+      deadLetterLine({
+        service,
+        messageId,
+        type,
+        reason,
+        attempts: job.attemptsMade,
+        process,
+        version,
+        error: errorText(error),
+      }),
     );
   }
 }

@@ -9,6 +9,11 @@ export interface OutboxHeaders {
   occurredAt: string;
   /** The version of the event class that wrote the payload (`@OutboxEvent({ version })`); absent means 1. */
   version?: number;
+  /**
+   * Trace context of the code that wrote the message, as the registered OpenTelemetry propagators
+   * write it (W3C: `traceparent`, `tracestate`); absent when no span was active. Handlers run under it.
+   */
+  trace?: Record<string, string>;
   /** Application headers given to `publish()`; string values only. */
   custom?: Record<string, string>;
 }

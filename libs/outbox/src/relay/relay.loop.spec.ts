@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { Logger } from '@nestjs/common';
 import { resolveOutboxOptions } from '../options/resolve-options.js';
 import type { RoutingTable, SubscriptionRegistry } from '../routing/subscription.registry.js';
+import { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { RelayCounters } from '../telemetry/process-counters.js';
 import type { RoutedBatch } from './message.router.js';
 import { RelayLoop } from './relay.loop.js';
@@ -166,6 +167,7 @@ function relayWith(rows: ClaimedRow[], relay: { batchSize?: number; maxBackoffMs
     registry as unknown as SubscriptionRegistry,
     options,
     counters,
+    new OutboxMetrics(options),
   );
   const drain = async () => {
     loop.wake();
@@ -387,7 +389,7 @@ describe('RelayLoop', () => {
       expect(await claimsAt(1)).toBe(4); // 300 ms, the cap
       expect(await claimsAt(300)).toBe(5);
       expect(logged.error).toHaveBeenCalledTimes(1);
-      expect(String(logged.error.mock.calls[0][0])).toContain('Relay cannot move outbox rows (connection terminated)');
+      expect(String(logged.error.mock.calls[0][0])).toMatch(/event=outbox\.relay\.outage .*error="connection terminated".*Relay cannot move outbox rows/);
       expect(counters.failedDrains).toBe(5);
 
       down = false;

@@ -1,7 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
-import { noRegistry, relayOutage, relayRecovered } from '../outbox.messages.js';
+import { enqueueRefusedLine, noRegistry, relayOutage, relayRecovered } from '../outbox.messages.js';
 import { errorText } from '../util/error-text.js';
+import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { RelayCounters } from '../telemetry/process-counters.js';
 import { OutageLog } from '../util/outage-log.js';
 import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
@@ -51,11 +52,12 @@ export class RelayLoop {
     private readonly registry: SubscriptionRegistry,
     options: ResolvedOutboxOptions,
     private readonly stats: RelayCounters,
+    private readonly metrics: OutboxMetrics,
   ) {
     this.relay = options.relay;
     this.service = options.service;
     this.outage = new OutageLog(this.logger, {
-      failed: (reason) => relayOutage(reason, this.relay.maxBackoffMs),
+      failed: (reason) => relayOutage(this.service, reason, this.relay.maxBackoffMs),
       recovered: relayRecovered,
     });
   }
@@ -132,7 +134,7 @@ export class RelayLoop {
     }
     this.ordered = orderedRoutesOf(table);
     let batch = await this.claim(carried);
-    this.settle(carried.map((row) => row.id));
+    this.settle(carried);
     while (batch.length > 0) {
       const more = batch.length === this.batchSize() && !this.stopped;
       const [added, claimed] = await Promise.allSettled([
@@ -143,7 +145,7 @@ export class RelayLoop {
         // PostgreSQL trouble: what is enqueued but unmarked is re-dispatched after the lease, a no-op in BullMQ.
         throw claimed.reason;
       }
-      if (more) this.settle(enqueued.map((row) => row.id)); // the claim statement marked them
+      if (more) this.settle(enqueued); // the claim statement marked them
       if (added.status === 'rejected') {
         await this.release(claimed.value, added.reason, false);
         throw added.reason;
@@ -227,11 +229,14 @@ export class RelayLoop {
       // Bounded well inside the lease, so a hung Redis cannot outlive our claim unnoticed; BullMQ
       // waits for a reconnect rather than failing, and a healthy addBulk takes milliseconds.
       await this.queue.add(routed, Math.min(10_000, Math.max(500, Math.floor(this.relay.leaseMs / 2))));
-      return rows.map((row) => ({ id: row.id, routedTo: routed.routedTo.get(row.id) ?? [] }));
+      return rows.map((row) => ({ id: row.id, type: row.type, routedTo: routed.routedTo.get(row.id) ?? [] }));
     } catch (error) {
       // Redis answering means it refused these jobs: the rows spend an attempt and go one by one.
       const refused = await this.queue.answers();
-      if (refused) this.isolating = true;
+      if (refused) {
+        this.isolating = true;
+        this.logger.warn(enqueueRefusedLine(this.service, rows, this.relay.maxAttempts, errorText(error)));
+      }
       await this.release(rows, error, refused);
       throw error;
     }
@@ -240,18 +245,22 @@ export class RelayLoop {
   private async mark(rows: DispatchedRow[]): Promise<void> {
     if (rows.length === 0) return;
     await this.store.markDispatched(rows);
-    this.settle(rows.map((row) => row.id));
+    this.settle(rows);
   }
 
   /** Rows marked by a claim statement or by `mark`: no longer ours to release. */
-  private settle(ids: string[]): void {
-    for (const id of ids) this.unmarked.delete(id);
-    this.stats.dispatched += ids.length;
+  private settle(rows: readonly DispatchedRow[]): void {
+    for (const row of rows) this.unmarked.delete(row.id);
+    this.stats.dispatched += rows.length;
+    this.metrics.messagesDispatched(rows);
   }
 
   private async release(rows: ClaimedRow[], error: unknown, spentAttempt: boolean): Promise<void> {
     if (rows.length === 0) return;
-    if (spentAttempt || typeof error !== 'string') this.stats.failedBatches++;
+    if (spentAttempt || typeof error !== 'string') {
+      this.stats.failedBatches++;
+      this.metrics.enqueueFailed(rows.length, spentAttempt);
+    }
     const ids = rows.map((row) => row.id);
     for (const id of ids) this.unmarked.delete(id);
     const reason = typeof error === 'string' ? error : `enqueue failed: ${errorText(error)}`;

@@ -3,6 +3,7 @@ import { OutboxTimeoutError } from '../outbox.errors.js';
 import { addBulkTimedOut } from '../outbox.messages.js';
 import type { OutboxQueues } from '../routing/outbox-queues.js';
 import { jobOptionsOf, retryPolicyOf, type RetryPolicy } from '../routing/retry-policy.js';
+import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { waitAtMost } from '../util/wait-at-most.js';
 import type { RoutedBatch } from './message.router.js';
 
@@ -18,17 +19,28 @@ export class RelayQueue {
   constructor(
     private readonly queues: OutboxQueues,
     private readonly options: ResolvedOutboxOptions,
+    private readonly tracing: OutboxTracing,
   ) {
     this.fallback = retryPolicyOf(options);
   }
 
   async add(batch: RoutedBatch, timeoutMs: number): Promise<void> {
-    const adds = [...batch.jobsByService].map(([service, jobs]) => {
-      // The consuming service's retry rules, not this producer's: the job is that service's to retry.
-      const opts = jobOptionsOf(batch.retryByService.get(service) ?? this.fallback, this.options.keepCompletedSeconds);
-      return this.queues
-        .of(service)
-        .addBulk(jobs.map(({ id, data }) => ({ name: data.type, data, opts: { ...opts, jobId: id } })));
+    const adds = [...batch.jobsByService].map(async ([service, jobs]) => {
+      const queue = this.queues.of(service);
+      // A `send` span per traced message, ended when its addBulk answers (even after the timeout below).
+      const endSends = this.tracing.startSends(queue.name, jobs);
+      try {
+        // The consuming service's retry rules, not this producer's: the job is that service's to retry.
+        const opts = jobOptionsOf(
+          batch.retryByService.get(service) ?? this.fallback,
+          this.options.keepCompletedSeconds,
+        );
+        await queue.addBulk(jobs.map(({ id, data }) => ({ name: data.type, data, opts: { ...opts, jobId: id } })));
+        endSends();
+      } catch (error) {
+        endSends(error);
+        throw error;
+      }
     });
     // A late success is harmless (job ids dedupe); a late failure changes nothing.
     const answered = await waitAtMost(

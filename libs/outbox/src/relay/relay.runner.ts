@@ -7,6 +7,8 @@ import type { CommitSignal } from '../routing/commit.signal.js';
 import type { OutboxQueues } from '../routing/outbox-queues.js';
 import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
 import type { WakeChannel } from '../routing/wake.channel.js';
+import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
+import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import type { ProcessCounters } from '../telemetry/process-counters.js';
 import { RelayLoop } from './relay.loop.js';
 import { RelayQueue } from './relay.queue.js';
@@ -22,6 +24,8 @@ export interface RelayDependencies {
   wake: WakeChannel;
   scheduler: SchedulerRegistry;
   counters: ProcessCounters;
+  metrics: OutboxMetrics;
+  tracing: OutboxTracing;
 }
 
 /**
@@ -34,14 +38,15 @@ export class RelayRunner {
   private stopListening: (() => void) | undefined;
 
   constructor(private readonly deps: RelayDependencies) {
-    const { orm, options, queues, registry, counters } = deps;
+    const { orm, options, queues, registry, counters, metrics, tracing } = deps;
     const relayId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const store = new RelayStore(orm, options.tables, {
       relayId,
       deleteOnDispatch: options.retention.deleteOnDispatch,
       maxAttempts: options.relay.maxAttempts,
     });
-    this.loop = new RelayLoop(store, new RelayQueue(queues, options), registry, options, counters.relay);
+    const queue = new RelayQueue(queues, options, tracing);
+    this.loop = new RelayLoop(store, queue, registry, options, counters.relay, metrics);
     this.intervalName = `nest-outbox:relay:${options.service}`;
   }
 

@@ -20,6 +20,8 @@ export interface ClaimedRow {
 /** A row whose enqueue resolved, and the services it went to (empty: no subscriber). */
 export interface DispatchedRow {
   id: string;
+  /** Its event type, for the dispatched-messages counter. */
+  type: string;
   routedTo: readonly string[];
 }
 

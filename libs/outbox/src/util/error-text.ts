@@ -1,5 +1,9 @@
-/** The message of an error (or the text of anything thrown), for logs and wrapped errors. */
+import { redactUrl } from './redact.js';
+
+/**
+ * The message of an error (or the text of anything thrown), for logs, spans and wrapped errors;
+ * credentials in URLs are hidden (a driver's error may quote its connection string).
+ */
 export function errorText(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
+  return redactUrl(error instanceof Error ? error.message || error.name : String(error));
 }
