@@ -356,7 +356,7 @@ describe('RelayLoop', () => {
     // the backlog waits for the next wake (up to relay.intervalMs).
     it('resumes full batches in the same drain once a row went through alone', async () => {
       jest.useFakeTimers();
-      const { store, queue, drain } = relayWith(rowsUpTo(8), { batchSize: 3 });
+      const { queue, drain } = relayWith(rowsUpTo(8), { batchSize: 3 });
       queue.refuses = (batch) => batch.length > 1 && batch.includes(id(1));
       await drain();
       await jest.advanceTimersByTimeAsync(100);
