@@ -389,7 +389,9 @@ describe('RelayLoop', () => {
       expect(await claimsAt(1)).toBe(4); // 300 ms, the cap
       expect(await claimsAt(300)).toBe(5);
       expect(logged.error).toHaveBeenCalledTimes(1);
-      expect(String(logged.error.mock.calls[0][0])).toMatch(/event=outbox\.relay\.outage .*error="connection terminated".*Relay cannot move outbox rows/);
+      expect(String(logged.error.mock.calls[0][0])).toMatch(
+        /event=outbox\.relay\.outage .*error="connection terminated".*Relay cannot move outbox rows/,
+      );
       expect(counters.failedDrains).toBe(5);
 
       down = false;
