@@ -112,12 +112,15 @@ describe('metrics at GET /metrics, through the OpenTelemetry SDK and its Prometh
     expect(m.value('outbox_message_end_to_end_duration_sum', projector)).toBeGreaterThan(0);
     expect(m.text).toContain('# UNIT outbox_handler_duration s');
 
-    // Gauges read at scrape time: nothing pending, nothing queued, nothing dead.
-    expect(m.value('outbox_pending_messages', service)).toBe(0);
-    expect(m.value('outbox_pending_oldest_age', service)).toBe(0);
-    expect(m.value('outbox_pending_stuck', service)).toBe(0);
+    // Gauges read at scrape time: once settled (a handler's commit is counted a moment before
+    // BullMQ completes its job), nothing pending, nothing queued, nothing dead.
+    await orders.monitor.waitUntilSettled();
+    const settled = await scrapeUntil('a scrape after settling', () => true);
+    expect(settled.value('outbox_pending_messages', service)).toBe(0);
+    expect(settled.value('outbox_pending_oldest_age', service)).toBe(0);
+    expect(settled.value('outbox_pending_stuck', service)).toBe(0);
     for (const state of ['waiting', 'active', 'delayed', 'dead_letter']) {
-      expect(m.value('outbox_queue_jobs', { ...service, outbox_job_state: state })).toBe(0);
+      expect(settled.value('outbox_queue_jobs', { ...service, outbox_job_state: state })).toBe(0);
     }
   });
 

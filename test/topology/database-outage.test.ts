@@ -26,7 +26,7 @@ class CollectPayment implements IEventHandler<PaymentDue> {
 }
 
 const CONCURRENCY = 4;
-const OUTAGE_LOG = /^PostgreSQL is unreachable/;
+const OUTAGE_LOG = /^event=outbox\.worker\.database_outage .*PostgreSQL is unreachable/;
 const RECOVERY_LOG = /^PostgreSQL answers again/;
 
 /**
