@@ -92,6 +92,8 @@ export class RelayLoop {
         this.wokenWhileDraining = false;
         // Only a batch that reached BullMQ proves an outage over; an empty claim proves nothing of Redis.
         if ((await this.pipeline()) > 0) this.recovered();
+        // For health checks: this relay works, even when it found nothing to do.
+        this.stats.lastActiveAt = Date.now();
       } while (this.wokenWhileDraining && !this.stopped);
     } catch (error) {
       // Whatever is still unmarked is either released or held by a lease that expires: the
@@ -204,6 +206,8 @@ export class RelayLoop {
   private settle(ids: string[]): void {
     for (const id of ids) this.unmarked.delete(id);
     this.stats.dispatched += ids.length;
+    // A drain through a long backlog takes a while; each batch marked shows the relay is moving.
+    if (ids.length > 0) this.stats.lastActiveAt = Date.now();
   }
 
   private async release(rows: ClaimedRow[], error: unknown, spentAttempt: boolean): Promise<void> {
