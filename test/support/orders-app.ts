@@ -3,7 +3,7 @@ import { Test } from '@nestjs/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
 import { OutboxRunner } from '../../libs/outbox/src/outbox.runner.js';
-import { OrdersAppModule } from '../../apps/orders/src/app.module.js';
+import { OrdersAppModule, type OrdersAppOptions } from '../../apps/orders/src/app.module.js';
 import { prepareDatabase } from '../../apps/orders/src/database/prepare-database.js';
 
 export interface OrdersApp {
@@ -21,10 +21,14 @@ export async function migrateOrders(databaseUrl: string): Promise<void> {
   await prepareDatabase(databaseUrl);
 }
 
-/** The example service, listening on a free port, with the given outbox options. */
-export async function startOrdersApp(databaseUrl: string, outbox: Partial<OutboxModuleOptions>): Promise<OrdersApp> {
+/** The example service, listening on a free port, with the given outbox options (and a dashboard login, if given). */
+export async function startOrdersApp(
+  databaseUrl: string,
+  outbox: Partial<OutboxModuleOptions>,
+  more: Pick<OrdersAppOptions, 'dashboard'> = {},
+): Promise<OrdersApp> {
   const moduleRef = await Test.createTestingModule({
-    imports: [OrdersAppModule.register({ databaseUrl, outbox })],
+    imports: [OrdersAppModule.register({ databaseUrl, outbox, ...more })],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
   await app.listen(0, '127.0.0.1');

@@ -1,6 +1,8 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { OutboxModule, type OutboxModuleOptions } from 'nest-outbox';
+import { OutboxHealthModule } from 'nest-outbox/health';
+import { HealthController } from '../../shared/src/health.controller.js';
 import { billingOrmConfig } from './database/orm.config.js';
 import { InvoiceLifecycle } from './invoices/invoice-lifecycle.handler.js';
 
@@ -12,7 +14,7 @@ export interface BillingAppOptions {
 
 /**
  * The second example service: it consumes the orders service's events from its own queue, keeps
- * invoices in its own database, and tells orders about them through its own outbox.
+ * invoices in its own database, and tells orders about them through its own outbox. GET /health.
  */
 @Module({})
 export class BillingAppModule {
@@ -22,7 +24,9 @@ export class BillingAppModule {
       imports: [
         MikroOrmModule.forRoot({ ...billingOrmConfig(options.databaseUrl), registerRequestContext: true }),
         OutboxModule.forRoot({ service: 'billing', ...options.outbox }),
+        OutboxHealthModule.forRoot(),
       ],
+      controllers: [HealthController],
       providers: [InvoiceLifecycle],
     };
   }

@@ -1,6 +1,10 @@
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { OutboxModule, type OutboxModuleOptions } from 'nest-outbox';
+import { OutboxDashboardModule } from 'nest-outbox/dashboard';
+import { OutboxHealthModule } from 'nest-outbox/health';
+import { BasicAuthGuard, type DashboardLogin } from '../../shared/src/basic-auth.guard.js';
+import { HealthController } from '../../shared/src/health.controller.js';
 import { RecordInvoice } from './invoicing/record-invoice.handler.js';
 import { AwardLoyaltyPoints } from './loyalty/award-points.handler.js';
 import { ordersOrmConfig } from './database/orm.config.js';
@@ -13,9 +17,14 @@ export interface OrdersAppOptions {
   databaseUrl?: string;
   /** Outbox options; the service is `orders` unless given. */
   outbox?: Partial<OutboxModuleOptions>;
+  /** Who may open the outbox dashboard at /outbox; without it the dashboard is not mounted. */
+  dashboard?: DashboardLogin;
 }
 
-/** The example service: orders over HTTP, a read model, notifications and loyalty points. */
+/**
+ * The example service: orders over HTTP, a read model, notifications and loyalty points; GET /health,
+ * and the outbox dashboard at /outbox behind a login.
+ */
 @Module({})
 export class OrdersAppModule {
   static register(options: OrdersAppOptions = {}): DynamicModule {
@@ -24,8 +33,12 @@ export class OrdersAppModule {
       imports: [
         MikroOrmModule.forRoot({ ...ordersOrmConfig(options.databaseUrl), registerRequestContext: true }),
         OutboxModule.forRoot({ service: 'orders', ...options.outbox }),
+        OutboxHealthModule.forRoot(),
+        ...(options.dashboard
+          ? [OutboxDashboardModule.forRoot({ path: '/outbox', guard: new BasicAuthGuard(options.dashboard) })]
+          : []),
       ],
-      controllers: [OrdersController],
+      controllers: [OrdersController, HealthController],
       providers: [
         OrdersService,
         OrderSummaryProjector,
