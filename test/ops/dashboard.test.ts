@@ -1,12 +1,29 @@
 import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Module, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { OutboxDeadLetters, OutboxOptionsError } from 'nest-outbox';
+import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
+import {
+  OutboxDeadLetters,
+  OutboxEvent,
+  OutboxOptionsError,
+  OutboxOrdered,
+  OutboxOrdering,
+  currentMessage,
+} from 'nest-outbox';
 import { OutboxDashboardModule, type DashboardRequest } from 'nest-outbox/dashboard';
 import { freshDatabase } from '../support/database.js';
 import { removePrefix, uniquePrefix } from '../support/redis.js';
 import { waitUntil } from '../support/wait.js';
-import { ParcelShipped, broken, prepareOpsDatabase, startOpsApp, type OpsApp } from './support/ops-app.js';
+import {
+  CountShipment,
+  NotifyCarrier,
+  ParcelShipped,
+  broken,
+  prepareOpsDatabase,
+  startOpsApp,
+  type OpsApp,
+} from './support/ops-app.js';
 
 const SECRET = 'let-me-in';
 const NASTY = '<script>alert("x")</script>';
@@ -25,6 +42,25 @@ class ApiKeyGuard implements CanActivate {
   constructor(private readonly keys: Keys) {}
   canActivate(context: ExecutionContext): boolean {
     return this.keys.valid.has(String(context.switchToHttp().getRequest<IncomingMessage>().headers['x-api-key']));
+  }
+}
+
+@OutboxEvent('ops.parcel-tracked')
+class ParcelTracked {
+  constructor(readonly where: string) {}
+}
+
+/** Handles one parcel's tracking events in order; fails on a checkpoint named "broken". */
+@EventsHandler(ParcelTracked)
+@OutboxOrdered()
+class RecordTrack implements IEventHandler<ParcelTracked> {
+  constructor(private readonly em: EntityManager) {}
+  async handle(event: ParcelTracked): Promise<void> {
+    if (event.where === 'broken') throw new Error('scanner offline');
+    await this.em.execute('insert into effect (message_id, handler) values (?, ?)', [
+      currentMessage()!.headers.messageId,
+      'RecordTrack',
+    ]);
   }
 }
 
@@ -72,6 +108,7 @@ describe('the outbox dashboard (nest-outbox/dashboard) over HTTP', () => {
     app = await startOpsApp({
       databaseUrl,
       outbox: { prefix },
+      handlers: [CountShipment, NotifyCarrier, RecordTrack],
       imports: [
         OutboxDashboardModule.forRoot({
           path: '/ops/outbox',
@@ -85,9 +122,8 @@ describe('the outbox dashboard (nest-outbox/dashboard) over HTTP', () => {
     keyed = await startOpsApp({
       databaseUrl,
       outbox: { prefix, worker: { enabled: false }, relay: { enabled: false } },
-      imports: [
-        OutboxDashboardModule.forRoot({ path: '/outbox', guard: ApiKeyGuard, imports: [KeysModule], bullBoard: false }),
-      ],
+      imports: [OutboxDashboardModule.forRoot({ path: '/outbox', guard: ApiKeyGuard, imports: [KeysModule] })],
+      globalPrefix: 'api',
     });
   });
 
@@ -206,6 +242,34 @@ describe('the outbox dashboard (nest-outbox/dashboard) over HTTP', () => {
     expect(await unknown.text()).toContain('No consuming service named nobody is registered.');
   });
 
+  it('shows a key an ordered handler is held on, and skips the message holding it from its button', async () => {
+    const first = await app.publishKeyed(new ParcelTracked('broken'), 'parcel-9');
+    const second = await app.publishKeyed(new ParcelTracked('depot'), 'parcel-9');
+    const ordering = app.app.get(OutboxOrdering);
+    // The first failed on its only attempt (a dead letter); the second waits behind it, parked.
+    await waitUntil('the key to be held, its next message parked', async () => {
+      const [held] = await ordering.heldKeys();
+      return held?.parked === 1 && (await app.app.get(OutboxDeadLetters).get(first)) !== undefined;
+    });
+    const { body, cookie, csrf } = await page();
+    const held = body.slice(body.indexOf('<section class="held">'));
+    expect(held).toContain('<code>parcel-9</code>');
+    expect(held).toMatch(/place 1 not handled since [^<]+: not arrived yet, or a dead letter/);
+    expect(held).toContain('<button type="submit" class="discard">Skip</button>');
+    expect(body.slice(body.indexOf(`data-message-id="${first}"`))).toContain('scanner offline');
+
+    const response = await act(
+      { csrf, action: 'skip', handler: 'RecordTrack', source: 'shipping', key: 'parcel-9' },
+      { cookie },
+    );
+    expect(response.status).toBe(303);
+    await waitUntil('the parked message to run', async () => (await effects(second)).RecordTrack === 1);
+    expect(await ordering.heldKeys()).toEqual([]);
+    expect((await page(response.headers.get('location')!)).body).toContain(
+      'Skipped the held message of key parcel-9 (shipping) for RecordTrack.',
+    );
+  });
+
   it('serves Bull Board read-only with every consuming service, behind the same authorisation', async () => {
     const queues = await get('/ops/outbox/queues/api/queues');
     expect(queues.status).toBe(200);
@@ -220,12 +284,21 @@ describe('the outbox dashboard (nest-outbox/dashboard) over HTTP', () => {
     expect(write.status).toBe(405);
   });
 
-  it('lets a Nest guard class decide instead, built with the modules given in imports', async () => {
-    expect((await fetch(`${keyed.url}/outbox`)).status).toBe(403);
-    expect((await fetch(`${keyed.url}/outbox`, { headers: { 'x-api-key': 'k-2' } })).status).toBe(403);
-    const allowed = await fetch(`${keyed.url}/outbox`, { headers: { 'x-api-key': 'k-1' } });
+  it('lets a Nest guard class decide instead, built with the modules given in imports; under a global prefix', async () => {
+    const key = { 'x-api-key': 'k-1' };
+    expect((await fetch(`${keyed.url}/api/outbox`)).status).toBe(403);
+    expect((await fetch(`${keyed.url}/api/outbox`, { headers: { 'x-api-key': 'k-2' } })).status).toBe(403);
+    const allowed = await fetch(`${keyed.url}/api/outbox/`, { headers: key });
     expect(allowed.status).toBe(200);
-    expect(await allowed.text()).toContain('<h2>This service');
-    expect((await fetch(`${keyed.url}/outbox/queues`, { headers: { 'x-api-key': 'k-1' } })).status).toBe(404);
+    const body = await allowed.text();
+    expect(body).toContain('<h2>This service');
+    // Links, forms and Bull Board's base follow the path the app really serves, prefix included.
+    expect(body).toContain('href="/api/outbox/assets/dashboard.css"');
+    expect(body).toContain('href="/api/outbox/queues"');
+    const board = await fetch(`${keyed.url}/api/outbox/queues`, { headers: key });
+    expect(await board.text()).toContain('<base href="/api/outbox/queues/" />');
+    const api = await fetch(`${keyed.url}/api/outbox/queues/api/queues`, { headers: key });
+    expect(api.status).toBe(200);
+    expect((await fetch(`${keyed.url}/api/outbox/queues/api/queues`)).status).toBe(403);
   });
 });

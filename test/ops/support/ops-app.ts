@@ -64,6 +64,8 @@ export interface OpsAppSpec {
   imports?: DynamicModule[];
   controllers?: Type<unknown>[];
   handlers?: Type<unknown>[];
+  /** The app's global prefix (`app.setGlobalPrefix`). */
+  globalPrefix?: string;
 }
 
 export interface OpsApp {
@@ -71,6 +73,8 @@ export interface OpsApp {
   url: string;
   orm: MikroORM;
   publish(...events: object[]): Promise<string[]>;
+  /** Publishes one event with an ordering key. */
+  publishKeyed(event: object, key: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -100,6 +104,7 @@ export async function startOpsApp(spec: OpsAppSpec): Promise<OpsApp> {
   // Dead letters and failing health checks are logged as errors by design; here they would only be noise.
   moduleRef.useLogger(false);
   const app = moduleRef.createNestApplication({ logger: false });
+  if (spec.globalPrefix) app.setGlobalPrefix(spec.globalPrefix);
   await app.listen(0, '127.0.0.1');
   const orm = app.get<MikroORM>(MikroORM);
   return {
@@ -112,6 +117,12 @@ export async function startOpsApp(spec: OpsAppSpec): Promise<OpsApp> {
         const ids = events.map((event) => outbox.publish(event));
         await orm.em.flush();
         return ids;
+      }),
+    publishKeyed: (event, key) =>
+      RequestContext.create(orm.em, async () => {
+        const id = app.get(OutboxService).publish(event, { key });
+        await orm.em.flush();
+        return id;
       }),
     close: () => app.close(),
   };

@@ -314,15 +314,7 @@ function heldKeys(keys: HeldKey[], service: string, context: PageContext): Html 
               <td>${key.source}</td>
               <td><code>${key.key}</code></td>
               <td>${key.position}</td>
-              <td>
-                ${
-                  key.blockedBy
-                    ? html`<code>${key.blockedBy.messageId}</code> (place ${key.blockedBy.seq}) since
-                        ${clock(key.blockedBy.since)}: <span class="error">${key.blockedBy.error}</span>`
-                    : html`place ${key.position + 1} has not
-                      arrived${key.waitingSince ? html` (waiting since ${clock(key.waitingSince)})` : ''}`
-                }
-              </td>
+              <td>${heldBy(key)}</td>
               <td>${key.parked}</td>
               <td class="actions">
                 <form method="post" action="${context.mount}/actions" data-confirm="${skipQuestion(key)}">
@@ -364,6 +356,18 @@ function duration(ms: number): string {
   if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
   if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
   return `${Math.round(ms / 3_600_000)} h`;
+}
+
+/** What holds a key: the failing message whose turn it is, or a turn not taken (not arrived, or a dead letter). */
+function heldBy(key: HeldKey): Html {
+  const turn = key.position + 1;
+  if (key.blockedBy) {
+    const { messageId, seq, since, error } = key.blockedBy;
+    return html`<code>${messageId}</code> (place ${seq}) failing since ${clock(since)}:
+      <span class="error">${error}</span>`;
+  }
+  const waiting = key.waitingSince ? ` since ${clock(key.waitingSince)}` : '';
+  return html`place ${turn} not handled${waiting}: not arrived yet, or a dead letter`;
 }
 
 function skipQuestion(key: HeldKey): string {
