@@ -7,6 +7,7 @@ export default {
   moduleNameMapper: {
     '^@nest-outbox/example-contracts$': '<rootDir>/libs/contracts/src/index.ts',
     '^nest-outbox$': '<rootDir>/libs/outbox/src/index.ts',
+    '^nest-outbox/(health|dashboard)$': '<rootDir>/libs/outbox/src/$1.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

@@ -3,9 +3,8 @@ import { Test } from '@nestjs/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
 import { OutboxRunner } from '../../libs/outbox/src/outbox.runner.js';
-import { OrdersAppModule } from '../../apps/orders/src/app.module.js';
+import { OrdersAppModule, type OrdersAppOptions } from '../../apps/orders/src/app.module.js';
 import { prepareDatabase } from '../../apps/orders/src/database/prepare-database.js';
-import type { ServiceTelemetry } from '../../apps/shared/src/telemetry.js';
 
 export interface OrdersApp {
   app: INestApplication;
@@ -22,14 +21,14 @@ export async function migrateOrders(databaseUrl: string): Promise<void> {
   await prepareDatabase(databaseUrl);
 }
 
-/** The example service, listening on a free port, with the given outbox options (and the OTel SDK it serves). */
+/** The example service, listening on a free port, with the given outbox options (and a dashboard login or the OTel SDK it serves). */
 export async function startOrdersApp(
   databaseUrl: string,
   outbox: Partial<OutboxModuleOptions>,
-  telemetry?: ServiceTelemetry,
+  more: Pick<OrdersAppOptions, 'dashboard' | 'telemetry'> = {},
 ): Promise<OrdersApp> {
   const moduleRef = await Test.createTestingModule({
-    imports: [OrdersAppModule.register({ databaseUrl, outbox, telemetry })],
+    imports: [OrdersAppModule.register({ databaseUrl, outbox, ...more })],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
   await app.listen(0, '127.0.0.1');

@@ -47,7 +47,7 @@ describe('metrics at GET /metrics, through the OpenTelemetry SDK and its Prometh
       freshDatabase('telemetry_metrics_lag'),
     ]);
     await Promise.all([migrateOrders(ordersDb), prepareFixtureDatabase(failingDb), prepareFixtureDatabase(lagDb)]);
-    orders = await startOrdersApp(ordersDb, { redis: REDIS_URL, prefix: prefixes[0] }, telemetry);
+    orders = await startOrdersApp(ordersDb, { redis: REDIS_URL, prefix: prefixes[0] }, { telemetry });
     metrics = () => scrape(`${orders.url}/metrics`);
     failing = await startFixtureApp(
       failingDb,

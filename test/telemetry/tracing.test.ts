@@ -52,7 +52,7 @@ describe('tracing: one trace from the HTTP request through flush, relay and hand
   beforeAll(async () => {
     const databaseUrl = await freshDatabase('telemetry_trace');
     await migrateOrders(databaseUrl);
-    service = await startOrdersApp(databaseUrl, { redis: REDIS_URL, prefix }, telemetry);
+    service = await startOrdersApp(databaseUrl, { redis: REDIS_URL, prefix }, { telemetry });
   });
 
   afterAll(async () => {

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { describeParts, outboxFromEnv } from '../../shared/src/outbox-env.js';
 import { startTelemetry } from '../../shared/src/telemetry.js';
@@ -10,11 +11,21 @@ async function main(): Promise<void> {
   const telemetry = startTelemetry('orders');
   await prepareDatabase();
   const outbox = outboxFromEnv();
-  const app = await NestFactory.create(OrdersAppModule.register({ outbox, telemetry }));
+  // The dashboard shows payloads: without DASHBOARD_PASSWORD it gets a random one, printed once below.
+  const dashboard = {
+    user: process.env.DASHBOARD_USER ?? 'admin',
+    password: process.env.DASHBOARD_PASSWORD ?? randomBytes(12).toString('base64url'),
+  };
+  const app = await NestFactory.create(OrdersAppModule.register({ outbox, telemetry, dashboard }));
   app.enableShutdownHooks();
   await app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');
+  const url = await app.getUrl();
   console.log(
-    `orders service on ${await app.getUrl()} (POST /orders, POST /orders/:id/pay, GET /metrics; ${describeParts(outbox)})`,
+    `orders service on ${url} (POST /orders, POST /orders/:id/pay, GET /health, GET /metrics; ${describeParts(outbox)})`,
+  );
+  console.log(
+    `outbox dashboard: ${url}/outbox (user ${dashboard.user}` +
+      `${process.env.DASHBOARD_PASSWORD ? '' : `, password ${dashboard.password}`})`,
   );
 }
 

@@ -51,7 +51,14 @@ export { outboxMigrations } from './store/outbox.migration.js';
 export { outboxSchemaSql, dropOutboxSchemaSql } from './store/outbox.schema.js';
 
 // Operations
-export { OutboxMonitor, type OutboxSnapshot, type QueueCounts } from './ops/outbox.monitor.js';
+export {
+  OutboxMonitor,
+  type OutboxSnapshot,
+  type QueueCounts,
+  type OutboxBacklog,
+  type RelayActivity,
+  type MessageTrace,
+} from './ops/outbox.monitor.js';
 export type { RelayCounters, WorkerCounters } from './telemetry/process-counters.js';
 export { OutboxDeadLetters, DeadLetterQueue, type HandlerChoice } from './ops/outbox-dead-letters.js';
 export type {
@@ -63,6 +70,6 @@ export type {
 } from './ops/dead-letter.js';
 export { OutboxReplay, type ReplayRequest, type ReplayResult } from './ops/outbox-replay.js';
 export { OutboxOrdering, type HeldKey, type KeyRef } from './ops/outbox-ordering.js';
-export { OutboxSubscriptions, type ServiceSubscription } from './ops/outbox-subscriptions.js';
+export { OutboxSubscriptions, type ServiceSubscription, type WaitingForHandlers } from './ops/outbox-subscriptions.js';
 export type { LiveProcess } from './routing/subscription.registry.js';
 export { OutboxRetention, type RetentionResult } from './ops/outbox-retention.js';

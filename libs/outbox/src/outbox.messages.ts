@@ -328,3 +328,56 @@ export const keyNotHeld = (handler: string, source: string, key: string) =>
 
 export const invalidFilterField = (name: string, got: unknown) =>
   `Dead-letter filter "${name}" must be a string, got ${typeof got}.`;
+
+export const notAMessageId = (got: unknown) => `A message id is a UUID, got ${shown(got)}.`;
+
+// Health (nest-outbox/health): why the indicator is down or degraded
+
+const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+export const relayStalled = (sinceMs: number, due: number) =>
+  `this process's relay has not finished a drain for ${seconds(sinceMs)} while ${due} row(s) are due`;
+
+export const oldestPendingTooOld = (ageMs: number, limitMs: number) =>
+  `the oldest due outbox row has waited ${seconds(ageMs)} (limit ${seconds(limitMs)}): no relay is keeping up`;
+
+export const leasesExpired = (count: number, ageMs: number) =>
+  `${count} claimed row(s) kept an expired lease for ${seconds(ageMs)}: no relay took them back`;
+
+export const waitingTooLong = (messages: number, ageMs: number, handlers: string[]) =>
+  `${messages} message(s) waited ${seconds(ageMs)} for handler(s) no live process has: ${handlers.join(', ')}`;
+
+export const tooManyDeadLetters = (count: number, limit: number) =>
+  `${count} dead letter(s) in this service's queue (limit ${limit})`;
+
+export const tooManyStuck = (count: number, limit: number) =>
+  `${count} outbox row(s) stuck after relay.maxAttempts refused enqueues (limit ${limit})`;
+
+export const keyHeldTooLong = (count: number, ageMs: number) =>
+  `${count} ordered key(s) held back, the oldest for ${seconds(ageMs)}`;
+
+export const healthReadFailed = (what: string, reason: string) => `could not read ${what}: ${reason}`;
+
+export const healthTimedOut = (timeoutMs: number) => `the outbox did not answer within ${timeoutMs} ms`;
+
+export const invalidHealthOption = (name: string, got: unknown) =>
+  `Invalid nest-outbox health option "${name}": expected a number of at least 0, or false to switch the check off, ` +
+  `got ${shown(got)}.`;
+
+// Dashboard (nest-outbox/dashboard)
+
+export const dashboardUnprotected = () =>
+  'OutboxDashboardModule.forRoot() needs `authorize: (request, response) => boolean | Promise<boolean>` ' +
+  'or `guard` (a Nest guard): the dashboard shows message payloads and retries or discards messages, ' +
+  'so it refuses to mount until the app says who may see it.';
+
+export const dashboardPathInvalid = (got: unknown) =>
+  `OutboxDashboardModule.forRoot() option "path" must be a URL path such as "/outbox" ` +
+  `(letters, digits, "-", "_", "." and "/"), got ${shown(got)}.`;
+
+export const dashboardNeedsExpress = (platform: string) =>
+  `The outbox dashboard runs on @nestjs/platform-express (Bull Board's express adapter); this app runs on ${platform}.`;
+
+export const dashboardRefused = () => 'Not allowed to see the outbox dashboard.';
+
+export const dashboardBadRequest = (reason: string) => `The outbox dashboard refused the request: ${reason}.`;

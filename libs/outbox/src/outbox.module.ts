@@ -132,6 +132,10 @@ export class OutboxModule {
         OutboxReplay,
         OutboxOrdering,
         OutboxSubscriptions,
+        // For the library's own optional entry points (nest-outbox/health, nest-outbox/dashboard):
+        // the options and every service's queue. Not in the public barrel.
+        OUTBOX_OPTIONS,
+        OutboxQueues,
       ],
     };
   }

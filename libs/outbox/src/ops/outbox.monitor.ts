@@ -2,7 +2,8 @@ import { MikroORM } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
-import { OutboxTimeoutError } from '../outbox.errors.js';
+import { OutboxArgumentError, OutboxTimeoutError } from '../outbox.errors.js';
+import { notAMessageId } from '../outbox.messages.js';
 import { OUTBOX_OPTIONS } from '../outbox.tokens.js';
 import { OutboxQueues } from '../routing/outbox-queues.js';
 import { SubscriptionRegistry } from '../routing/subscription.registry.js';
@@ -18,6 +19,51 @@ export interface QueueCounts {
   completed: number;
   /** Dead letters. */
   failed: number;
+}
+
+/** How far behind this service's outbox is: its pending rows, read from PostgreSQL (all processes' relays). */
+export interface OutboxBacklog {
+  /** Rows not yet handed to BullMQ, including those not due yet and stuck ones. */
+  pending: number;
+  /** Pending rows a relay may take now or has in hand: available, not stuck. */
+  due: number;
+  /** How long the oldest due row has been waiting since it became available, in ms; 0 when none. */
+  oldestDueMs: number;
+  /** Pending rows the relay gave up on after `relay.maxAttempts` refused enqueues. */
+  stuck: number;
+  /** Due rows whose relay's lease ran out before it marked or released them (a relay died or hung). */
+  expiredLeases: number;
+  /** How long ago the oldest of those leases ran out, in ms; 0 when none. The next drain of any relay takes them. */
+  oldestExpiredLeaseMs: number;
+}
+
+/** This process's relay, for a health check. */
+export interface RelayActivity {
+  /** Whether this process runs a relay (`relay.enabled`). */
+  enabled: boolean;
+  /** Its schedule, `relay.intervalMs`. */
+  intervalMs: number;
+  /** When it last finished a drain without error or marked a batch; `null` before it did. */
+  lastActiveAt: Date | null;
+}
+
+/** Where one message is: its outbox row here, its job in each consuming service's queue, and this service's inbox. */
+export interface MessageTrace {
+  messageId: string;
+  /** Its row in this service's outbox; `null` when another service wrote it or retention removed it. */
+  row: {
+    type: string;
+    occurredAt: Date;
+    dispatchedAt: Date | null;
+    /** Services it was handed to (empty: no subscriber). */
+    routedTo: string[];
+    attempts: number;
+    lastError: string | null;
+  } | null;
+  /** The job's state per consuming service: BullMQ's (`completed` means every handler ran) or `absent`. */
+  jobs: Record<string, string>;
+  /** Handlers of this service that finished it (its inbox). */
+  handledBy: string[];
 }
 
 /** Where every message stands, read from PostgreSQL and Redis, so it covers all processes. */
@@ -43,6 +89,9 @@ export interface OutboxSnapshot {
 @Injectable()
 export class OutboxMonitor {
   private readonly countSql: string;
+  private readonly backlogSql: string;
+  private readonly rowSql: string;
+  private readonly inboxSql: string;
 
   constructor(
     private readonly orm: MikroORM,
@@ -59,6 +108,67 @@ export class OutboxMonitor {
         where dispatched_at is null and attempts >= ${options.relay.maxAttempts})::int as stuck,
       (select count(*) from ${outbox} where routed_to = '{}')::int as unrouted,
       (select count(*) from ${inbox})::int as handled`;
+    // One pass over the pending rows (the partial index), with the relay's own idea of "due" and "stuck".
+    const stuck = `attempts >= ${options.relay.maxAttempts}`;
+    const due = `not (${stuck}) and (available_at is null or available_at <= now())`;
+    const expired = `${due} and locked_until is not null and locked_until < now()`;
+    const ageMs = (column: string, where: string) =>
+      `coalesce(floor(extract(epoch from now() - min(${column}) filter (where ${where})) * 1000), 0)::bigint::text`;
+    this.backlogSql = `select count(*)::int as pending,
+        (count(*) filter (where ${due}))::int as due,
+        ${ageMs('coalesce(available_at, occurred_at)', due)} as "oldestDueMs",
+        (count(*) filter (where ${stuck}))::int as stuck,
+        (count(*) filter (where ${expired}))::int as "expiredLeases",
+        ${ageMs('locked_until', expired)} as "oldestExpiredLeaseMs"
+      from ${outbox} where dispatched_at is null`;
+    this.rowSql = `select type, occurred_at as "occurredAt", dispatched_at as "dispatchedAt",
+        coalesce(routed_to, '{}') as "routedTo", attempts, last_error as "lastError"
+      from ${outbox} where id = ?`;
+    this.inboxSql = `select handler from ${inbox} where message_id = ? order by handler`;
+  }
+
+  /** This service's pending rows: how many are due, how old the oldest is, stuck ones and expired leases. */
+  async backlog(): Promise<OutboxBacklog> {
+    const [row] = await this.orm.em
+      .getConnection()
+      .execute<Array<Omit<OutboxBacklog, 'oldestDueMs' | 'oldestExpiredLeaseMs'> & Record<string, string>>>(
+        this.backlogSql,
+      );
+    return { ...row, oldestDueMs: Number(row.oldestDueMs), oldestExpiredLeaseMs: Number(row.oldestExpiredLeaseMs) };
+  }
+
+  /** Whether this process runs a relay and when it last showed it works. */
+  relayActivity(): RelayActivity {
+    const { lastActiveAt } = this.counters.relay;
+    return {
+      enabled: this.options.relay.enabled,
+      intervalMs: this.options.relay.intervalMs,
+      lastActiveAt: lastActiveAt > 0 ? new Date(lastActiveAt) : null,
+    };
+  }
+
+  /** Where a message is, for an operator: its row, its job in every consuming service's queue, this inbox. */
+  async trace(messageId: string): Promise<MessageTrace> {
+    if (!UUID.test(messageId)) throw new OutboxArgumentError(notAMessageId(messageId));
+    const connection = this.orm.em.getConnection();
+    const [rows, inbox, services] = await Promise.all([
+      connection.execute<Array<NonNullable<MessageTrace['row']>>>(this.rowSql, [messageId]),
+      connection.execute<Array<{ handler: string }>>(this.inboxSql, [messageId]),
+      this.serviceNames(),
+    ]);
+    const states = await Promise.all(
+      services.map(async (service) => {
+        const job = await this.queues.of(service).getJob(messageId);
+        return [service, job ? await job.getState() : 'absent'] as const;
+      }),
+    );
+    const row = rows[0];
+    return {
+      messageId,
+      row: row ? { ...row, occurredAt: new Date(row.occurredAt), dispatchedAt: dateOrNull(row.dispatchedAt) } : null,
+      jobs: Object.fromEntries(states),
+      handledBy: inbox.map((mark: { handler: string }) => mark.handler),
+    };
   }
 
   /** What this process's relay and worker did since it started (other processes keep their own). */
@@ -109,12 +219,22 @@ export class OutboxMonitor {
   }
 
   private async serviceCounts(): Promise<Record<string, QueueCounts>> {
-    const services = new Set([this.options.service, ...(await this.registry.readAll()).keys()]);
     const entries = await Promise.all(
-      [...services].sort().map(async (service) => [service, await countsOf(this.queues.of(service))] as const),
+      (await this.serviceNames()).map(async (service) => [service, await countsOf(this.queues.of(service))] as const),
     );
     return Object.fromEntries(entries);
   }
+
+  /** This service and every consuming service registered in this Redis, sorted. */
+  private async serviceNames(): Promise<string[]> {
+    return [...new Set([this.options.service, ...(await this.registry.readAll()).keys()])].sort();
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function dateOrNull(value: Date | string | null): Date | null {
+  return value === null ? null : new Date(value);
 }
 
 async function countsOf(queue: Queue): Promise<QueueCounts> {

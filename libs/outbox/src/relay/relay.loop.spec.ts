@@ -159,7 +159,7 @@ function relayWith(rows: ClaimedRow[], relay: { batchSize?: number; maxBackoffMs
   const queue = fakeQueue();
   const store = fakeStore(queue, rows);
   const registry = fakeRegistry();
-  const counters: RelayCounters = { claimed: 0, dispatched: 0, failedBatches: 0, failedDrains: 0 };
+  const counters: RelayCounters = { claimed: 0, dispatched: 0, failedBatches: 0, failedDrains: 0, lastActiveAt: 0 };
   const options = resolveOutboxOptions({ service: 'orders', relay: { batchSize: 2, maxBackoffMs: 400, ...relay } });
   const loop = new RelayLoop(
     store as unknown as RelayStore,

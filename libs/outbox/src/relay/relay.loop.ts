@@ -106,6 +106,8 @@ export class RelayLoop {
         this.wokenWhileDraining = false;
         // Only a batch that reached BullMQ proves an outage over; an empty claim proves nothing of Redis.
         if ((await this.pipeline()) > 0) this.recovered();
+        // For health checks: this relay works, even when it found nothing to do.
+        this.stats.lastActiveAt = Date.now();
       } while (this.wokenWhileDraining && !this.stopped);
     } catch (error) {
       // Whatever is still unmarked is either released or held by a lease that expires: the
@@ -252,6 +254,8 @@ export class RelayLoop {
   private settle(rows: readonly DispatchedRow[]): void {
     for (const row of rows) this.unmarked.delete(row.id);
     this.stats.dispatched += rows.length;
+    // A drain through a long backlog takes a while; each batch marked shows the relay is moving.
+    if (rows.length > 0) this.stats.lastActiveAt = Date.now();
     this.metrics.messagesDispatched(rows);
   }
 

@@ -10,6 +10,11 @@ export interface RelayCounters {
   failedBatches: number;
   /** Drains that failed (Redis or PostgreSQL unreachable, …) and were retried after a backoff. */
   failedDrains: number;
+  /**
+   * When the relay last showed it works (ms since epoch; 0 before that): a drain that ended without
+   * an error — also one that found nothing due — or a batch marked in the middle of a long drain.
+   */
+  lastActiveAt: number;
 }
 
 /** What this process's worker did since it started. */
@@ -28,6 +33,6 @@ export interface WorkerCounters {
  */
 @Injectable()
 export class ProcessCounters {
-  readonly relay: RelayCounters = { claimed: 0, dispatched: 0, failedBatches: 0, failedDrains: 0 };
+  readonly relay: RelayCounters = { claimed: 0, dispatched: 0, failedBatches: 0, failedDrains: 0, lastActiveAt: 0 };
   readonly worker: WorkerCounters = { handled: 0, retried: 0, deadLettered: 0 };
 }
