@@ -10,9 +10,10 @@ import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 
 export interface PublishOptions {
   /**
-   * Deliver no sooner than this many ms after the commit. The relay looks for due rows on every
-   * commit and every `relay.intervalMs`, so a delayed message is handed over at most about one
-   * interval after it is due.
+   * Deliver no sooner than this many ms after `publish()` was called (not after the commit: a
+   * transaction that runs long eats into the delay). The relay looks for due rows on every commit
+   * and every `relay.intervalMs`, so a delayed message is handed over at most about one interval
+   * after it is due.
    */
   delay?: number;
   /**
