@@ -24,8 +24,7 @@ dieWithSuite();
 
 async function main(): Promise<void> {
   const build = LEDGER_BUILDS[BUILD];
-  if (!build)
-    throw new Error(`BANK_BUILD must be one of ${Object.keys(LEDGER_BUILDS).join(', ')}, got "${BUILD}".`);
+  if (!build) throw new Error(`BANK_BUILD must be one of ${Object.keys(LEDGER_BUILDS).join(', ')}, got "${BUILD}".`);
   const app = await NestFactory.createApplicationContext(
     BankProcessModule.register({
       entities: [],
