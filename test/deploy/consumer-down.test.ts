@@ -77,7 +77,7 @@ describe('a consumer service that was down drains its backlog after restart (sep
 
     console.log(
       `consumer down: ${written} messages, ${written - writtenBefore} written while the ledger was down, ` +
-        `drained in ${(drainMs / 1000).toFixed(1)} s after restart (boot included), handed back ${audit.handedBack}`,
+        `drained in ${(drainMs / 1000).toFixed(1)} s after restart (boot included), ${audit.handedBack} set aside (parked behind their key)`,
     );
     expect(faults(audit)).toEqual(NO_FAULTS);
     expect(audit.messages).toHaveLength(written);

@@ -136,6 +136,10 @@ describe('rolling deploys of a consuming service, builds side by side (separate 
     expect(byBuild['v3 GrantBonus'] ?? 0).toBe(0);
     expect(byBuild['v3 CreditLedger']).toBeGreaterThan(0);
     expect(handedBack).toBeGreaterThan(0);
+    // The hand-backs were logged naming who handed back: service, process and build.
+    const logged = v1.flatMap((node) => node.lines.filter((line) => line.includes('handed back for another process')));
+    expect(logged.length).toBeGreaterThan(0);
+    expect(logged[0]).toMatch(/service ledger, process [^,]+:\d+, version ledger-v1/);
   }, 600_000);
 
   /** Messages a v1 process handed back (their job carries `waitingSince`). */

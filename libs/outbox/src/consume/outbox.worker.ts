@@ -142,7 +142,7 @@ export class OutboxWorker {
     // back in about a second. Otherwise the delay grows, so old builds do not spin on it.
     const delayMs = served ? jittered(SECOND) : this.setAsideDelay(job, 30 * SECOND);
     this.warnOnce(job.data.type, expected, () =>
-      waitingForHandlers(job.data.type, job.id ?? '', expected, delayMs, versionAhead?.message),
+      waitingForHandlers(job.data.type, job.id ?? '', expected, delayMs, this.identity, versionAhead?.message),
     );
     await this.setAside(job, token, delayMs, { waitingSince: since });
     throw new DelayedError();
