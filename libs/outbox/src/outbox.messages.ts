@@ -178,8 +178,16 @@ export const handlersNeverCame = (type: string, messageId: string, missing: stri
   `but no process that took it in ${Math.round(waitedMs / 1000)} s had them (worker.waitForHandlersMs). ` +
   'Deploy a build that has them and retry the dead letter, or retire them (retiredHandlers) and discard it.';
 
-export const waitingForHandlers = (type: string, messageId: string, missing: string[], delayMs: number, why?: string) =>
+export const waitingForHandlers = (
+  type: string,
+  messageId: string,
+  missing: string[],
+  delayMs: number,
+  who: { service: string; process: string; version: string },
+  why?: string,
+) =>
   `Message ${messageId} (${type}) needs handler(s) ${missing.join(', ')} that this process ` +
+  `(service ${who.service}, process ${who.process}, version ${who.version}) ` +
   (why ? `cannot run (${why.replace(/\.$/, '')})` : 'does not have (an older or newer build?)') +
   `; handed back for another process, again in ${delayMs} ms, no attempt spent.`;
 

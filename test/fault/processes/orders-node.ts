@@ -40,8 +40,7 @@ import {
 } from '../../../apps/orders/src/notifications/notification.handlers.js';
 import { Order, OrderStatus } from '../../../apps/orders/src/orders/order.entity.js';
 import { OrderSummaryProjector } from '../../../apps/orders/src/read-model/order-summary.projector.js';
-
-type Message = Record<string, unknown> & { kind: string };
+import { dieWithSuite, send } from '../../processes/ipc.js';
 
 const env = process.env;
 const num = (name: string): number | undefined =>
@@ -64,15 +63,7 @@ process.once('SIGTERM', () => {
   send({ kind: 'sigterm', inHandler, addBulkInFlight: [...addBulkInFlight.values()].flat() });
 });
 
-// The suite holds the IPC channel; if the suite dies, its processes must not outlive it.
-process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
-
-function send(message: Message): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.send || !process.connected) return resolve();
-    process.send(message, undefined, undefined, () => resolve());
-  });
-}
+dieWithSuite();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

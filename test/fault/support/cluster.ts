@@ -4,8 +4,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const ENTRY = join(ROOT, 'dist/test/fault/processes/orders-node.js');
-const SOURCE = join(ROOT, 'test/fault/processes/orders-node.ts');
+
+/** The compiled JavaScript of a process entry, given its TypeScript source relative to the repository. */
+export function compiledEntry(source: string): string {
+  if (!/^test\/.+\.ts$/.test(source)) throw new Error(`A process entry is a .ts file under test/, got "${source}".`);
+  return join(ROOT, 'dist', source.replace(/\.ts$/, '.js'));
+}
+
+/** The orders example as one fault-suite process; the default entry of a Cluster. */
+export const ENTRY = compiledEntry('test/fault/processes/orders-node.ts');
 
 /** A message a process entry sends over IPC (see processes/orders-node.ts). */
 export type NodeMessage = Record<string, unknown> & { kind: string };
@@ -16,11 +23,12 @@ export interface Exit {
   at: number;
 }
 
-/** Fails early, with the fix, when the compiled entry is missing or older than its source. */
-export function assertEntryBuilt(): void {
-  if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run \`npm run build\` first (npm test does).`);
-  if (statSync(ENTRY).mtimeMs < statSync(SOURCE).mtimeMs)
-    throw new Error(`${ENTRY} is older than ${SOURCE}: run \`npm run build\`.`);
+/** Fails early, with the fix, when a compiled entry (see compiledEntry) is missing or older than its source. */
+export function assertEntryBuilt(entry = ENTRY): void {
+  const source = join(ROOT, entry.slice(join(ROOT, 'dist').length + 1).replace(/\.js$/, '.ts'));
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first (npm test does).`);
+  if (statSync(entry).mtimeMs < statSync(source).mtimeMs)
+    throw new Error(`${entry} is older than ${source}: run \`npm run build\`.`);
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 22)
     throw new Error(
@@ -28,7 +36,7 @@ export function assertEntryBuilt(): void {
     );
 }
 
-/** One spawned OS process of the orders example; keeps its IPC messages and the tail of its output. */
+/** One spawned OS process (by default of the orders example); keeps its IPC messages and the tail of its output. */
 export class NodeProcess {
   readonly child: ChildProcess;
   readonly messages: NodeMessage[] = [];
@@ -44,6 +52,7 @@ export class NodeProcess {
     readonly env: NodeEnv,
     baseEnv: NodeEnv,
     private readonly logFile: string,
+    entry = ENTRY,
   ) {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete childEnv.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the children
@@ -51,7 +60,7 @@ export class NodeProcess {
       if (value === undefined) delete childEnv[key];
       else childEnv[key] = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
     }
-    this.child = spawn(process.execPath, [ENTRY], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    this.child = spawn(process.execPath, [entry], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.log(`--- ${name} pid ${this.child.pid} env ${JSON.stringify(env)}`);
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       let partial = '';
@@ -155,7 +164,7 @@ export class NodeProcess {
   }
 }
 
-/** The processes of one scenario, all on the same database, Redis and queue. */
+/** The processes of one scenario, all spawned from one entry (the orders example unless given) with one base env. */
 export class Cluster {
   readonly processes: NodeProcess[] = [];
 
@@ -163,12 +172,13 @@ export class Cluster {
     private readonly baseEnv: NodeEnv,
     private readonly logDir: string,
     private readonly scenario: string,
+    private readonly entry = ENTRY,
   ) {
     mkdirSync(logDir, { recursive: true });
   }
 
-  spawn(name: string, env: NodeEnv = {}): NodeProcess {
-    const node = new NodeProcess(name, env, this.baseEnv, join(this.logDir, `${this.scenario}.log`));
+  spawn(name: string, env: NodeEnv = {}, entry = this.entry): NodeProcess {
+    const node = new NodeProcess(name, env, this.baseEnv, join(this.logDir, `${this.scenario}.log`), entry);
     this.processes.push(node);
     return node;
   }

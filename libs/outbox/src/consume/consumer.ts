@@ -13,6 +13,7 @@ import { InboxStore } from './inbox.store.js';
 import { KeyOrderStore } from './key-order.store.js';
 import { MessageProcessor } from './message.processor.js';
 import { OutboxWorker } from './outbox.worker.js';
+import { promoteToFront } from './promote-to-front.js';
 import { ServiceRegistration } from './service.registration.js';
 
 /** What the consuming side needs from the application around it. */
@@ -44,11 +45,7 @@ export class Consumer {
       service: options.service,
       queue: queueName,
     });
-    const promote = async (messageId: string) => {
-      const job = await queues.own().getJob(messageId);
-      if (job && (await job.isDelayed())) await job.promote();
-    };
-    const processor = new MessageProcessor(routes, runner, promote);
+    const processor = new MessageProcessor(routes, runner, (messageId) => promoteToFront(queues, messageId));
     const identity = { service: options.service, process: `${hostname()}:${process.pid}`, version: options.version };
     this.registration = new ServiceRegistration(registry, options, routes, identity.process);
     const registration = this.registration;

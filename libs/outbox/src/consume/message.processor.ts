@@ -37,8 +37,8 @@ export class MessageProcessor {
   constructor(
     private readonly routes: ReadonlyMap<string, EventRoute>,
     private readonly runner: HandlerRunner,
-    /** Moves a parked message whose turn has come back to the queue (best effort). */
-    private readonly promote: (messageId: string) => Promise<void>,
+    /** Moves a parked message whose turn has come to the front of the queue (best effort). */
+    readonly promote: (messageId: string) => Promise<void>,
   ) {}
 
   async process(job: Job<OutboxJobData>): Promise<Outcome> {

@@ -32,8 +32,11 @@ export interface ProcessIdentity {
   version: string;
 }
 
-/** Of the handlers a message of `type` waits for, those still expected now (a retired handler is not). */
-export type StillExpected = (type: string, handlers: string[]) => Promise<string[]>;
+/**
+ * Of the handlers a message of `type` waits for, those still expected now (a handler retired since
+ * is not, unless a live process still runs it), and whether another live process has them all.
+ */
+export type StillExpected = (type: string, handlers: string[]) => Promise<{ expected: string[]; served: boolean }>;
 
 const SECOND = 1000;
 
@@ -118,8 +121,8 @@ export class OutboxWorker {
     missing: string[],
     versionAhead?: OutboxVersionAheadError,
   ): Promise<void> {
-    const expected = await this.stillExpected(job.data.type, missing);
-    if (expected.length === 0) return; // retired on purpose since the message was routed
+    const { expected, served } = await this.stillExpected(job.data.type, missing);
+    if (expected.length === 0) return; // retired on purpose since the message was routed, and nobody runs it
     const now = Date.now();
     const since = job.data.waitingSince ?? now;
     if (now - since > this.options.worker.waitForHandlersMs) {
@@ -135,9 +138,11 @@ export class OutboxWorker {
         handlersNeverCame(job.data.type, job.id ?? '', expected, now - since, versionAhead?.message),
       );
     }
-    const delayMs = this.setAsideDelay(job, 30 * SECOND);
+    // While a live process has the handlers, a growing delay only slows the deploy down: it comes
+    // back in about a second. Otherwise the delay grows, so old builds do not spin on it.
+    const delayMs = served ? jittered(SECOND) : this.setAsideDelay(job, 30 * SECOND);
     this.warnOnce(job.data.type, expected, () =>
-      waitingForHandlers(job.data.type, job.id ?? '', expected, delayMs, versionAhead?.message),
+      waitingForHandlers(job.data.type, job.id ?? '', expected, delayMs, this.identity, versionAhead?.message),
     );
     await this.setAside(job, token, delayMs, { waitingSince: since });
     throw new DelayedError();
@@ -154,7 +159,8 @@ export class OutboxWorker {
     parked: Parameters<MessageProcessor['turnCame']>[0],
   ): Promise<void> {
     await this.setAside(job, token, this.setAsideDelay(job, 300 * SECOND), {});
-    if (await this.processor.turnCame(parked).catch(() => false)) await job.promote().catch(() => undefined);
+    if (await this.processor.turnCame(parked).catch(() => false))
+      await this.processor.promote(job.id ?? '').catch(() => undefined);
     throw new DelayedError();
   }
 
@@ -195,8 +201,7 @@ export class OutboxWorker {
 
   /** 1 s, 2 s, 4 s … up to `maxMs`, with jitter, by how often the message was set aside before. */
   private setAsideDelay(job: Job<OutboxJobData>, maxMs: number): number {
-    const base = Math.min(maxMs, SECOND * 2 ** Math.min(job.data.setAside ?? 0, 20));
-    return Math.round(base * (0.75 + Math.random() * 0.25));
+    return jittered(Math.min(maxMs, SECOND * 2 ** Math.min(job.data.setAside ?? 0, 20)));
   }
 
   private warnOnce(type: string, missing: string[], text: () => string): void {
@@ -307,4 +312,9 @@ export class OutboxWorker {
       }),
     );
   }
+}
+
+/** `ms` shortened by up to a quarter at random, so messages set aside together do not return together. */
+function jittered(ms: number): number {
+  return Math.round(ms * (0.75 + Math.random() * 0.25));
 }

@@ -1,7 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { retryPolicyOf } from '../routing/retry-policy.js';
-import { HEARTBEAT_MS, type Registration, type SubscriptionRegistry } from '../routing/subscription.registry.js';
+import {
+  HEARTBEAT_MS,
+  LIVE_STALE_MS,
+  type Registration,
+  type SubscriptionRegistry,
+} from '../routing/subscription.registry.js';
 import { errorText } from '../util/error-text.js';
 import type { EventRoute } from './handler.explorer.js';
 
@@ -46,11 +51,23 @@ export class ServiceRegistration {
     this.timer.unref();
   }
 
-  /** Of `handlers`, those this service still expects for `type` (not retired since the message was routed). */
-  async stillExpected(type: string, handlers: string[]): Promise<string[]> {
-    const { table } = await this.registry.routes();
-    const route = table.get(type)?.find((candidate) => candidate.service === this.options.service);
-    return handlers.filter((name) => route?.handlers.some((handler) => handler.name === name));
+  /**
+   * Of `handlers` a message of `type` waits for, those still expected: registered, or retired since
+   * the message was routed but still run by a live process of this service (an older build) — a
+   * retire step does not take a handler from messages that asked for it while one can run it.
+   * `served` says whether another live process has every expected one: the message then comes
+   * back soon instead of after a growing delay.
+   */
+  async stillExpected(type: string, handlers: string[]): Promise<{ expected: string[]; served: boolean }> {
+    const { service } = this.options;
+    const [{ table }, live] = await Promise.all([this.registry.routes(), this.registry.live(service, LIVE_STALE_MS)]);
+    const route = table.get(type)?.find((candidate) => candidate.service === service);
+    const others = new Set(live.filter((peer) => peer.id !== this.processId).flatMap((peer) => peer.handlers));
+    const isServed = (name: string) => others.has(`${type}\t${name}`);
+    const expected = handlers.filter(
+      (name) => route?.handlers.some((handler) => handler.name === name) || isServed(name),
+    );
+    return { expected, served: expected.length > 0 && expected.every(isServed) };
   }
 
   async stop(): Promise<void> {

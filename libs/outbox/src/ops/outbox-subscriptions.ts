@@ -109,8 +109,9 @@ export class OutboxSubscriptions {
 
   /**
    * Stops expecting these handlers (of this service by default) for messages routed from now on;
-   * a message already waiting for one of them is no longer held for it. Processes that still have
-   * them do not register them again. Returns the `type\thandler` entries removed.
+   * a message routed before still gets one from a live process that has it (an older build), and
+   * is no longer held for it once none has. Processes that still have them do not register them
+   * again. Returns the `type\thandler` entries removed.
    */
   retire(handlers: string[], service = this.options.service): Promise<string[]> {
     return this.registry.retire(service, handlers);
