@@ -17,6 +17,8 @@ export interface FanOutResult {
   relayCpuRatio: number;
   /** End-to-end events/s (commit → last handler of every service): fan-out / single. */
   rateRatio: number;
+  /** `--profile`: the fan-out run again under the V8 profiler in every process. */
+  profiled?: EndToEndRun;
 }
 
 const relayMs = (run: EndToEndRun) => run.cpu.byProcess.relay?.msPerEvent ?? NaN;
@@ -33,13 +35,16 @@ export const fanOut: PhaseDefinition<FanOutResult> = {
   async run(bench) {
     const single = await fullSpeed(bench, () => betweenServices(bench, 1));
     const fanOut = await fullSpeed(bench, () => betweenServices(bench, FAN_OUT));
-    return {
+    const result: FanOutResult = {
       single,
       fanOut,
       services: FAN_OUT,
       relayCpuRatio: relayMs(fanOut) / relayMs(single),
       rateRatio: fanOut.eventsPerSecond / single.eventsPerSecond,
     };
+    if (bench.profile)
+      result.profiled = await fullSpeed(bench, () => betweenServices(bench, FAN_OUT), { profile: 'fan-out' });
+    return result;
   },
   rows: (r) => [
     ...runRows(r.single),

@@ -17,6 +17,8 @@ export interface OrderedResult {
   rateRatio: number;
   /** CPU ms per event of all processes, ordered / unordered. */
   cpuRatio: number;
+  /** `--profile`: the ordered run again under the V8 profiler in every process. */
+  profiled?: EndToEndRun;
 }
 
 /**
@@ -28,15 +30,21 @@ export const ordered: PhaseDefinition<OrderedResult> = {
   name: 'ordered',
   title: `order per key: ${KEYS} keys, ordered vs unordered handler`,
   async run(bench) {
-    const unordered = await fullSpeed(bench, () => betweenServices(bench, 1), KEYS);
-    const ordered = await fullSpeed(bench, () => betweenServices(bench, 1, true), KEYS);
-    return {
+    const unordered = await fullSpeed(bench, () => betweenServices(bench, 1), { keys: KEYS });
+    const ordered = await fullSpeed(bench, () => betweenServices(bench, 1, true), { keys: KEYS });
+    const result: OrderedResult = {
       keys: KEYS,
       unordered,
       ordered,
       rateRatio: ordered.eventsPerSecond / unordered.eventsPerSecond,
       cpuRatio: ordered.cpu.total.msPerEvent / unordered.cpu.total.msPerEvent,
     };
+    if (bench.profile)
+      result.profiled = await fullSpeed(bench, () => betweenServices(bench, 1, true), {
+        keys: KEYS,
+        profile: 'ordered',
+      });
+    return result;
   },
   rows: (r) => [
     ...runRows(r.unordered),
