@@ -1,7 +1,7 @@
 import type { EndToEndRun } from '../measure/end-to-end.js';
 import { betweenServices } from '../nodes/topology.js';
 import { fullSpeed } from './full-speed.js';
-import { fix, int, resultOf, type PhaseDefinition } from './phase.js';
+import { fix, fromResult, int, type PhaseDefinition } from './phase.js';
 import { runRows } from './run-rows.js';
 
 /** Consuming services of the fan-out run. */
@@ -64,14 +64,10 @@ export const fanOut: PhaseDefinition<FanOutResult> = {
       id: 'fanout.relay-cpu',
       label: `relay CPU per event, fan-out to ${FAN_OUT} services / to 1`,
       goal: { op: '≤', value: 1.5 },
-      evaluate(all) {
-        const r = resultOf<FanOutResult>(all, 'fanOut');
-        if (!r) return { value: null, detail: 'n/a' };
-        return {
-          value: r.relayCpuRatio,
-          detail: `${fix(relayMs(r.fanOut), 3)} / ${fix(relayMs(r.single), 3)} ms per event; events/s ×${fix(r.rateRatio)}`,
-        };
-      },
+      evaluate: fromResult<FanOutResult>('fanOut', (r) => ({
+        value: r.relayCpuRatio,
+        detail: `${fix(relayMs(r.fanOut), 3)} / ${fix(relayMs(r.single), 3)} ms per event; events/s ×${fix(r.rateRatio)}`,
+      })),
     },
   ],
 };

@@ -1,7 +1,7 @@
 import type { EndToEndRun } from '../measure/end-to-end.js';
 import { betweenServices } from '../nodes/topology.js';
 import { fullSpeed } from './full-speed.js';
-import { fix, int, resultOf, type PhaseDefinition } from './phase.js';
+import { fix, fromResult, int, type PhaseDefinition } from './phase.js';
 import { runRows } from './run-rows.js';
 
 /** Active ordering keys: writers take them round robin. */
@@ -64,16 +64,12 @@ export const ordered: PhaseDefinition<OrderedResult> = {
       id: 'ordered.vs-unordered',
       label: `ordered handler throughput (${KEYS} keys) / unordered`,
       goal: { op: '≥', value: 0.5 },
-      evaluate(all) {
-        const r = resultOf<OrderedResult>(all, 'ordered');
-        if (!r) return { value: null, detail: 'n/a' };
-        return {
-          value: r.rateRatio,
-          detail:
-            `${int(r.ordered.eventsPerSecond)} / ${int(r.unordered.eventsPerSecond)} events/s; ` +
-            `CPU ${fix(r.ordered.cpu.total.msPerEvent, 3)} / ${fix(r.unordered.cpu.total.msPerEvent, 3)} ms per event`,
-        };
-      },
+      evaluate: fromResult<OrderedResult>('ordered', (r) => ({
+        value: r.rateRatio,
+        detail:
+          `${int(r.ordered.eventsPerSecond)} / ${int(r.unordered.eventsPerSecond)} events/s; ` +
+          `CPU ${fix(r.ordered.cpu.total.msPerEvent, 3)} / ${fix(r.unordered.cpu.total.msPerEvent, 3)} ms per event`,
+      })),
     },
   ],
 };
