@@ -33,6 +33,8 @@ export interface Topology {
 /** Pools big enough that nobody waits for a connection: writers + a spare; handlers + relay + spares. */
 const apiPool = (bench: Bench) => bench.sizes.writers + 2;
 const OUTBOX_POOL = WORKER_CONCURRENCY + 4;
+/** A consuming service's worker process (no relay): its handlers + spares. Several share one server's connections. */
+const CONSUMER_POOL = WORKER_CONCURRENCY + 2;
 
 function spec(role: typeof CAPTURE_ONLY, poolMax: number): NodeSpec {
   return { kind: 'outbox', ...role, poolMax };
@@ -144,7 +146,7 @@ export async function betweenServices(bench: Bench, consumers: number, ordered =
       ['relay', { ...producer, ...RELAY_ONLY, poolMax: 4 }],
       ...names.map((service, i): [string, NodeSpec, string] => [
         service,
-        { kind: 'outbox', ...WORKER_ONLY, poolMax: OUTBOX_POOL, service, ordered },
+        { kind: 'outbox', ...WORKER_ONLY, poolMax: CONSUMER_POOL, service, ordered },
         databases[i].url,
       ]),
     ]);
