@@ -18,6 +18,8 @@ const REQUIRED_PHASES = [
   'relayDrain',
   'handlerDrain',
   'scale',
+  'fanOut',
+  'ordered',
 ];
 const REQUIRED_TARGETS = [
   'e2e.vs-naive',
@@ -28,6 +30,8 @@ const REQUIRED_TARGETS = [
   'flush.added.1',
   'flush.ratio.1',
   'flush.ratio.100',
+  'fanout.relay-cpu',
+  'ordered.vs-unordered',
 ];
 /** Processes whose CPU every end-to-end run reports. */
 const SERVERS = ['postgres', 'redis'];
@@ -95,7 +99,7 @@ describe('npm run bench -- --quick', () => {
     expect(stdout).toMatch(new RegExp(`targets \\(ratios within this run\\), \\d+/${results.targets.length} met:`));
 
     // Each variant the issue names is there, with CPU per event for every process it ran in.
-    const { naiveDualWrite, endToEnd, latency, flushOverhead, handlerDrain, scale } = results.phases;
+    const { naiveDualWrite, endToEnd, latency, flushOverhead, handlerDrain, scale, fanOut, ordered } = results.phases;
     expect(Object.keys(endToEnd)).toEqual(expect.arrayContaining(['deployment', 'single']));
     expect(Object.keys(latency.deployment.cpu.byProcess).sort()).toEqual(['api', 'outbox', ...SERVERS].sort());
     expect(Object.keys(naiveDualWrite.steady.cpu.byProcess).sort()).toEqual(['api', 'worker', ...SERVERS].sort());
@@ -109,6 +113,23 @@ describe('npm run bench -- --quick', () => {
         .map((c: { aggregates: number }) => c.aggregates),
     ).toEqual([1, 100]);
     expect(handlerDrain.peakRssMB).toBeGreaterThan(0);
+    // Between services: the producer's relay process apart, each consuming service its own process
+    // and database; every service handled every event.
+    const consumers = (n: number) => Array.from({ length: n }, (_, i) => `consumer-${i + 1}`);
+    for (const [run, services] of [
+      [fanOut.single, 1],
+      [fanOut.fanOut, 3],
+      [ordered.unordered, 1],
+      [ordered.ordered, 1],
+    ] as const) {
+      expect(Object.keys(run.cpu.byProcess).sort()).toEqual(
+        ['api', 'relay', ...consumers(services), ...SERVERS].sort(),
+      );
+      expect(run.handledBy).toEqual(Object.fromEntries(consumers(services).map((c) => [c, run.events])));
+    }
+    expect(fanOut.relayCpuRatio).toBeGreaterThan(0);
+    expect(ordered.keys).toBeGreaterThanOrEqual(50);
+    expect(ordered.rateRatio).toBeGreaterThan(0);
     for (const [path, run] of runs(results.phases)) {
       for (const [role, cpu] of Object.entries(run.cpu.byProcess as Record<string, { msPerEvent: number }>))
         expect([path, role, Number.isFinite(cpu.msPerEvent)]).toEqual([path, role, true]);
@@ -122,5 +143,5 @@ describe('npm run bench -- --quick', () => {
     expect(readFileSync(join(out, 'results.svg'), 'utf8')).toMatch(
       /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"[\s\S]*<\/svg>\s*$/,
     );
-  }, 240_000);
+  }, 420_000);
 });

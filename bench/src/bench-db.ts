@@ -32,6 +32,22 @@ export async function freshBenchDatabase(adminUrl: string, name: string): Promis
   return url;
 }
 
+/**
+ * A consuming service's own database beside the run's (its inbox lives there, as in a deployment):
+ * named after the run's database and the service, made fresh like the run's. Returns its name and URL.
+ */
+export async function freshServiceDatabase(runUrl: string, service: string): Promise<{ name: string; url: string }> {
+  const run = new URL(runUrl).pathname.slice(1);
+  const name = `${run}_${service}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const url = await freshBenchDatabase(databaseUrl('postgres', runUrl), name);
+  return { name, url };
+}
+
+/** Drops a database made by freshServiceDatabase. */
+export async function dropServiceDatabase(runUrl: string, name: string): Promise<void> {
+  await dropDatabase(databaseUrl('postgres', runUrl), name);
+}
+
 export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
   await withConnection(adminUrl, (execute) => execute(`drop database if exists "${name}" with (force)`));
 }

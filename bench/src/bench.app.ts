@@ -127,6 +127,8 @@ export interface BenchAppOptions {
   outbox: OutboxModuleOptions | false;
   /** Connections: enough that writers, handlers and the relay never wait for one. */
   poolMax: number;
+  /** `false`: the service has no handler of its own (a producer only other services consume from). Default true. */
+  handlers?: boolean;
 }
 
 /** A Nest application context like a user's service: MikroOrmModule + OutboxModule + the handler. */
@@ -143,7 +145,7 @@ export async function startBenchApp(options: BenchAppOptions): Promise<INestAppl
   const module: DynamicModule = {
     module: BenchAppModule,
     imports: [orm, ...(options.outbox ? [OutboxModule.forRoot(options.outbox)] : [])],
-    providers: [BootClock, ...(options.outbox ? [RecordHandled, HandlerCommits] : [])],
+    providers: [BootClock, ...(options.outbox && options.handlers !== false ? [RecordHandled, HandlerCommits] : [])],
   };
   return NestFactory.createApplicationContext(module, { logger: ['error', 'warn'] });
 }

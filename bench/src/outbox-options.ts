@@ -30,14 +30,22 @@ export interface Where {
   prefix: string;
 }
 
-/** `service`: which consuming service this process is (a fan-out phase runs several). */
-export function benchOutboxOptions(where: Where, role: OutboxRole, service = BENCH_SERVICE): OutboxModuleOptions {
+/**
+ * `service`: which service this process is (the fan-out phase runs several); `ordered`: its
+ * handlers keep order per key.
+ */
+export function benchOutboxOptions(
+  where: Where,
+  role: OutboxRole,
+  service = BENCH_SERVICE,
+  ordered = false,
+): OutboxModuleOptions {
   return {
     redis: where.redisUrl,
     prefix: where.prefix,
     service,
     relay: { enabled: role.relay },
-    worker: { enabled: role.worker, concurrency: WORKER_CONCURRENCY },
+    worker: { enabled: role.worker, concurrency: WORKER_CONCURRENCY, ...(ordered ? { ordered } : {}) },
   };
 }
 

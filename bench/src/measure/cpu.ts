@@ -12,8 +12,8 @@ export interface CpuSources {
   /** Node processes by role ("api", "outbox", ...); the pids of one role are summed. */
   node: Record<string, number[]>;
   postmasterPid: number;
-  /** This run's database: its backends are the run's. */
-  database: string;
+  /** This run's databases (the run's, and consuming services' own): their backends are the run's. */
+  databases: string[];
   redisPid: number;
 }
 
@@ -57,10 +57,10 @@ export interface CpuReport {
 /** The database a backend serves, from titles like "postgres: 15/main: user db 127.0.0.1(5432) idle". */
 const BACKEND_TITLE = /^postgres: (?:\S+: )?\S+ (\S+) (?:\S+\(\d+\)|\[local\])/;
 
-function postgresKind(pid: number, database: string): PostgresKind {
+function postgresKind(pid: number, databases: readonly string[]): PostgresKind {
   const backendOf = BACKEND_TITLE.exec(titleOf(pid))?.[1];
   if (backendOf === undefined) return 'background';
-  return backendOf === database ? 'run' : 'other';
+  return databases.includes(backendOf) ? 'run' : 'other';
 }
 
 export function cpuSnapshot(sources: CpuSources): Snapshot {
@@ -71,7 +71,7 @@ export function cpuSnapshot(sources: CpuSources): Snapshot {
   if (postmaster) postgres.set(sources.postmasterPid, { ms: postmaster.cpuMs, kind: 'background' });
   for (const pid of childrenOf(sources.postmasterPid)) {
     const stat = readStat(pid);
-    if (stat) postgres.set(pid, { ms: stat.cpuMs, kind: postgresKind(pid, sources.database) });
+    if (stat) postgres.set(pid, { ms: stat.cpuMs, kind: postgresKind(pid, sources.databases) });
   }
   return {
     at: performance.now(),

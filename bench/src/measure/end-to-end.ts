@@ -15,7 +15,7 @@ export interface EndToEndRun {
   topology: string;
   load: Load;
   events: number;
-  /** First commit → last handler transaction committed. */
+  /** First commit → last handler transaction committed (of every consuming service). */
   seconds: number;
   eventsPerSecond: number;
   /** How fast the writers committed. */
@@ -48,11 +48,16 @@ export interface RunOptions {
   profile?: string;
 }
 
-export function cpuSources(bench: Bench, roles: Record<string, Array<{ pid: number }>>): CpuSources {
+/** `databases`: the run's own besides `bench.database` (consuming services' databases). */
+export function cpuSources(
+  bench: Bench,
+  roles: Record<string, Array<{ pid: number }>>,
+  databases: readonly string[] = [],
+): CpuSources {
   return {
     node: Object.fromEntries(Object.entries(roles).map(([role, nodes]) => [role, nodes.map((n) => n.pid)])),
     postmasterPid: bench.servers.postmasterPid,
-    database: bench.database,
+    databases: [bench.database, ...databases],
     redisPid: bench.servers.redisPid,
   };
 }
@@ -67,7 +72,9 @@ export async function measureEndToEnd(
   const { writer, consumers } = topology;
   await Promise.all(consumers.map((node) => node.track(options.record)));
   const since = new Date();
-  const sources = cpuSources(bench, topology.roles);
+  const sources = cpuSources(bench, topology.roles, topology.databases);
+  // Each event is handled once per consuming service.
+  const deliveries = load.events * topology.services;
   const redis = new RedisCommandCounter(bench.redisUrl);
   const profiled = options.profile
     ? Object.entries(topology.roles).flatMap(([role, nodes]) =>
@@ -75,7 +82,7 @@ export async function measureEndToEnd(
       )
     : [];
   let handled = 0;
-  const stop = ticker(5000, () => bench.progress(`  ${topology.name}: handled ${handled}/${load.events}`));
+  const stop = ticker(5000, () => bench.progress(`  ${topology.name}: handled ${handled}/${deliveries}`));
   try {
     const redisStart = await redis.read();
     const callsStart = await readCalls(topology.roles);
@@ -83,7 +90,7 @@ export async function measureEndToEnd(
     const cpuStart = cpuSnapshot(sources);
     const written = writer.call('write', { load, record: options.record });
     written.catch(() => undefined); // awaited below; a failed write must not go unhandled meanwhile
-    const lastAt = await allHandled(consumers, load.events, 600_000, (count) => (handled = count));
+    const lastAt = await allHandled(consumers, deliveries, 600_000, (count) => (handled = count));
     const report = await written;
     const cpuEnd = cpuSnapshot(sources);
     const redisEnd = await redis.read();
@@ -106,8 +113,10 @@ export async function measureEndToEnd(
           if (commit !== undefined) latencies.push(at - commit);
         }
       }
-      if (latencies.length !== load.events)
-        throw new Error(`Matched ${latencies.length} handler starts to ${load.events} commits`);
+      if (latencies.length !== deliveries)
+        throw new Error(
+          `Matched ${latencies.length} handler starts to ${deliveries} deliveries of ${load.events} commits`,
+        );
       latency = distribution(latencies);
     }
     const seconds = (lastAt - report.firstCommitAt) / 1000;
@@ -140,16 +149,17 @@ export async function measureEndToEnd(
 /**
  * Writes and handles `events` events, unmeasured: pools open their connections, the JIT compiles
  * the hot paths, BullMQ's scripts are loaded — none of that is part of the steady state measured next.
+ * `keys`: written with ordering keys, as the measured load will be.
  */
-export async function warmUp(bench: Bench, topology: Topology): Promise<void> {
+export async function warmUp(bench: Bench, topology: Topology, keys?: number): Promise<void> {
   const events = bench.sizes.warmupEvents;
   if (events === 0) return;
   await Promise.all(topology.consumers.map((node) => node.track(false)));
   const started = now();
   await topology.writer.call('write', {
-    load: { shape: 'closed', writers: bench.sizes.writers, events },
+    load: { shape: 'closed', writers: bench.sizes.writers, events, ...(keys ? { keys } : {}) },
     record: false,
   });
-  await allHandled(topology.consumers, events, 120_000);
+  await allHandled(topology.consumers, events * topology.services, 120_000);
   bench.progress(`  ${topology.name}: warmed up with ${events} events in ${((now() - started) / 1000).toFixed(1)} s`);
 }

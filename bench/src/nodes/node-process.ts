@@ -135,12 +135,20 @@ export class BenchNode {
   }
 }
 
-/** Starts a node of this run: its database, Redis, BullMQ prefix and Node flags (`--node-args`). */
-export function startNode(bench: Bench, label: string, spec: NodeSpec): Promise<BenchNode> {
+/**
+ * Starts a node of this run: its database (the run's, or `databaseUrl`: a consuming service's own),
+ * Redis, BullMQ prefix and Node flags (`--node-args`).
+ */
+export function startNode(
+  bench: Bench,
+  label: string,
+  spec: NodeSpec,
+  databaseUrl = bench.databaseUrl,
+): Promise<BenchNode> {
   const config: NodeConfig = {
     label,
     spec,
-    databaseUrl: bench.databaseUrl,
+    databaseUrl,
     redisUrl: bench.redisUrl,
     prefix: bench.prefix,
   };

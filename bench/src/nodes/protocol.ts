@@ -7,8 +7,21 @@ import type { Distribution } from '../measure/stats.js';
  */
 
 export type NodeSpec =
-  /** A Nest app with MikroORM + OutboxModule; relay and worker as given (both off: an API process). */
-  | { kind: 'outbox'; relay: boolean; worker: boolean; poolMax: number; service?: string }
+  /**
+   * A Nest app with MikroORM + OutboxModule; relay and worker as given (both off: an API process).
+   * `service` names the service it is a process of; `handlers: false` makes it a service with no
+   * handlers of its own (a producer whose events only other services consume); `ordered` makes its
+   * handler keep order per key (`worker.ordered`).
+   */
+  | {
+      kind: 'outbox';
+      relay: boolean;
+      worker: boolean;
+      poolMax: number;
+      service?: string;
+      handlers?: boolean;
+      ordered?: boolean;
+    }
   /** Naive dual write, producer: plain MikroORM, commit, then `queue.add` per event. */
   | { kind: 'naive-api'; poolMax: number }
   /** Naive dual write, consumer: a BullMQ worker running the handler in a transaction with an inbox mark. */
@@ -25,9 +38,16 @@ export interface NodeConfig {
   prefix: string;
 }
 
-/** How a writer node writes: N writers back to back (closed loop), or a steady schedule (open loop). */
-export type Load =
-  { shape: 'closed'; writers: number; events: number } | { shape: 'open'; rate: number; events: number };
+/**
+ * How a writer node writes: N writers back to back (closed loop), or a steady schedule (open loop).
+ * `keys`: outbox writers publish each event with an ordering key out of this many, taken round
+ * robin (write n gets key n mod keys), instead of the aggregate's own key (one per aggregate).
+ */
+export type Load = (
+  { shape: 'closed'; writers: number; events: number } | { shape: 'open'; rate: number; events: number }
+) & {
+  keys?: number;
+};
 
 export interface WriteReport {
   events: number;

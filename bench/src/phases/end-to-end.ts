@@ -1,7 +1,6 @@
-import { emptyTables } from '../bench-db.js';
-import type { Bench } from '../harness.js';
-import { measureEndToEnd, warmUp, type EndToEndRun } from '../measure/end-to-end.js';
-import { deployment, singleProcess, withTopology, type Topology } from '../nodes/topology.js';
+import type { EndToEndRun } from '../measure/end-to-end.js';
+import { deployment, singleProcess } from '../nodes/topology.js';
+import { fullSpeed } from './full-speed.js';
 import type { NaiveDualWriteResult } from './naive-dual-write.js';
 import { fix, int, resultOf, type PhaseDefinition } from './phase.js';
 import { runRows } from './run-rows.js';
@@ -23,8 +22,8 @@ export const endToEnd: PhaseDefinition<EndToEndResult> = {
   title: 'outbox end to end, full speed',
   async run(bench) {
     return {
-      deployment: await fullSpeed(bench, deployment(bench)),
-      single: await fullSpeed(bench, singleProcess(bench)),
+      deployment: await fullSpeed(bench, () => deployment(bench)),
+      single: await fullSpeed(bench, () => singleProcess(bench)),
     };
   },
   rows: (r) => [...runRows(r.deployment, { rate: 'e2e.vs-naive' }), ...runRows(r.single)],
@@ -42,13 +41,3 @@ export const endToEnd: PhaseDefinition<EndToEndResult> = {
     },
   ],
 };
-
-async function fullSpeed(bench: Bench, start: Promise<Topology>): Promise<EndToEndRun> {
-  await emptyTables(bench.databaseUrl);
-  const { writers, events } = bench.sizes;
-  return withTopology(start, async (topology) => {
-    await warmUp(bench, topology);
-    bench.progress(`${topology.name}: ${events} events, ${writers} writers`);
-    return measureEndToEnd(bench, topology, { shape: 'closed', writers, events }, { record: false, relay: true });
-  });
-}

@@ -1,9 +1,11 @@
 import { consumeCeiling } from './consume-ceiling.js';
 import { endToEnd } from './end-to-end.js';
+import { fanOut } from './fan-out.js';
 import { flushOverhead } from './flush-overhead.js';
 import { handlerDrain } from './handler-drain.js';
 import { latency } from './latency.js';
 import { naiveDualWrite } from './naive-dual-write.js';
+import { ordered } from './ordered.js';
 import type { PhaseDefinition } from './phase.js';
 import { rawBullmq } from './raw-bullmq.js';
 import { relayDrain } from './relay-drain.js';
@@ -12,9 +14,8 @@ import { scale } from './scale.js';
 /**
  * Every phase, in the order they run and print (a, b, c, ...). A phase is one file; adding one is
  * that file plus one line here — the table, results.json, the targets and the quick test's shape
- * check follow. Baselines come first so the ratios of later phases can be read as they finish.
- * To come after the delivery rewrite: fan-out (1 producer → 3 consumer services, relay CPU per
- * consumer) and ordered delivery (≥ 0.5 × unordered with 50+ active keys).
+ * check follow. Baselines come first so the ratios of later phases can be read as they finish;
+ * fan-out and ordered measure their own baseline (one unordered consuming service) in the phase.
  */
 export const PHASES: readonly PhaseDefinition[] = [
   rawBullmq,
@@ -26,6 +27,8 @@ export const PHASES: readonly PhaseDefinition[] = [
   relayDrain,
   handlerDrain,
   scale,
+  fanOut,
+  ordered,
 ];
 
 export function phaseNamed(name: string): PhaseDefinition {

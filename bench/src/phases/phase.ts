@@ -74,6 +74,17 @@ export function resultOf<R>(all: PhaseResults, name: string): R | undefined {
   return all[name] as R | undefined;
 }
 
+/** A target's `evaluate` reading phase `name`'s own result: n/a when that phase did not run. */
+export function fromResult<R>(
+  name: string,
+  figure: (result: R) => { value: number; detail: string },
+): TargetDefinition['evaluate'] {
+  return (all) => {
+    const result = resultOf<R>(all, name);
+    return result === undefined ? { value: null, detail: 'n/a' } : figure(result);
+  };
+}
+
 // Formatting shared by the phases' rows.
 export const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
 export const fix = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');

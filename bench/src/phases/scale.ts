@@ -1,6 +1,6 @@
-import { emptyTables } from '../bench-db.js';
-import { measureEndToEnd, warmUp, type EndToEndRun } from '../measure/end-to-end.js';
-import { deployment, withTopology } from '../nodes/topology.js';
+import type { EndToEndRun } from '../measure/end-to-end.js';
+import { deployment } from '../nodes/topology.js';
+import { fullSpeed } from './full-speed.js';
 import { fix, type PhaseDefinition } from './phase.js';
 import { runRows } from './run-rows.js';
 
@@ -22,17 +22,9 @@ export const scale: PhaseDefinition<ScaleResult> = {
   name: 'scale',
   title: 'scale-out: 1 and 2 outbox processes',
   async run(bench) {
-    const { writers, events } = bench.sizes;
     const runs: ScaleResult['runs'] = [];
-    for (const outboxProcesses of OUTBOX_PROCESSES) {
-      await emptyTables(bench.databaseUrl);
-      const run = await withTopology(deployment(bench, outboxProcesses), async (topology) => {
-        await warmUp(bench, topology);
-        bench.progress(`${topology.name}: ${events} events, ${writers} writers`);
-        return measureEndToEnd(bench, topology, { shape: 'closed', writers, events }, { record: false, relay: true });
-      });
-      runs.push({ outboxProcesses, run });
-    }
+    for (const outboxProcesses of OUTBOX_PROCESSES)
+      runs.push({ outboxProcesses, run: await fullSpeed(bench, () => deployment(bench, outboxProcesses)) });
     return { runs, growth: runs[1].run.eventsPerSecond / runs[0].run.eventsPerSecond };
   },
   rows: (r) => [
