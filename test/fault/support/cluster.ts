@@ -16,11 +16,21 @@ export interface Exit {
   at: number;
 }
 
-/** Fails early, with the fix, when the compiled entry is missing or older than its source. */
-export function assertEntryBuilt(): void {
-  if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run \`npm run build\` first (npm test does).`);
-  if (statSync(ENTRY).mtimeMs < statSync(SOURCE).mtimeMs)
-    throw new Error(`${ENTRY} is older than ${SOURCE}: run \`npm run build\`.`);
+/** The compiled entry of a process source under test/ (`test/x/y.ts` → `dist/test/x/y.js`). */
+export function entryOf(source: string): string {
+  return join(ROOT, 'dist', source.replace(/\.ts$/, '.js'));
+}
+
+/**
+ * Fails early, with the fix, when the compiled entry is missing or older than its source.
+ * `source` (relative to the repo root) names another process entry than the orders example's.
+ */
+export function assertEntryBuilt(source?: string): void {
+  const entry = source ? entryOf(source) : ENTRY;
+  const sourcePath = source ? join(ROOT, source) : SOURCE;
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first (npm test does).`);
+  if (statSync(entry).mtimeMs < statSync(sourcePath).mtimeMs)
+    throw new Error(`${entry} is older than ${sourcePath}: run \`npm run build\`.`);
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 22)
     throw new Error(
@@ -44,6 +54,7 @@ export class NodeProcess {
     readonly env: NodeEnv,
     baseEnv: NodeEnv,
     private readonly logFile: string,
+    entry = ENTRY,
   ) {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete childEnv.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the children
@@ -51,7 +62,7 @@ export class NodeProcess {
       if (value === undefined) delete childEnv[key];
       else childEnv[key] = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
     }
-    this.child = spawn(process.execPath, [ENTRY], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    this.child = spawn(process.execPath, [entry], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.log(`--- ${name} pid ${this.child.pid} env ${JSON.stringify(env)}`);
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       let partial = '';
@@ -163,12 +174,14 @@ export class Cluster {
     private readonly baseEnv: NodeEnv,
     private readonly logDir: string,
     private readonly scenario: string,
+    /** The compiled process entry to spawn (see entryOf); the orders example's by default. */
+    private readonly entry = ENTRY,
   ) {
     mkdirSync(logDir, { recursive: true });
   }
 
   spawn(name: string, env: NodeEnv = {}): NodeProcess {
-    const node = new NodeProcess(name, env, this.baseEnv, join(this.logDir, `${this.scenario}.log`));
+    const node = new NodeProcess(name, env, this.baseEnv, join(this.logDir, `${this.scenario}.log`), this.entry);
     this.processes.push(node);
     return node;
   }
