@@ -166,9 +166,9 @@ class World {
   }
 
   /** Per handler: effects missing for a written message, and effects beyond one per message. */
-  async exactlyOnce(): Promise<
-    Array<{ handler: string; effects: number; lost: number; duplicates: number; inbox: number }>
-  > {
+  async exactlyOnce(
+    handlers: readonly string[],
+  ): Promise<Array<{ handler: string; effects: number; lost: number; duplicates: number; inbox: number }>> {
     return this.sql(
       `select h.handler,
          (select count(*) from effect e where e.handler = h.handler)::int as effects,
@@ -177,7 +177,7 @@ class World {
          (select count(*) - count(distinct message_id) from effect e where e.handler = h.handler)::int as duplicates,
          (select count(*) from inbox_message i where i.handler = h.handler)::int as inbox
        from unnest(?::text[]) as h(handler) order by 1`,
-      [`{${HANDLERS.join(',')}}`],
+      [`{${handlers.join(',')}}`],
     );
   }
 
@@ -287,11 +287,21 @@ describe('order per key under chaos: worker processes SIGKILLed and handlers fai
         () => undefined,
       );
 
+    // Held keys every 250 ms; every 10 s a point of the timeline printed with the figures.
     let maxHeld = 0;
     let sampling = true;
+    const timeline: string[] = [];
     const sampler = (async () => {
-      while (sampling) {
-        maxHeld = Math.max(maxHeld, await w.heldKeys().catch(() => 0));
+      for (let tick = 0; sampling; tick++) {
+        const held = await w.heldKeys().catch(() => 0);
+        maxHeld = Math.max(maxHeld, held);
+        if (tick % 40 === 39) {
+          const done = await w.count('select count(*)::int as n from effect').catch(() => -1);
+          const jobs = await w.jobs().catch(() => undefined);
+          timeline.push(
+            `${Math.round((Date.now() - startedAt) / 1000)}s ${done} done ${held} held ${jobs?.waiting}w ${jobs?.delayed}d`,
+          );
+        }
         await sleep(250);
       }
     })();
@@ -346,10 +356,11 @@ describe('order per key under chaos: worker processes SIGKILLed and handlers fai
         `rows re-dispatched ${redispatched}; produced in ${(((producedAt ?? settledAt) - startedAt) / 1000).toFixed(1)} s, ` +
         `settled ${((settledAt - calmFrom) / 1000).toFixed(1)} s after the last kill/write, ` +
         `total ${((settledAt - startedAt) / 1000).toFixed(1)} s; max held keys ${maxHeld}`,
+      `  timeline (effects of ${HANDLERS.length * total}, held keys, jobs waiting and delayed): ${timeline.join(' | ')}`,
     );
 
     expect(await w.orderViolations(ORDERED, events)).toEqual([]);
-    expect(await w.exactlyOnce()).toEqual(
+    expect(await w.exactlyOnce(HANDLERS)).toEqual(
       [...HANDLERS].sort().map((handler) => ({ handler, effects: total, lost: 0, duplicates: 0, inbox: total })),
     );
     expect(await w.count('select count(*)::int as n from outbox_message')).toBe(total);
@@ -383,4 +394,68 @@ describe('order per key under chaos: worker processes SIGKILLed and handlers fai
         select 1 from effect e where e.handler = 'LedgerProjector' and e.tally = m.tally and e.n < m.n and e.id > m.id)`),
     ).toBeGreaterThan(0);
   }, 600_000);
+
+  it("a worker killed as it promotes a parked message: the key moves on when the predecessor's job runs again, not at the parked message's own timer", async () => {
+    const w = (world = await World.create('ordering_promote', logDir));
+    const events = 10;
+    const handlers = ['LedgerProjector', 'Mailer'];
+    const env: NodeEnv = {
+      SEED,
+      HANDLERS: handlers.join(','),
+      RELAY_INTERVAL_MS: 200,
+      LOCK_DURATION_MS: 2000,
+      STALLED_INTERVAL_MS: 1000,
+      ATTEMPTS: 100,
+      BACKOFF_MS: 1000,
+    };
+    // The key's first message fails for 35 s: its successors are parked and set aside again and
+    // again, 1, 2, 4 … 32 s each time, so when it finally succeeds the next one sleeps for long.
+    const worker = {
+      ...env,
+      WORKER: 1,
+      RELAY: 1,
+      FAIL_KEY: 'tally-00',
+      FAIL_FOR_MS: 35_000,
+    };
+    const doomed = w.cluster.spawn('doomed', { ...worker, KILL_ON_PROMOTE: 1 });
+    await doomed.ready;
+    const producer = w.cluster.spawn('producer', {
+      ...env,
+      WORKER: 0,
+      RELAY: 1,
+      PRODUCE_KEYS: 1,
+      PRODUCE_EVENTS: events,
+      FLUSH_AGGREGATES: 1,
+    });
+    await producer.waitFor('produce-done');
+
+    // Its predecessor committed; the process dies as the promotion starts: the promotion is lost.
+    const { jobId } = await doomed.waitFor('killing-on-promote', () => true, 90_000);
+    const killedAt = Date.now();
+    const dueAt = await w.delayedUntil(String(jobId));
+    expect((await doomed.exited).signal).toBe('SIGKILL');
+    const fresh = w.cluster.spawn('fresh', worker);
+    await fresh.ready;
+    await waitUntil('the key handled to its end', () => w.quiet(handlers.length * events), 120_000, 100);
+    const settledAt = Date.now();
+    const held = await w.count('select count(*)::int as n from injected_failure where held');
+    figures.push(
+      `promotion crash: key held by ${held} failures, the process promoting its successor killed; ` +
+        `the successor's own timer was ${(((dueAt ?? killedAt) - killedAt) / 1000).toFixed(1)} s away, ` +
+        `the key moved on and settled ${((settledAt - killedAt) / 1000).toFixed(1)} s after the kill`,
+    );
+
+    // The lost promotion mattered: the successor was parked, due back only much later by itself ...
+    expect(dueAt).toBeDefined();
+    expect(dueAt! - killedAt).toBeGreaterThan(8000);
+    // ... and did not wait for that.
+    expect(settledAt).toBeLessThan(dueAt!);
+    expect(held).toBeGreaterThan(5);
+    expect(await w.orderViolations(['LedgerProjector'], events)).toEqual([]);
+    expect(await w.exactlyOnce(handlers)).toEqual(
+      [...handlers].sort().map((handler) => ({ handler, effects: events, lost: 0, duplicates: 0, inbox: events })),
+    );
+    expect(await w.jobs()).toEqual({ waiting: 0, active: 0, delayed: 0, failed: 0 });
+    expect(await w.heldKeys()).toBe(0);
+  }, 180_000);
 });

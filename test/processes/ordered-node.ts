@@ -12,8 +12,8 @@
  *   STALLED_INTERVAL_MS                        outbox options (library defaults when unset)
  *   SEED                                       decides which messages fail and how the producer interleaves
  *   FAIL_FRACTION                              share of (handler, message) pairs whose first attempt throws
- *   FAIL_KEY=tally, FAIL_UNTIL_MS=ms           the ordered handlers fail every message of that tally until
- *                                              this epoch time (a key held back, its successors parked)
+ *   FAIL_KEY=tally, FAIL_FOR_MS=ms             the ordered handlers fail every message of that tally for ms
+ *                                              from its first failure (a key held back, its successors parked)
  *   HANDLERS=A,B                               register only these handlers (all three by default)
  *   HANDLER_DELAY_MS                           each handler first waits a random 0..ms (in its transaction)
  *   PRODUCE_KEYS, PRODUCE_EVENTS               write this many events for each of this many tallies
@@ -97,6 +97,17 @@ export class Tally extends AggregateRoot {
   }
 }
 
+/** Whether FAIL_FOR_MS has not passed since the first held failure (in the database: it outlives processes). */
+async function stillHeld(orm: MikroORM): Promise<boolean> {
+  const [row] = await orm.em
+    .getConnection()
+    .execute<Array<{ held: boolean }>>(
+      `select coalesce(min(at), now()) + ? * interval '1 millisecond' > now() as held from injected_failure where held`,
+      [num('FAIL_FOR_MS') ?? 0],
+    );
+  return row.held;
+}
+
 /**
  * What every handler does: records its effect in its transaction; throws when the seed picked this
  * first attempt (recorded outside the transaction, so the suite can count it); dies mid-transaction
@@ -107,7 +118,7 @@ async function handle(em: EntityManager, orm: MikroORM, handler: string, event: 
   const delayMs = num('HANDLER_DELAY_MS') ?? 0;
   if (delayMs > 0) await sleep(Math.random() * delayMs);
   const ordered = handler !== 'Mailer';
-  const held = ordered && env.FAIL_KEY === event.tally && Date.now() < (num('FAIL_UNTIL_MS') ?? 0);
+  const held = ordered && env.FAIL_KEY === event.tally && (await stillHeld(orm));
   const picked = message.attempt === 1 && unitHash(`${SEED}:${handler}:${event.tally}:${event.n}`) < FAIL_FRACTION;
   if (held || picked) {
     await orm.em
