@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
-import { Job, type Queue } from 'bullmq';
+import { Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { OUTBOX_QUEUE, OutboxOrdered, OutboxOrdering, currentMessage } from 'nest-outbox';
+import { moveToFront } from '../libs/outbox/src/routing/move-to-front.js';
 import { freshDatabase } from './support/database.js';
 import { Account, Deposited, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
 import { REDIS_URL, removePrefix, uniquePrefix } from './support/redis.js';
@@ -145,6 +146,38 @@ describe('order per key: an ordered handler handles one key in commit order', ()
     } finally {
       Job.prototype.promote = promote;
       redis.disconnect();
+    }
+  });
+});
+
+describe('moveToFront: a parked message whose turn came is taken next, not after the backlog', () => {
+  const prefix = uniquePrefix('front');
+  afterAll(() => removePrefix(prefix));
+
+  it('moves a delayed job, and a waiting one from the tail, to the head of the wait list; leaves a finished one alone', async () => {
+    const connection = { url: REDIS_URL, maxRetriesPerRequest: null };
+    const queue = new Queue('front', { connection, prefix });
+    const taken: string[] = [];
+    let worker: Worker | undefined;
+    try {
+      await queue.addBulk(
+        Array.from({ length: 50 }, (_, i) => ({ name: 'backlog', data: {}, opts: { jobId: `b${i}` } })),
+      );
+      const parked = await queue.add('parked', {}, { jobId: 'parked', delay: 600_000 });
+      await moveToFront(parked);
+      expect(await parked.getState()).toBe('waiting');
+      await moveToFront((await queue.getJob('b49'))!);
+
+      worker = new Worker('front', async (job) => void taken.push(job.id!), { connection, prefix, concurrency: 1 });
+      await waitUntil('the backlog handled', () => taken.length === 51, 20_000);
+      // BullMQ's promote() alone would have put `parked` behind b0 … b48.
+      expect(taken.slice(0, 3)).toEqual(['b49', 'parked', 'b0']);
+      const done = (await queue.getJob('b0'))!;
+      await moveToFront(done);
+      expect(await done.getState()).toBe('completed');
+    } finally {
+      await worker?.close();
+      await queue.close();
     }
   });
 });

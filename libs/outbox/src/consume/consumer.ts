@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { MikroORM } from '@mikro-orm/core';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { moveToFront } from '../routing/move-to-front.js';
 import type { OutboxQueues } from '../routing/outbox-queues.js';
 import { createRedis } from '../routing/redis.connection.js';
 import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
@@ -46,7 +47,7 @@ export class Consumer {
     });
     const promote = async (messageId: string) => {
       const job = await queues.own().getJob(messageId);
-      if (job && (await job.isDelayed())) await job.promote();
+      if (job) await moveToFront(job);
     };
     const processor = new MessageProcessor(routes, runner, promote);
     const identity = { service: options.service, process: `${hostname()}:${process.pid}`, version: options.version };
