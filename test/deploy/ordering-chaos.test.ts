@@ -21,6 +21,7 @@ import { outboxSchemaSql } from 'nest-outbox';
 import { Cluster, assertEntryBuilt, entryOf, type NodeEnv, type NodeProcess } from '../fault/support/cluster.js';
 import { freshDatabase, withConnection } from '../support/database.js';
 import { REDIS_URL, removePrefix, uniquePrefix } from '../support/redis.js';
+import { seededRandom } from '../support/seeded-random.js';
 import { waitUntil } from '../support/wait.js';
 
 const SOURCE = 'test/processes/ordered-node.ts';
@@ -30,18 +31,6 @@ const ORDERED = ['LedgerProjector', 'AuditTrail'];
 const HANDLERS = [...ORDERED, 'Mailer'];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A seeded generator (mulberry32): the kill schedule follows the printed seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** One scenario's database and queue (on the machine's servers, under names of its own), its processes and an observer. */
 class World {
@@ -308,7 +297,7 @@ describe('order per key under chaos: worker processes SIGKILLed and handlers fai
 
     // Kills while messages flow: every 1–3.5 s a worker, chosen by the seed, is SIGKILLed — half
     // of the time from inside a handler's open transaction (SIGUSR2) — and replaced at once.
-    const next = random(SEED ^ 0x9e3779b9);
+    const next = seededRandom(SEED ^ 0x9e3779b9);
     let kills = 0;
     let inHandler = 0;
     let lastKillAt = 0;

@@ -28,11 +28,12 @@ import 'reflect-metadata';
 import { Entity, PrimaryKey, Property, ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { EntityManager, MikroORM, PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { Module } from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { Job } from 'bullmq';
 import { OutboxEvent, OutboxModule, OutboxOrdered, currentMessage, outboxEntities } from 'nest-outbox';
+import { seededRandom } from '../support/seeded-random.js';
 
 type Message = Record<string, unknown> & { kind: string };
 
@@ -144,44 +145,30 @@ async function handle(em: EntityManager, orm: MikroORM, handler: string, event: 
   }
 }
 
-@EventsHandler(Bumped)
-@OutboxOrdered()
-export class LedgerProjector implements IEventHandler<Bumped> {
+/** Records its effect under its class name (see `handle`). */
+@Injectable()
+abstract class Recorder implements IEventHandler<Bumped> {
   constructor(
     private readonly em: EntityManager,
     private readonly orm: MikroORM,
   ) {}
 
   handle(event: Bumped): Promise<void> {
-    return handle(this.em, this.orm, 'LedgerProjector', event);
+    return handle(this.em, this.orm, this.constructor.name, event);
   }
 }
 
 @EventsHandler(Bumped)
 @OutboxOrdered()
-export class AuditTrail implements IEventHandler<Bumped> {
-  constructor(
-    private readonly em: EntityManager,
-    private readonly orm: MikroORM,
-  ) {}
+export class LedgerProjector extends Recorder {}
 
-  handle(event: Bumped): Promise<void> {
-    return handle(this.em, this.orm, 'AuditTrail', event);
-  }
-}
+@EventsHandler(Bumped)
+@OutboxOrdered()
+export class AuditTrail extends Recorder {}
 
 /** Unordered: runs as soon as a worker takes the message, whatever holds its key for the others. */
 @EventsHandler(Bumped)
-export class Mailer implements IEventHandler<Bumped> {
-  constructor(
-    private readonly em: EntityManager,
-    private readonly orm: MikroORM,
-  ) {}
-
-  handle(event: Bumped): Promise<void> {
-    return handle(this.em, this.orm, 'Mailer', event);
-  }
-}
+export class Mailer extends Recorder {}
 
 /** The n-th promotion of a parked message kills this process before it reaches Redis. */
 function instrumentPromotions(): void {
@@ -199,18 +186,6 @@ function instrumentPromotions(): void {
   };
 }
 
-/** A seeded generator (mulberry32), so a run's interleaving can be replayed from its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /**
  * Writes PRODUCE_EVENTS events for each of PRODUCE_KEYS tallies: rounds over the tallies in a
  * seeded order, FLUSH_AGGREGATES tallies (loaded from the database) per flush, 1–3 events per
@@ -223,7 +198,7 @@ async function produce(orm: MikroORM): Promise<void> {
   const perFlush = num('FLUSH_AGGREGATES') ?? 5;
   const parallel = num('PRODUCE_PARALLEL') ?? 3;
   const pauseMs = num('PRODUCE_PAUSE_MS') ?? 0;
-  const next = random(SEED);
+  const next = seededRandom(SEED);
   const ids = Array.from({ length: keys }, (_, i) => `tally-${String(i).padStart(2, '0')}`);
   const setup = orm.em.fork();
   for (const id of ids) setup.persist(new Tally(id));
