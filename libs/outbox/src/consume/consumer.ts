@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { MikroORM } from '@mikro-orm/core';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { moveToFront } from '../routing/move-to-front.js';
 import type { OutboxQueues } from '../routing/outbox-queues.js';
 import { createRedis } from '../routing/redis.connection.js';
 import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
@@ -13,7 +14,6 @@ import { InboxStore } from './inbox.store.js';
 import { KeyOrderStore } from './key-order.store.js';
 import { MessageProcessor } from './message.processor.js';
 import { OutboxWorker } from './outbox.worker.js';
-import { promoteToFront } from './promote-to-front.js';
 import { ServiceRegistration } from './service.registration.js';
 
 /** What the consuming side needs from the application around it. */
@@ -45,7 +45,11 @@ export class Consumer {
       service: options.service,
       queue: queueName,
     });
-    const processor = new MessageProcessor(routes, runner, (messageId) => promoteToFront(queues, messageId));
+    const promote = async (messageId: string) => {
+      const job = await queues.own().getJob(messageId);
+      if (job) await moveToFront(job);
+    };
+    const processor = new MessageProcessor(routes, runner, promote);
     const identity = { service: options.service, process: `${hostname()}:${process.pid}`, version: options.version };
     this.registration = new ServiceRegistration(registry, options, routes, identity.process);
     const registration = this.registration;

@@ -113,7 +113,13 @@ export class HandlerRunner {
   ): Promise<RunOutcome> {
     if (place && seq !== undefined) {
       const last = await this.order.lock(em, place);
-      if (last >= seq) return { kind: 'duplicate' };
+      if (last >= seq) {
+        // Handled before: most likely its process died after the commit and BullMQ runs the job
+        // again. That process may have died before it promoted the successor, which would then
+        // sleep until its own set-aside delay (up to minutes) ends: name it, it is promoted again.
+        const successor = await this.order.parkedAt(em, place, last + 1);
+        return { kind: 'duplicate', ...(successor ? { successor } : {}) };
+      }
       if (last < seq - 1) {
         await this.order.park(em, place, seq, message.headers.messageId);
         return { kind: 'parked', place, seq };

@@ -20,6 +20,7 @@ export class KeyOrderStore {
   private readonly advanceSql: string;
   private readonly blockSql: string;
   private readonly lastSql: string;
+  private readonly parkedAtSql: string;
 
   constructor(tables: Tables) {
     const { inboxPosition: position, inboxParked: parked } = qualifiedTables(tables);
@@ -41,6 +42,7 @@ export class KeyOrderStore {
       set blocked_seq = ?, blocked_message_id = ?, blocked_error = ?, blocked_at = coalesce(blocked_at, now())
       where ${at} and last_seq = ?`;
     this.lastSql = `select last_seq::text as last from ${position} where ${at}`;
+    this.parkedAtSql = `select message_id as "messageId" from ${parked} where ${at} and seq = ?`;
   }
 
   /** Locks the handler's position on the key (creating it at 0) and returns the last place handled. */
@@ -64,6 +66,17 @@ export class KeyOrderStore {
       seq,
       ...at,
       seq + 1,
+    ]);
+    return rows[0]?.messageId;
+  }
+
+  /** The message parked at `seq`, if one is. */
+  async parkedAt(em: EntityManager, place: KeyPlace, seq: number): Promise<string | undefined> {
+    const rows = await em.execute<Array<{ messageId: string }>>(this.parkedAtSql, [
+      place.handler,
+      place.source,
+      place.key,
+      seq,
     ]);
     return rows[0]?.messageId;
   }

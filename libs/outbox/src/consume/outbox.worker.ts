@@ -15,6 +15,7 @@ import {
 } from '../outbox.messages.js';
 import { gaveUpRecord } from '../routing/failure-record.js';
 import type { OutboxJobData } from '../routing/job-data.js';
+import { moveToFront } from '../routing/move-to-front.js';
 import type { RedisClient } from '../routing/redis.connection.js';
 import type { DeadLetterCause, OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { WorkerCounters } from '../telemetry/process-counters.js';
@@ -150,7 +151,7 @@ export class OutboxWorker {
 
   /**
    * Ordered handlers whose turn has not come: the message waits in the delayed set until the
-   * message before it is handled, which promotes it. If that happened while it was being set
+   * message before it is handled, which moves it to the front of the queue. If that happened while it was being set
    * aside, it promotes itself; the delay is only the safety net should a promotion be lost.
    */
   private async park(
@@ -159,8 +160,7 @@ export class OutboxWorker {
     parked: Parameters<MessageProcessor['turnCame']>[0],
   ): Promise<void> {
     await this.setAside(job, token, this.setAsideDelay(job, 300 * SECOND), {});
-    if (await this.processor.turnCame(parked).catch(() => false))
-      await this.processor.promote(job.id ?? '').catch(() => undefined);
+    if (await this.processor.turnCame(parked).catch(() => false)) await moveToFront(job).catch(() => undefined);
     throw new DelayedError();
   }
 

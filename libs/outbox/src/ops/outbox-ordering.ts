@@ -5,6 +5,7 @@ import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.
 import { OutboxArgumentError } from '../outbox.errors.js';
 import { keyNotHeld } from '../outbox.messages.js';
 import { OUTBOX_OPTIONS } from '../outbox.tokens.js';
+import { moveToFront } from '../routing/move-to-front.js';
 import { OutboxQueues } from '../routing/outbox-queues.js';
 import { qualifiedTables } from '../store/outbox.tables.js';
 
@@ -103,7 +104,7 @@ export class OutboxOrdering {
     if (!row) throw new OutboxArgumentError(keyNotHeld(ref.handler, ref.source, ref.key));
     if (row.next) {
       const job = await this.queues.own().getJob(row.next);
-      if (job && (await job.isDelayed())) await job.promote();
+      if (job) await moveToFront(job);
     }
     return { skipped: Number(row.skipped) };
   }
