@@ -109,7 +109,7 @@ describe('npm run bench -- --quick', () => {
     expect(scale.runs.map((r: { outboxProcesses: number }) => r.outboxProcesses)).toEqual([1, 2]);
     expect(
       flushOverhead.cases
-        .filter((c: { column: string }) => c.column === 'jsonb')
+        .filter((c: { column: string }) => c.column === 'json')
         .map((c: { aggregates: number }) => c.aggregates),
     ).toEqual([1, 100]);
     expect(handlerDrain.peakRssMB).toBeGreaterThan(0);

@@ -254,7 +254,7 @@ export function renderChart(r: Results): string {
     value: k.addedMs,
     text: `${k.addedMs < 0 ? '−' : '+'}${Math.abs(k.addedMs).toFixed(2)} ms ×${k.ratio.toFixed(2)}`,
     color:
-      k.column === 'jsonb' ? colorOf(t.get(k.aggregates === 1 ? 'flush.ratio.1' : 'flush.ratio.100')) : COLORS.neutral,
+      k.column === 'json' ? colorOf(t.get(k.aggregates === 1 ? 'flush.ratio.1' : 'flush.ratio.100')) : COLORS.neutral,
   }));
   const flushMax = Math.max(0.3, ...flushBars.map((bar) => (bar.value ?? 0) * 1.05));
 
