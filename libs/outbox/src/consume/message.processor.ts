@@ -38,7 +38,7 @@ export class MessageProcessor {
     private readonly routes: ReadonlyMap<string, EventRoute>,
     private readonly runner: HandlerRunner,
     /** Moves a parked message whose turn has come to the front of the queue (best effort). */
-    readonly promote: (messageId: string) => Promise<void>,
+    private readonly promote: (messageId: string) => Promise<void>,
   ) {}
 
   async process(job: Job<OutboxJobData>): Promise<Outcome> {

@@ -103,8 +103,10 @@ export class OutboxOrdering {
       );
     if (!row) throw new OutboxArgumentError(keyNotHeld(ref.handler, ref.source, ref.key));
     if (row.next) {
+      // The skip has committed: a job taken or gone meanwhile must not make it look failed. A parked
+      // message left behind still runs when its own set-aside delay ends.
       const job = await this.queues.own().getJob(row.next);
-      if (job) await moveToFront(job);
+      if (job) await moveToFront(job).catch(() => undefined);
     }
     return { skipped: Number(row.skipped) };
   }
