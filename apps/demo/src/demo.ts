@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Redis } from 'ioredis';
 import { OutboxMonitor, type OutboxModuleOptions } from 'nest-outbox';
+import { removePrefix } from '../../../test/support/redis.js';
 import { BillingAppModule } from '../../billing/src/billing.module.js';
 import { prepareBillingDatabase } from '../../billing/src/database/prepare-database.js';
 import { OrdersAppModule } from '../../orders/src/app.module.js';
@@ -37,7 +37,7 @@ async function demo(): Promise<number> {
     ...OUTBOX_TABLES,
   ]);
   await emptyTables(BILLING_DB, ['invoice', ...OUTBOX_TABLES]);
-  await removeRedisKeys(PREFIX);
+  await removePrefix(PREFIX, REDIS_URL);
   const shared = { REDIS_URL, OUTBOX_PREFIX: PREFIX };
   const services = [
     await ServiceProcess.start('orders', 'orders', { ...shared, DATABASE_URL: ORDERS_DB }),
@@ -123,22 +123,6 @@ async function untilEverySettled(monitors: OutboxMonitor[], timeoutMs: number): 
     if (settled.every(Boolean) && (await monitors[0].isSettled())) return;
     if (Date.now() > deadline) throw new Error(`Not settled after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function removeRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
-  try {
-    for (const pattern of [`${prefix}:*`, `{${prefix}}:*`]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        if (keys.length > 0) await redis.unlink(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-    }
-  } finally {
-    redis.disconnect();
   }
 }
 

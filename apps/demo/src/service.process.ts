@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../../test/support/redis.js';
 
 /** A service of the example running as its own OS process, as it would be deployed. */
 export class ServiceProcess {
@@ -46,15 +46,4 @@ export class ServiceProcess {
     this.child.kill('SIGTERM');
     await exited;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
 }
