@@ -154,6 +154,34 @@ describe('capture: events become outbox rows in the flush transaction', () => {
     }
   });
 
+  it('a flush with more events than one INSERT can carry (65,535 parameters) writes them all, in order, or none', async () => {
+    const em = fork();
+    const account = new Account('bulk', 'bulk@example.com');
+    for (let i = 0; i < 8000; i++) account.deposit(1);
+    await em.persist(account).flush();
+    const written = (await fixture.sql(
+      `select (payload->>'sequence')::int as sequence from outbox_message order by seq`,
+    )) as Array<{ sequence: number }>;
+    expect(written).toHaveLength(8000);
+    expect(written.every((row, i) => row.sequence === i + 1)).toBe(true);
+
+    // The second INSERT of a flush fails: the first one's rows roll back with it.
+    await fixture.sql('truncate outbox_message');
+    await fixture.sql(
+      `alter table outbox_message add constraint no_15999 check ((payload->>'sequence')::int <> 15999)`,
+    );
+    try {
+      const again = fork();
+      const loaded = await again.findOneOrFail(Account, { id: 'bulk' });
+      for (let i = 0; i < 8000; i++) loaded.deposit(1);
+      await expect(again.flush()).rejects.toThrow(/no_15999/);
+      expect(await rows()).toEqual([]);
+      expect((await accounts())[0]).toEqual(expect.objectContaining({ balance: 8000 }));
+    } finally {
+      await fixture.sql('alter table outbox_message drop constraint no_15999');
+    }
+  });
+
   it('publish() writes a message without an aggregate at the next flush, with delay, key and headers', async () => {
     const outbox = fixture.app.get(OutboxService);
     const em = fork();

@@ -5,7 +5,7 @@ import type { OutboxHeaders } from '../message/message-headers.js';
 import { newMessageId } from '../message/message-id.js';
 import { OutboxPayloadError } from '../outbox.errors.js';
 import { headerNameForbidden, headerNotAString, headersNotAnObject, invalidDelay } from '../outbox.messages.js';
-import { OutboxMessage } from '../store/outbox-message.entity.js';
+import type { OutboxRow } from '../store/outbox-row.js';
 import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 
 export interface PublishOptions {
@@ -39,7 +39,7 @@ export class OutboxRowFactory {
     private readonly tracing: OutboxTracing,
   ) {}
 
-  create(event: object, origin: RowOrigin, options: PublishOptions = {}): OutboxMessage {
+  create(event: object, origin: RowOrigin, options: PublishOptions = {}): OutboxRow {
     const payload = serialiseEvent(event);
     const { name: type, version } = eventMetadataOf(event.constructor);
     const id = newMessageId();
@@ -59,23 +59,19 @@ export class OutboxRowFactory {
     };
     const headersText = JSON.stringify(headers);
     checkMessageSize(type, payload, headersText, this.maxPayloadBytes);
-    const row = new OutboxMessage();
-    row.id = id;
-    row.type = type;
-    row.payload = payload;
-    row.headers = headersText;
-    row.aggregateType = origin.aggregateType;
-    row.aggregateId = origin.aggregateId;
-    row.key =
-      options.key ??
-      (origin.aggregateType && origin.aggregateId ? `${origin.aggregateType}:${origin.aggregateId}` : null);
-    row.occurredAt = now;
-    row.availableAt = options.delay ? new Date(now.getTime() + checkDelay(type, options.delay)) : null;
-    row.attempts = 0;
-    row.lockedUntil = null;
-    row.lastError = null;
-    row.dispatchedAt = null;
-    return row;
+    return {
+      id,
+      type,
+      payload,
+      headers: headersText,
+      aggregateType: origin.aggregateType,
+      aggregateId: origin.aggregateId,
+      key:
+        options.key ??
+        (origin.aggregateType && origin.aggregateId ? `${origin.aggregateType}:${origin.aggregateId}` : null),
+      occurredAt: now,
+      availableAt: options.delay ? new Date(now.getTime() + checkDelay(type, options.delay)) : null,
+    };
   }
 }
 

@@ -9,18 +9,21 @@ import {
 } from '@mikro-orm/core';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
 import { insertOutboxRows } from '../store/outbox-row.insert.js';
+import { outboxEntityOf, type OutboxRow } from '../store/outbox-row.js';
 import { forgetEvents, isAggregate, pendingEvents } from './aggregate-events.js';
 import type { CommitTracker } from './commit-tracker.js';
 import type { OutboxRowFactory, RowOrigin } from './outbox-row.factory.js';
 import type { PendingMessages } from './pending-messages.js';
 
-type RowWriter = (em: EntityManager, rows: OutboxMessage[], ctx: Transaction | undefined) => Promise<void>;
+type RowWriter = (em: EntityManager, rows: OutboxRow[], ctx: Transaction | undefined) => Promise<void>;
 
 /** One row a flush adds, and the event (and aggregate, if any) it came from. */
 interface Row {
   aggregate: object | null;
   event: object;
-  row: OutboxMessage;
+  row: OutboxRow;
+  /** The entity the row was written as, when the flush wrote it as a MikroORM change set. */
+  entity?: OutboxMessage;
 }
 
 /** What one flush of a unit of work adds; kept until it succeeds, so a retried flush can reuse its ids. */
@@ -38,13 +41,13 @@ interface Flush {
    * Aggregates whose primary key the database generates: unknown when their rows were built, so
    * the rows get their aggregate id and key once the INSERT gave one, in the same transaction.
    */
-  unkeyed: Map<object, OutboxMessage[]>;
+  unkeyed: Map<object, OutboxRow[]>;
   /**
    * Rows written by one multi-row INSERT just before the flush's writes commit, rather than as
    * MikroORM change sets (whose bookkeeping cost more than the row itself). Only when the flush
    * writes something else too: a flush of outbox rows alone opens no transaction without them.
    */
-  deferred: OutboxMessage[] | undefined;
+  deferred: OutboxRow[] | undefined;
   /** The flush opens its own transaction (it does not run inside one); set once that transaction started. */
   ownTransaction: boolean;
   transaction: Transaction | undefined;
@@ -93,7 +96,7 @@ export class OutboxSubscriber implements EventSubscriber {
     }
     // An aggregate that only applied events has no change set, so the identity map is read too.
     for (const entity of uow.getIdentityMap()) this.capture(uow, entity, seen, flush, retry);
-    this.addPublished(uow, flush, failed);
+    this.addPublished(uow, flush);
     this.flushes.set(uow, flush);
   }
 
@@ -118,7 +121,7 @@ export class OutboxSubscriber implements EventSubscriber {
     this.pending.written(uow, flush.published);
     // Written rows leave the identity map: a long-lived EntityManager would otherwise grow by
     // every message and compare them all again at each flush.
-    for (const { row } of flush.rows) uow.unsetIdentity(row);
+    for (const { entity } of flush.rows) if (entity) uow.unsetIdentity(entity);
     if (flush.rows.length === 0 && !flush.persistedRows) return;
     this.commits.flushed(em, {
       events: this.commits.wantsEvents() ? flush.rows.map((row) => row.event) : undefined,
@@ -134,29 +137,31 @@ export class OutboxSubscriber implements EventSubscriber {
     const origin = originOf(entity);
     const written = new Set<object>();
     for (const event of events) {
-      const row = reused(uow, retry, entity, event) ?? this.rows.create(event, origin);
+      const row = reused(retry, entity, event) ?? this.rows.create(event, origin);
       origin.correlationId ??= row.id;
-      this.add(uow, flush, row);
-      flush.rows.push({ aggregate: entity, event, row });
+      flush.rows.push({ aggregate: entity, event, row, entity: this.add(uow, flush, row) });
       written.add(event);
       if (origin.aggregateId === null) flush.unkeyed.set(entity, [...(flush.unkeyed.get(entity) ?? []), row]);
     }
     flush.written.set(entity, written);
   }
 
-  private add(uow: UnitOfWork, flush: Flush, row: OutboxMessage): void {
-    if (flush.deferred) flush.deferred.push(row);
-    else uow.computeChangeSet(row);
+  /** Returns the entity when the row joins the flush as a change set. */
+  private add(uow: UnitOfWork, flush: Flush, row: OutboxRow): OutboxMessage | undefined {
+    if (flush.deferred) {
+      flush.deferred.push(row);
+      return undefined;
+    }
+    const entity = outboxEntityOf(row);
+    uow.computeChangeSet(entity);
+    return entity;
   }
 
-  private addPublished(uow: UnitOfWork, flush: Flush, failed: Flush | undefined): void {
+  private addPublished(uow: UnitOfWork, flush: Flush): void {
     const pending = this.pending.of(uow);
     if (!pending) return;
-    for (let i = 0; i < pending.length; i++) {
-      const message = pending[i];
-      if (failed && i < failed.published) message.row = fresh(uow, message.row);
-      this.add(uow, flush, message.row);
-      flush.rows.push({ aggregate: null, event: message.event, row: message.row });
+    for (const { event, row } of pending) {
+      flush.rows.push({ aggregate: null, event, row, entity: this.add(uow, flush, row) });
     }
     flush.published = pending.length;
   }
@@ -225,13 +230,13 @@ type Reuse = Map<object, Row[]>;
 
 /**
  * The rows a failed flush built, by event: the retry writes each event under the id it had, so a
- * commit whose outcome was unknown (connection lost during COMMIT) cannot write it twice. MikroORM
- * may hold those rows as written; they leave its identity map.
+ * commit whose outcome was unknown (connection lost during COMMIT) cannot write it twice. Rows the
+ * failed flush wrote as entities may be held by MikroORM as written; they leave its identity map.
  */
 function idsToReuse(uow: UnitOfWork, failed: Flush): Reuse {
   const byEvent: Reuse = new Map();
   for (const row of failed.rows) {
-    uow.unsetIdentity(row.row);
+    if (row.entity) uow.unsetIdentity(row.entity);
     if (!row.aggregate) continue;
     const same = byEvent.get(row.event);
     if (same) same.push(row);
@@ -240,23 +245,12 @@ function idsToReuse(uow: UnitOfWork, failed: Flush): Reuse {
   return byEvent;
 }
 
-/** The failed flush's row for this event of this aggregate, as a fresh row with the same id. */
-function reused(
-  uow: UnitOfWork,
-  retry: Reuse | undefined,
-  aggregate: object,
-  event: object,
-): OutboxMessage | undefined {
+/** The failed flush's row for this event of this aggregate: written again under the same id. */
+function reused(retry: Reuse | undefined, aggregate: object, event: object): OutboxRow | undefined {
   const candidates = retry?.get(event);
   const index = candidates?.findIndex((row) => row.aggregate === aggregate) ?? -1;
   if (index < 0) return undefined;
-  return fresh(uow, candidates!.splice(index, 1)[0].row);
-}
-
-/** A row MikroORM may consider written after a failed flush, as a new, unmanaged row with the same values. */
-function fresh(uow: UnitOfWork, row: OutboxMessage): OutboxMessage {
-  uow.unsetIdentity(row);
-  return Object.assign(new OutboxMessage(), row);
+  return candidates!.splice(index, 1)[0].row;
 }
 
 function originOf(aggregate: object): RowOrigin {

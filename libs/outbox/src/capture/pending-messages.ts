@@ -1,10 +1,10 @@
 import type { UnitOfWork } from '@mikro-orm/core';
 import { Injectable } from '@nestjs/common';
-import type { OutboxMessage } from '../store/outbox-message.entity.js';
+import type { OutboxRow } from '../store/outbox-row.js';
 
 /** A message published without an aggregate, waiting for its unit of work to flush. */
 export interface PendingMessage {
-  row: OutboxMessage;
+  row: OutboxRow;
   event: object;
 }
 
