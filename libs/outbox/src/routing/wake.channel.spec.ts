@@ -17,8 +17,12 @@ function fakeClient() {
   return { client, published, settleNext: () => pending.shift()?.() };
 }
 
+/** Lets what is queued run: publishes wait for the event loop's next turn, their results for microtasks. */
 const flush = async () => {
-  for (let i = 0; i < 10; i++) await Promise.resolve();
+  for (let turn = 0; turn < 3; turn++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  }
 };
 
 describe('WakeChannel', () => {

@@ -37,7 +37,12 @@ export class WakeChannel {
     this.publishing = true;
     // The shared client fails commands at once while it connects (no offline queue): a process's
     // first commit may come before it is ready, so that one publish waits a moment for it.
-    const ready = client.status === 'ready' ? Promise.resolve() : waitAtMost(once(client, 'ready'), 1000, undefined);
+    // After the committing caller has resumed, not before: the publish is not on its request's path,
+    // and commits of the same turn of the event loop share it.
+    const ready =
+      client.status === 'ready'
+        ? new Promise<void>((resolve) => setImmediate(resolve))
+        : waitAtMost(once(client, 'ready'), 1000, undefined);
     ready
       .then(() => client.publish(this.name, '1'))
       .catch(() => undefined)
