@@ -147,10 +147,15 @@ function fakeRegistry(table: RoutingTable = subscribed()) {
     current: { version: '1' as string | null, table },
     /** Answers for the n-th call (1-based), when it should differ from `current`. */
     answerFor: (_call: number): { version: string | null; table: RoutingTable } | undefined => undefined,
+    /** What `routes()` read last, as the real registry caches it (dropped when the registry is gone). */
+    cached: undefined as { version: string | null; table: RoutingTable } | undefined,
     routes: async () => {
       registry.calls++;
-      return registry.answerFor(registry.calls) ?? registry.current;
+      const answer = registry.answerFor(registry.calls) ?? registry.current;
+      registry.cached = answer.version === null ? undefined : answer;
+      return answer;
     },
+    lastRoutes: async () => registry.cached ?? registry.routes(),
   };
   return registry;
 }

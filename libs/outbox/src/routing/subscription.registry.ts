@@ -148,7 +148,10 @@ export class SubscriptionRegistry {
   async routes(): Promise<{ version: string | null; table: RoutingTable }> {
     const client = await this.queues.readyClient();
     const version = await client.get(this.queues.names.version);
-    if (version === null) return { version, table: new Map() };
+    if (version === null) {
+      this.cached = undefined;
+      return { version, table: new Map() };
+    }
     if (this.cached?.version === version) return this.cached;
     const table = new Map<string, ServiceRoute[]>();
     const policies = await client.hgetall(this.queues.names.retry);
@@ -172,6 +175,14 @@ export class SubscriptionRegistry {
     }
     this.cached = { version, table };
     return this.cached;
+  }
+
+  /**
+   * The table as last read, without asking Redis; read once when there is none. For a guess that
+   * is checked later: the relay claims with it and routes with `routes()` read after the claim.
+   */
+  async lastRoutes(): Promise<{ version: string | null; table: RoutingTable }> {
+    return this.cached ?? this.routes();
   }
 
   /** Every registered service and its handlers. */
