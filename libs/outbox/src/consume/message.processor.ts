@@ -8,7 +8,7 @@ import {
   OutboxVersionAheadError,
 } from '../outbox.errors.js';
 import { notAnOutboxJob, stillFailing, unknownEventType } from '../outbox.messages.js';
-import { MESSAGE, nextFailureRecord, recordChanged } from '../routing/failure-record.js';
+import { MESSAGE, isFailureRecord, nextFailureRecord, recordChanged } from '../routing/failure-record.js';
 import type { OutboxJobData } from '../routing/job-data.js';
 import { errorText } from '../util/error-text.js';
 import { GiveUp } from './give-up.js';
@@ -113,6 +113,8 @@ export class MessageProcessor {
     failed: Map<string, unknown>,
     succeeded: string[],
   ): Promise<Outcome> {
+    // The common case: nothing failed, now or before, so there is no record to keep.
+    if (failed.size === 0 && !isFailureRecord(job.progress)) return { kind: 'done' };
     const errors = new Map([...failed].map(([name, error]) => [name, errorText(error)]));
     const record = nextFailureRecord(job.progress, errors, succeeded);
     // Best effort: the record only enriches the dead-letter listing; the job fails either way.
