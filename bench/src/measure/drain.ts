@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { withConnection } from '../../../test/support/database.js';
 import { writeBacklog } from '../backlog-rows.js';
@@ -6,6 +7,7 @@ import { redisConnection } from '../bullmq-jobs.js';
 import { WORKER_CONCURRENCY, now, ticker, type Bench } from '../harness.js';
 import { allHandled, startNode } from '../nodes/node-process.js';
 import { benchQueueNames, type OutboxRole } from '../outbox-options.js';
+import { summariseProfile, type ProfileSummary } from '../profile-top.js';
 import { callsPerEvent, readCalls, type Calls } from './calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport } from './cpu.js';
 import { cpuSources } from './end-to-end.js';
@@ -50,6 +52,8 @@ export interface DrainRun {
   cpu: CpuReport;
   /** Per row, statements and Redis commands the outbox process sent (boot included: the drain starts with it). */
   calls: Calls;
+  /** `--profile`: where the outbox process's CPU went, from just after its boot to the end of the drain. */
+  profiles?: Record<string, ProfileSummary & { file: string }>;
 }
 
 /**
@@ -77,6 +81,7 @@ export async function measureDrain(
     poolMax: WORKER_CONCURRENCY + 4,
   });
   try {
+    if (bench.profile) await node.call('profileStart', { samplingIntervalUs: 500 });
     const sources = cpuSources(bench, { outbox: [node] });
     const cpuStart = cpuSnapshot(sources);
     const rssSamples: RssSample[] = [];
@@ -103,6 +108,12 @@ export async function measureDrain(
     const cpu = cpuBetween(cpuStart, cpuSnapshot(sources), sources, rows);
     const calls = callsPerEvent({}, await readCalls({ outbox: [node] }), rows);
     const peakRssMB = node.memory()?.peakMB ?? NaN;
+    let profiles: DrainRun['profiles'];
+    if (bench.profile) {
+      const file = join(bench.outDir, `drain-${until}-outbox.cpuprofile`);
+      await node.call('profileStop', { file });
+      profiles = { outbox: { file, ...summariseProfile(file, 15, rows) } };
+    }
     const liveHeapAfterMB = await node.call('heap');
     await node.close();
     await check(bench, rows, until);
@@ -119,6 +130,7 @@ export async function measureDrain(
       liveHeapGrowthMB: liveHeapAfterMB - node.liveHeapAtBootMB,
       cpu,
       calls,
+      ...(profiles ? { profiles } : {}),
     };
   } catch (error) {
     node.kill();
