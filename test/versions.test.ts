@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import type { Queue } from 'bullmq';
-import { OUTBOX_QUEUE, OutboxEvent, OutboxService, currentMessage, type OutboxJobData } from 'nest-outbox';
+import {
+  OUTBOX_QUEUE,
+  OutboxEvent,
+  OutboxService,
+  OutboxSubscriptions,
+  currentMessage,
+  type OutboxJobData,
+} from 'nest-outbox';
 import { newMessageId } from '../libs/outbox/src/message/message-id.js';
 import { freshDatabase } from './support/database.js';
 import { prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
@@ -45,6 +52,8 @@ describe('versioned events: a v3 consumer reads what older producers wrote', () 
   const prefix = uniquePrefix('versions');
   let app: FixtureApp;
   let queue: Queue<OutboxJobData>;
+  /** The later build a test starts beside `app`. */
+  let newer: FixtureApp | undefined;
 
   /** A row as a producer built before this version wrote it: its own payload shape, its own version header. */
   async function insertAsOldProducer(payload: object, version?: number): Promise<string> {
@@ -70,6 +79,7 @@ describe('versioned events: a v3 consumer reads what older producers wrote', () 
   });
 
   afterAll(async () => {
+    if (newer && newer !== app) await newer.close();
     await app?.close();
     await removePrefix(prefix);
   });
@@ -103,21 +113,28 @@ describe('versioned events: a v3 consumer reads what older producers wrote', () 
     expect(handled.map((h) => h.memberId)).not.toContain('m4');
 
     // The newer build: the same handler (same name, so the same inbox key), the event at v4.
-    const newer = await startFixtureApp(app.databaseUrl, { redis: REDIS_URL, prefix }, [newerBuild()]);
-    try {
-      await (await queue.getJob(id))!.promote();
-      await waitUntil('handled by the newer build', () => handled.some((h) => h.memberId === 'm4'));
-      await waitUntil('completed', async () => (await queue.getJobState(id)) === 'completed');
-      expect(handled.find((h) => h.memberId === 'm4')).toEqual({
-        memberId: 'm4',
-        label: 'Di (gold since 2027)',
-        version: 4,
-      });
-      // Completing counts as its first attempt: handing it back spent none.
-      expect((await queue.getJob(id))!.attemptsMade).toBe(1);
-    } finally {
-      await newer.close();
-    }
+    newer = await startFixtureApp(app.databaseUrl, { redis: REDIS_URL, prefix }, [newerBuild()]);
+    // Two builds in one Node process are two live processes, each with its own handlers.
+    const live = (await newer.app.get(OutboxSubscriptions).get()).live;
+    expect(live.map((process) => process.id)).toHaveLength(2);
+    expect(new Set(live.map((process) => process.id)).size).toBe(2);
+    // The deploy's next step: the old build stops. While both run, each may take the message, and
+    // the old one only hands it back (about a second each time, as the newer build is live).
+    const old = app;
+    app = newer;
+    await old.close();
+    queue = newer.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
+    // Its hand-back delay is only spacing; skip it (the newer build may already have taken it).
+    await (await queue.getJob(id))!.promote().catch(() => undefined);
+    await waitUntil('handled by the newer build', () => handled.some((h) => h.memberId === 'm4'));
+    await waitUntil('completed', async () => (await queue.getJobState(id)) === 'completed');
+    expect(handled.find((h) => h.memberId === 'm4')).toEqual({
+      memberId: 'm4',
+      label: 'Di (gold since 2027)',
+      version: 4,
+    });
+    // Completing counts as its first attempt: handing it back spent none.
+    expect((await queue.getJob(id))!.attemptsMade).toBe(1);
   });
 });
 

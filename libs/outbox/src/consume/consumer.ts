@@ -16,6 +16,20 @@ import { MessageProcessor } from './message.processor.js';
 import { OutboxWorker } from './outbox.worker.js';
 import { ServiceRegistration } from './service.registration.js';
 
+/** Consumers started in this Node process so far; names the second and later ones apart. */
+let consumersInProcess = 0;
+
+/**
+ * `host:pid`, and `host:pid#n` for the n-th consumer of one process: each keeps its own heartbeat
+ * record, so a second application in the same process (a test's newer build, a host running two)
+ * neither overwrites the first one's handlers nor removes them when it leaves.
+ */
+function consumerProcessId(): string {
+  consumersInProcess++;
+  const base = `${hostname()}:${process.pid}`;
+  return consumersInProcess === 1 ? base : `${base}#${consumersInProcess}`;
+}
+
 /** What the consuming side needs from the application around it. */
 export interface ConsumerDependencies {
   orm: MikroORM;
@@ -50,7 +64,7 @@ export class Consumer {
       if (job) await moveToFront(job);
     };
     const processor = new MessageProcessor(routes, runner, promote);
-    const identity = { service: options.service, process: `${hostname()}:${process.pid}`, version: options.version };
+    const identity = { service: options.service, process: consumerProcessId(), version: options.version };
     this.registration = new ServiceRegistration(registry, options, routes, identity.process);
     const registration = this.registration;
     this.worker = new OutboxWorker(
