@@ -69,7 +69,10 @@ export class RelayLoop {
       this.wokenWhileDraining = true;
       return;
     }
-    this.draining = this.drain().finally(() => {
+    // An idle relay may linger so commits close together share a drain; wakes meanwhile join it.
+    const linger = this.relay.lingerMs;
+    const drain = linger > 0 ? lingerThen(linger, () => (this.stopped ? undefined : this.drain())) : this.drain();
+    this.draining = drain.finally(() => {
       this.draining = undefined;
     });
   }
@@ -289,4 +292,9 @@ export class RelayLoop {
     this.backoffMs = 0;
     this.outage.recovered();
   }
+}
+
+async function lingerThen(ms: number, then: () => Promise<void> | undefined): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  await then();
 }
