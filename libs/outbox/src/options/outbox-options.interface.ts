@@ -16,12 +16,6 @@ export interface OutboxRelayOptions {
   enabled?: boolean;
   /** Safety-net poll interval in ms; commits that write rows wake the relay at once. Default 1000. */
   intervalMs?: number;
-  /**
-   * How long an idle relay waits after a commit wakes it before it claims, in ms, so commits close
-   * together share one claim, enqueue and mark. A busy relay never waits: rows committed during a
-   * drain are taken by the next one at once. Adds up to this much latency at low rates. Default 0.
-   */
-  lingerMs?: number;
   /** Rows claimed, enqueued and marked per round trip. Default 500. */
   batchSize?: number;
   /** How long a claimed row stays reserved for this relay, in ms; after it another relay may take it. Default 30000. */

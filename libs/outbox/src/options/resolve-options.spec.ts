@@ -11,7 +11,7 @@ describe('resolveOutboxOptions', () => {
       service: 'orders',
       prefix: 'outbox',
       retiredHandlers: [],
-      relay: { enabled: true, intervalMs: 1000, lingerMs: 0, batchSize: 500, leaseMs: 30_000 },
+      relay: { enabled: true, intervalMs: 1000, batchSize: 500, leaseMs: 30_000 },
       worker: { enabled: true, concurrency: 16, attempts: 5, backoff: { type: 'exponential', delayMs: 1000 } },
       tables: { outbox: 'outbox_message', inbox: 'inbox_message' },
       retention: { enabled: true, deleteOnDispatch: false },
@@ -27,11 +27,6 @@ describe('resolveOutboxOptions', () => {
 
   it.each<[string, Omit<OutboxModuleOptions, 'service'>, RegExp]>([
     ['batch size zero', { relay: { batchSize: 0 } }, /"relay\.batchSize": expected an integer from 1 to 10000, got 0/],
-    [
-      'linger past a second',
-      { relay: { lingerMs: 1001 } },
-      /"relay\.lingerMs": expected an integer from 0 to 1000, got 1001/,
-    ],
     [
       'fractional concurrency',
       { worker: { concurrency: 1.5 } },

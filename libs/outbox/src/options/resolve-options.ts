@@ -37,7 +37,6 @@ export function resolveOutboxOptions(options: OutboxModuleOptions): ResolvedOutb
     relay: {
       enabled: flag('relay.enabled', relay.enabled, true),
       intervalMs: int('relay.intervalMs', relay.intervalMs, 1000, 10, 3_600_000),
-      lingerMs: int('relay.lingerMs', relay.lingerMs, 0, 0, 1000),
       batchSize: int('relay.batchSize', relay.batchSize, 500, 1, 10_000),
       leaseMs: int('relay.leaseMs', relay.leaseMs, 30_000, 1000, 3_600_000),
       maxBackoffMs: int('relay.maxBackoffMs', relay.maxBackoffMs, 30_000, 100, 3_600_000),

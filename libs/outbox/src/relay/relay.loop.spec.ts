@@ -160,7 +160,7 @@ function fakeRegistry(table: RoutingTable = subscribed()) {
   return registry;
 }
 
-function relayWith(rows: ClaimedRow[], relay: { batchSize?: number; maxBackoffMs?: number; lingerMs?: number } = {}) {
+function relayWith(rows: ClaimedRow[], relay: { batchSize?: number; maxBackoffMs?: number } = {}) {
   const queue = fakeQueue();
   const store = fakeStore(queue, rows);
   const registry = fakeRegistry();
@@ -234,51 +234,6 @@ describe('RelayLoop', () => {
       await jest.advanceTimersByTimeAsync(20);
       expect(store.claims.at(-1)?.marks).toEqual(ids(1));
       expect(store.pending()).toEqual([]);
-    });
-
-    it('with relay.lingerMs an idle relay waits before it claims, and the wakes meanwhile share that claim', async () => {
-      jest.useFakeTimers();
-      const { loop, store, queue } = relayWith(rowsUpTo(3), { batchSize: 10, lingerMs: 5 });
-      loop.wake();
-      await jest.advanceTimersByTimeAsync(4);
-      loop.wake();
-      loop.wake();
-      expect(store.claims).toEqual([]);
-
-      await jest.advanceTimersByTimeAsync(1);
-      await loop.idle();
-      expect(queue.batchIds()).toEqual([ids(1, 2, 3)]);
-      expect(store.claims).toHaveLength(1);
-    });
-
-    it('with relay.lingerMs a busy relay does not wait: a wake during a drain is taken right after it', async () => {
-      jest.useFakeTimers();
-      const rows = rowsUpTo(1);
-      const { loop, store, queue } = relayWith(rows, { batchSize: 10, lingerMs: 5 });
-      const release = queue.hold(1);
-      loop.wake();
-      await jest.advanceTimersByTimeAsync(5);
-      expect(queue.batchIds()).toEqual([ids(1)]);
-
-      rows.push(pendingRow(2));
-      loop.wake();
-      release();
-      // No timer moves: the second drain runs at once.
-      await settleUntil(() => queue.calls.length === 2);
-      expect(queue.batchIds()).toEqual([ids(1), ids(2)]);
-      // Its claim marks the first drain's row, as without a linger.
-      expect(store.claims.at(-1)?.marks).toEqual(ids(1));
-    });
-
-    it('a stop during the linger claims nothing', async () => {
-      jest.useFakeTimers();
-      const { loop, store } = relayWith(rowsUpTo(2), { lingerMs: 5 });
-      loop.wake();
-      const stopped = loop.stop();
-      await jest.advanceTimersByTimeAsync(5);
-      await stopped;
-      expect(store.claims).toEqual([]);
-      expect(store.pending()).toEqual(ids(1, 2));
     });
 
     it('ends the drain on an empty claim when the last batch was full', async () => {

@@ -69,10 +69,7 @@ export class RelayLoop {
       this.wokenWhileDraining = true;
       return;
     }
-    // An idle relay may linger so commits close together share a drain; wakes meanwhile join it.
-    const linger = this.relay.lingerMs;
-    const drain = linger > 0 ? lingerThen(linger, () => (this.stopped ? undefined : this.drain())) : this.drain();
-    this.draining = drain.finally(() => {
+    this.draining = this.drain().finally(() => {
       this.draining = undefined;
     });
   }
@@ -292,9 +289,4 @@ export class RelayLoop {
     this.backoffMs = 0;
     this.outage.recovered();
   }
-}
-
-async function lingerThen(ms: number, then: () => Promise<void> | undefined): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  await then();
 }
