@@ -141,7 +141,11 @@ export class OutboxSubscriber implements EventSubscriber {
       origin.correlationId ??= row.id;
       flush.rows.push({ aggregate: entity, event, row, entity: this.add(uow, flush, row) });
       written.add(event);
-      if (origin.aggregateId === null) flush.unkeyed.set(entity, [...(flush.unkeyed.get(entity) ?? []), row]);
+      if (origin.aggregateId === null) {
+        const unkeyed = flush.unkeyed.get(entity);
+        if (unkeyed) unkeyed.push(row);
+        else flush.unkeyed.set(entity, [row]);
+      }
     }
     flush.written.set(entity, written);
   }
