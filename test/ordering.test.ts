@@ -134,6 +134,8 @@ describe('order per key: an ordered handler handles one key in commit order', ()
       });
       failUntil.delete(`${id}:1`);
       await waitUntil('deposit 1 handled', async () => (await handledOrder()).get(id)?.length === 1, 20_000);
+      // Its worker promotes the successor after the commit the line above saw.
+      await waitUntil('deposit 2 promoted (and the promotion lost)', () => lost.length > 0);
       expect(lost).toEqual([second]);
       const score = await redis.zscore(queue.toKey('delayed'), second);
       expect(score).not.toBeNull();
