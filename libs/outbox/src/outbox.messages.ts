@@ -70,6 +70,12 @@ export const cqrsUnsupported = () =>
 export const handlerRequestScoped = (handler: string) =>
   `Handler ${handler} is request-scoped; outbox handlers run outside requests and must be singletons.`;
 
+export const handlerCaughtFailedStatement = (handler: string, messageId: string) =>
+  `Handler ${handler} returned for message ${messageId} after a SQL statement of its transaction failed ` +
+  '(the error was caught): PostgreSQL aborted the transaction, and its COMMIT would silently roll back ' +
+  'what the handler wrote and its inbox mark. The run fails and is retried. Let the error propagate, ' +
+  'or run the statement that may fail in em.transactional(), which gives it a savepoint of its own.';
+
 export const handlerNameTaken = (handler: string) =>
   `Two handler classes are named ${handler}; the name is the inbox key, so rename one of them.`;
 

@@ -53,12 +53,13 @@ export class Consumer {
   constructor(deps: ConsumerDependencies, routes: ReadonlyMap<string, EventRoute>) {
     const { orm, options, queues, registry, counters, metrics, tracing } = deps;
     const queueName = queues.names.queueOf(options.service);
-    const runner = new HandlerRunner(orm, new InboxStore(options.tables), new KeyOrderStore(options.tables), {
-      metrics,
-      tracing,
-      service: options.service,
-      queue: queueName,
-    });
+    const runner = new HandlerRunner(
+      orm,
+      new InboxStore(options.tables),
+      new KeyOrderStore(options.tables),
+      { metrics, tracing, service: options.service, queue: queueName },
+      options.worker.handlersPerTransaction,
+    );
     const promote = async (messageId: string) => {
       const job = await queues.own().getJob(messageId);
       if (job) await moveToFront(job);

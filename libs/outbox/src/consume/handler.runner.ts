@@ -1,4 +1,4 @@
-import { RequestContext, type MikroORM } from '@mikro-orm/core';
+import { RequestContext, TransactionContext, type MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { OutboxHeaders } from '../message/message-headers.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
@@ -6,9 +6,12 @@ import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { runInMessageContext } from '../message/message.context.js';
 import { OutboxError, OutboxHandlerError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
+import { handlerCaughtFailedStatement } from '../outbox.messages.js';
+import { ensureCommittable } from './committable.js';
 import type { HandlerEntry } from './handler.explorer.js';
 import type { InboxStore } from './inbox.store.js';
 import type { KeyOrderStore, KeyPlace } from './key-order.store.js';
+import { SharedTransactions, type AbortScope, type SharedOutcome } from './shared-transaction.js';
 
 /** The message a handler runs for. */
 export interface RunMessage {
@@ -27,6 +30,13 @@ export interface RunTelemetry {
   queue: string;
 }
 
+/** A handler run that can share a transaction: one that keeps no key order. */
+interface SharedRun {
+  handler: HandlerEntry;
+  event: object;
+  message: RunMessage;
+}
+
 /** What one handler's run did. */
 export type RunOutcome =
   | { kind: 'handled'; successor?: string }
@@ -35,8 +45,9 @@ export type RunOutcome =
   | { kind: 'parked'; place: KeyPlace; seq: number };
 
 /**
- * Runs one handler for one message in its own transaction, together with its inbox mark: a mark
- * already there means it ran before, and nothing happens. For an ordered handler the key's
+ * Runs one handler for one message in a transaction with its inbox mark — its own, or one shared
+ * with other runs ready at the same moment (`worker.handlersPerTransaction`): a mark already
+ * there means it ran before, and nothing happens. For an ordered handler the key's
  * position is locked in the same transaction: a message whose turn has not come is parked, a
  * handled one moves the position on and names the next parked message, whose turn it now is.
  */
@@ -44,14 +55,131 @@ export class HandlerRunner {
   /** Aborters of the runs in progress, so a shutdown out of time can end them. */
   private readonly running = new Set<(reason: Error) => void>();
 
+  /** Present when runs share transactions (`worker.handlersPerTransaction` above 1). */
+  private readonly shared: SharedTransactions<SharedRun> | undefined;
+
   constructor(
     private readonly orm: MikroORM,
     private readonly inbox: InboxStore,
     private readonly order: KeyOrderStore,
     private readonly telemetry: RunTelemetry,
-  ) {}
+    handlersPerTransaction = 1,
+  ) {
+    this.shared =
+      handlersPerTransaction > 1
+        ? new SharedTransactions(orm, handlersPerTransaction, {
+            inShared: (em, run, aborted) => this.inShared(em, run, aborted),
+            alone: (run) =>
+              this.alone(run.handler, run.event, run.message, undefined, undefined) as Promise<SharedOutcome>,
+            abortable: () => this.abortable(),
+          })
+        : undefined;
+  }
 
   async run(handler: HandlerEntry, event: object, message: RunMessage, seq: number | undefined): Promise<RunOutcome> {
+    const place =
+      seq !== undefined && message.key !== null
+        ? { handler: handler.name, source: message.source, key: message.key }
+        : undefined;
+    const { metrics } = this.telemetry;
+    const startedAt = metrics.startTimer();
+    try {
+      // Ordered runs lock their key's position: they keep a transaction of their own.
+      const outcome =
+        this.shared && seq === undefined
+          ? await this.shared.run({ handler, event, message })
+          : await this.alone(handler, event, message, place, seq);
+      if (outcome.kind === 'handled') {
+        metrics.handlerRun(message.type, handler.name, 'handled', startedAt, message.headers.occurredAt);
+      }
+      return outcome;
+    } catch (error) {
+      metrics.handlerRun(message.type, handler.name, 'failed', startedAt, message.headers.occurredAt);
+      const failure = new OutboxHandlerError(handler.name, message.headers.messageId, message.type, error);
+      if (place && seq !== undefined) await this.recordBlock(place, seq, message.headers.messageId, errorText(error));
+      throw failure;
+    }
+  }
+
+  private async alone(
+    handler: HandlerEntry,
+    event: object,
+    message: RunMessage,
+    place: KeyPlace | undefined,
+    seq: number | undefined,
+  ): Promise<RunOutcome> {
+    const scope = this.abortable();
+    try {
+      // The context (and the span) span the whole transaction: the closing flush captures the
+      // events the handler raised, and they must inherit this message's correlation, causation
+      // and trace.
+      return await this.inContext(handler, message, () =>
+        RequestContext.create(this.orm.em, () =>
+          this.orm.em.transactional(
+            async (em) => {
+              const outcome = await this.inTransaction(
+                em as EntityManager,
+                handler,
+                event,
+                message,
+                place,
+                seq,
+                scope.aborted,
+              );
+              // An ordered run's last statement (moving its key on) would already have failed.
+              if (outcome.kind === 'handled' && !place) {
+                await ensureCommittable(em as EntityManager, () =>
+                  handlerCaughtFailedStatement(handler.name, message.headers.messageId),
+                );
+              }
+              return outcome;
+            },
+            { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
+          ),
+        ),
+      );
+    } finally {
+      scope.end();
+    }
+  }
+
+  /**
+   * One run inside a transaction it shares with others: a fork of its own (so it sees only what
+   * it loads, as alone), resolved by the application's injected EntityManager, and flushed in its
+   * message context, so the events it raised are captured as its own.
+   */
+  private inShared(em: EntityManager, run: SharedRun, aborted: Promise<never>): Promise<SharedOutcome> {
+    return this.inContext(run.handler, run.message, () => {
+      const fork = em.fork({ keepTransactionContext: true }) as EntityManager;
+      return TransactionContext.create(fork, async () => {
+        const outcome = await this.inTransaction(
+          fork,
+          run.handler,
+          run.event,
+          run.message,
+          undefined,
+          undefined,
+          aborted,
+        );
+        await fork.flush();
+        return outcome as SharedOutcome;
+      });
+    });
+  }
+
+  private inContext<T extends { kind: string }>(
+    handler: HandlerEntry,
+    message: RunMessage,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const context = { headers: message.headers, type: message.type, handler: handler.name, attempt: message.attempt };
+    return this.telemetry.tracing.process(this.telemetry, handler.name, message, () =>
+      runInMessageContext(context, fn),
+    );
+  }
+
+  /** A run that `abortAll` can end: its transaction rolls back, and a query in flight is cancelled. */
+  private abortable(): AbortScope {
     const controller = new AbortController();
     let rejectRace!: (reason: Error) => void;
     const aborted = new Promise<never>((_, reject) => (rejectRace = reject));
@@ -62,39 +190,7 @@ export class HandlerRunner {
       controller.abort(reason);
     };
     this.running.add(abort);
-    const place =
-      seq !== undefined && message.key !== null
-        ? { handler: handler.name, source: message.source, key: message.key }
-        : undefined;
-    const context = { headers: message.headers, type: message.type, handler: handler.name, attempt: message.attempt };
-    const { metrics, tracing } = this.telemetry;
-    const startedAt = metrics.startTimer();
-    try {
-      // The context (and the span) span the whole transaction: the closing flush captures the
-      // events the handler raised, and they must inherit this message's correlation, causation
-      // and trace.
-      const outcome = await tracing.process(this.telemetry, handler.name, message, () =>
-        runInMessageContext(context, () =>
-          RequestContext.create(this.orm.em, () =>
-            this.orm.em.transactional(
-              (em) => this.inTransaction(em as EntityManager, handler, event, message, place, seq, aborted),
-              { signal: controller.signal, inflightQueryAbortStrategy: 'cancel query' },
-            ),
-          ),
-        ),
-      );
-      if (outcome.kind === 'handled') {
-        metrics.handlerRun(message.type, handler.name, 'handled', startedAt, message.headers.occurredAt);
-      }
-      return outcome;
-    } catch (error) {
-      metrics.handlerRun(message.type, handler.name, 'failed', startedAt, message.headers.occurredAt);
-      const failure = new OutboxHandlerError(handler.name, message.headers.messageId, message.type, error);
-      if (place && seq !== undefined) await this.recordBlock(place, seq, message.headers.messageId, errorText(error));
-      throw failure;
-    } finally {
-      this.running.delete(abort);
-    }
+    return { signal: controller.signal, aborted, end: () => this.running.delete(abort) };
   }
 
   /** Ends every run in progress with `reason`: its transaction rolls back and its connection is freed. */

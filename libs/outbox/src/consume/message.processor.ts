@@ -29,9 +29,10 @@ export type Outcome =
 
 /**
  * Consumes one job: rebuild the event, then run every handler the message needs that this
- * process has, each in its own transaction, whatever its siblings do. A retry runs only the ones
- * that have not succeeded (their inbox marks say so). Unreadable messages fail without retry;
- * handler errors are retried; handlers this process lacks are left for another process.
+ * process has, each in a transaction of its own or shared with runs of other messages (never with
+ * a sibling), whatever its siblings do. A retry runs only the ones that have not succeeded (their
+ * inbox marks say so). Unreadable messages fail without retry; handler errors are retried;
+ * handlers this process lacks are left for another process.
  */
 export class MessageProcessor {
   constructor(

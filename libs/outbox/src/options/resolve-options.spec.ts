@@ -32,6 +32,11 @@ describe('resolveOutboxOptions', () => {
       { worker: { concurrency: 1.5 } },
       /"worker\.concurrency": expected an integer from 1 to 1000, got 1\.5/,
     ],
+    [
+      'no handler runs per transaction',
+      { worker: { handlersPerTransaction: 0 } },
+      /"worker\.handlersPerTransaction": expected an integer from 1 to 1000, got 0/,
+    ],
     ['string interval', { relay: { intervalMs: '1000' as unknown as number } }, /"relay\.intervalMs".*got "1000"/],
     [
       'unknown backoff',

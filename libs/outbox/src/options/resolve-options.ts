@@ -56,6 +56,7 @@ export function resolveOutboxOptions(options: OutboxModuleOptions): ResolvedOutb
       stalledIntervalMs: int('worker.stalledIntervalMs', worker.stalledIntervalMs, 30_000, 1000, 3_600_000),
       ordered: flag('worker.ordered', worker.ordered, false),
       waitForHandlersMs: int('worker.waitForHandlersMs', worker.waitForHandlersMs, 900_000, 1000, 7 * DAY * 1000),
+      handlersPerTransaction: int('worker.handlersPerTransaction', worker.handlersPerTransaction, 1, 1, 1000),
     },
     tables: resolveTableNames(options.tables),
     maxPayloadBytes: int('maxPayloadBytes', options.maxPayloadBytes, 262_144, 64, 64 * 1024 * 1024),

@@ -1,0 +1,25 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { OutboxError } from '../outbox.errors.js';
+
+/** PostgreSQL's "current transaction is aborted" (25P02): a statement of it failed earlier, and was caught. */
+export function isAbortedTransaction(error: unknown): boolean {
+  for (let cause = error; typeof cause === 'object' && cause !== null; cause = (cause as { cause?: unknown }).cause) {
+    if ((cause as { code?: unknown }).code === '25P02') return true;
+  }
+  return false;
+}
+
+/**
+ * PostgreSQL answers the COMMIT of a transaction in which a statement failed with a silent
+ * ROLLBACK: a handler that caught such a failure and returned would look handled while nothing it
+ * wrote, nor its inbox mark, committed. One statement before COMMIT says whether it can commit;
+ * if not, this throws an OutboxError saying `why`.
+ */
+export async function ensureCommittable(em: EntityManager, why: () => string): Promise<void> {
+  try {
+    await em.execute('select 1');
+  } catch (error) {
+    if (isAbortedTransaction(error)) throw new OutboxError(why(), { cause: error });
+    throw error;
+  }
+}

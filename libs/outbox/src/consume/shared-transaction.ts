@@ -1,0 +1,116 @@
+import { RequestContext, type MikroORM } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ensureCommittable, isAbortedTransaction } from './committable.js';
+
+/** What a handler run in a shared transaction returns. */
+export interface SharedOutcome {
+  kind: 'handled' | 'duplicate';
+}
+
+/** A run that can be ended from outside (a shutdown out of time): its signal, and a promise that rejects then. */
+export interface AbortScope {
+  signal: AbortSignal;
+  aborted: Promise<never>;
+  end(): void;
+}
+
+/** How the shared transactions run their members, supplied by the handler runner. */
+export interface SharedRunner<R> {
+  /** Runs `run` inside `em`'s transaction, its writes flushed when it returns; throws if it failed. */
+  inShared(em: EntityManager, run: R, aborted: Promise<never>): Promise<SharedOutcome>;
+  /** Runs `run` in a transaction of its own, as without sharing. */
+  alone(run: R): Promise<SharedOutcome>;
+  abortable(): AbortScope;
+}
+
+interface Waiting<R> {
+  run: R;
+  resolve(outcome: SharedOutcome): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Runs handler runs that become ready together (in the same turn of the event loop) in one
+ * transaction, up to `size` of them, one after another: one BEGIN, one COMMIT and one MikroORM
+ * transaction for them all instead of one each. Each keeps its own fork, message context and
+ * inbox mark. Sharing must not change what a run does: when one fails it is run again alone
+ * (a batchmate cannot fail it), the runs before it in the batch (rolled back with it) are
+ * batched again; when the transaction as a whole fails (BEGIN, COMMIT, or left aborted by a run
+ * that caught a failed statement), each is run alone.
+ */
+export class SharedTransactions<R> {
+  private waiting: Array<Waiting<R>> = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly size: number,
+    private readonly runner: SharedRunner<R>,
+  ) {}
+
+  run(run: R): Promise<SharedOutcome> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ run, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // After the current I/O phase, so the jobs whose replies arrived together share a transaction.
+    setImmediate(() => {
+      this.scheduled = false;
+      while (this.waiting.length > 0) void this.runBatch(this.waiting.splice(0, this.size));
+    });
+  }
+
+  private async runBatch(batch: Array<Waiting<R>>): Promise<void> {
+    if (batch.length === 1) return settle(batch[0], () => this.runner.alone(batch[0].run));
+    const scope = this.runner.abortable();
+    let failedAt = -1;
+    try {
+      const outcomes = await RequestContext.create(this.orm.em, () =>
+        this.orm.em.transactional(
+          async (em) => {
+            const done: SharedOutcome[] = [];
+            for (const [index, member] of batch.entries()) {
+              failedAt = index;
+              done.push(await this.runner.inShared(em as EntityManager, member.run, scope.aborted));
+            }
+            failedAt = -1;
+            // Else a member that caught a failed statement would make every member look handled.
+            await ensureCommittable(em as EntityManager, () => 'A run caught a failed statement.');
+            return done;
+          },
+          { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
+        ),
+      );
+      batch.forEach((member, index) => member.resolve(outcomes[index]));
+    } catch (error) {
+      if (scope.signal.aborted) {
+        for (const member of batch) member.reject(scope.signal.reason ?? error);
+        return;
+      }
+      const failed = failedAt >= 0 && !isAbortedTransaction(error) ? batch[failedAt] : undefined;
+      if (!failed) {
+        await Promise.all(batch.map((member) => settle(member, () => this.runner.alone(member.run))));
+        return;
+      }
+      // The others did nothing wrong; they wait for the next shared transaction, ahead of newcomers.
+      this.waiting.unshift(...batch.filter((member) => member !== failed));
+      this.schedule();
+      await settle(failed, () => this.runner.alone(failed.run));
+    } finally {
+      scope.end();
+    }
+  }
+}
+
+async function settle<R>(member: Waiting<R>, run: () => Promise<SharedOutcome>): Promise<void> {
+  try {
+    member.resolve(await run());
+  } catch (error) {
+    member.reject(error);
+  }
+}
