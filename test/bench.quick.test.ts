@@ -17,6 +17,7 @@ const REQUIRED_PHASES = [
   'flushOverhead',
   'relayDrain',
   'handlerDrain',
+  'sharedDrain',
   'scale',
   'fanOut',
   'ordered',
@@ -113,6 +114,9 @@ describe('npm run bench -- --quick', () => {
         .map((c: { aggregates: number }) => c.aggregates),
     ).toEqual([1, 100]);
     expect(handlerDrain.peakRssMB).toBeGreaterThan(0);
+    // Shared transactions: fewer BEGINs per event than a transaction per handler run.
+    const begins = (drain: { calls: Record<string, Record<string, number>> }) => drain.calls.outbox['pg begin'];
+    expect(begins(results.phases.sharedDrain)).toBeLessThan(begins(handlerDrain));
     // Between services: the producer's relay process apart, each consuming service its own process
     // and database; every service handled every event.
     const consumers = (n: number) => Array.from({ length: n }, (_, i) => `consumer-${i + 1}`);

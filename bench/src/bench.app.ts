@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { Entity, PrimaryKey, Property, ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
-import { MikroORM, defineConfig, type TransactionEventArgs } from '@mikro-orm/postgresql';
+import { MikroORM, TransactionContext, defineConfig, type TransactionEventArgs } from '@mikro-orm/postgresql';
 import {
   Injectable,
   Module,
@@ -13,7 +13,7 @@ import {
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AggregateRoot, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
-import { OutboxEvent, OutboxModule, currentMessage, outboxEntities, type OutboxModuleOptions } from 'nest-outbox';
+import { OutboxEvent, OutboxModule, outboxEntities, type OutboxModuleOptions } from 'nest-outbox';
 import { liveHeapMB, now } from './harness.js';
 
 /** Filler so a payload is ~250 bytes of JSON, a typical small domain event; the baseline uses the same text. */
@@ -75,21 +75,27 @@ export const handled: {
   committed: () => undefined,
 };
 
+/** Handler runs not committed yet, by the transaction they ran in (several, when runs share one). */
+const uncommitted = new WeakMap<object, number>();
+
 /**
  * The trivial handler: no database write of its own, so a message costs exactly what is done
- * around a handler (its transaction and inbox insert). It only notes when it started.
+ * around a handler (its transaction and inbox insert). It notes when it started, and in which
+ * transaction, so its commit can be counted.
  */
 @EventsHandler(SomethingHappened)
 export class RecordHandled implements IEventHandler<SomethingHappened> {
   handle(event: SomethingHappened): void {
     handled.started(event, now());
+    const transaction = TransactionContext.getEntityManager()?.getTransactionContext<object>();
+    if (transaction) uncommitted.set(transaction, (uncommitted.get(transaction) ?? 0) + 1);
   }
 }
 
 /**
- * Hears the commit of every handler transaction the outbox runs (the ones inside a message's
- * context; writers' commits are not), so "handled" means committed with its inbox mark, not just
- * started. Registered at module init, before the worker starts taking jobs.
+ * Hears the commit of every transaction a handler ran in (writers' are not), so "handled" means
+ * committed with its inbox mark, not just started; a transaction several runs shared counts each.
+ * Registered at module init, before the worker starts taking jobs.
  */
 @Injectable()
 export class HandlerCommits implements OnModuleInit {
@@ -98,7 +104,11 @@ export class HandlerCommits implements OnModuleInit {
   onModuleInit(): void {
     this.orm.em.getEventManager().registerSubscriber({
       afterTransactionCommit: ({ transaction }: TransactionEventArgs) => {
-        if (!transaction?.savepointName && currentMessage()) handled.committed(now());
+        const runs = transaction ? uncommitted.get(transaction) : undefined;
+        if (!runs) return;
+        uncommitted.delete(transaction!);
+        const at = now();
+        for (let run = 0; run < runs; run++) handled.committed(at);
       },
     });
   }

@@ -10,6 +10,8 @@ import { WORKER_CONCURRENCY } from './harness.js';
 export interface OutboxRole {
   relay: boolean;
   worker: boolean;
+  /** `worker.handlersPerTransaction`; the library's default (1) unless a phase measures sharing. */
+  handlersPerTransaction?: number;
 }
 
 /** API process (and flush overhead's "on" side): capture only. */
@@ -20,6 +22,8 @@ export const RELAY_AND_WORKER: OutboxRole = { relay: true, worker: true };
 export const RELAY_ONLY: OutboxRole = { relay: true, worker: false };
 /** The worker process of the split deployment. */
 export const WORKER_ONLY: OutboxRole = { relay: false, worker: true };
+/** Runs per shared transaction in the phases that measure `worker.handlersPerTransaction`. */
+export const SHARED_RUNS = 16;
 
 /** The consuming service the bench's outbox processes are (its queue is named after it), unless a phase names another. */
 export const BENCH_SERVICE = 'bench';
@@ -45,7 +49,12 @@ export function benchOutboxOptions(
     prefix: where.prefix,
     service,
     relay: { enabled: role.relay },
-    worker: { enabled: role.worker, concurrency: WORKER_CONCURRENCY, ...(ordered ? { ordered } : {}) },
+    worker: {
+      enabled: role.worker,
+      concurrency: WORKER_CONCURRENCY,
+      ...(ordered ? { ordered } : {}),
+      ...(role.handlersPerTransaction ? { handlersPerTransaction: role.handlersPerTransaction } : {}),
+    },
   };
 }
 

@@ -21,6 +21,7 @@ export type NodeSpec =
       service?: string;
       handlers?: boolean;
       ordered?: boolean;
+      handlersPerTransaction?: number;
     }
   /** Naive dual write, producer: plain MikroORM, commit, then `queue.add` per event. */
   | { kind: 'naive-api'; poolMax: number }

@@ -10,6 +10,7 @@ import type { PhaseDefinition } from './phase.js';
 import { rawBullmq } from './raw-bullmq.js';
 import { relayDrain } from './relay-drain.js';
 import { scale } from './scale.js';
+import { sharedDrain } from './shared-drain.js';
 
 /**
  * Every phase, in the order they run and print (a, b, c, ...). A phase is one file; adding one is
@@ -26,6 +27,7 @@ export const PHASES: readonly PhaseDefinition[] = [
   flushOverhead,
   relayDrain,
   handlerDrain,
+  sharedDrain,
   scale,
   fanOut,
   ordered,
