@@ -34,9 +34,9 @@ interface Waiting<R> {
  * transaction, up to `size` of them, one after another: one BEGIN, one COMMIT and one MikroORM
  * transaction for them all instead of one each. Each keeps its own fork, message context and
  * inbox mark. Sharing must not change what a run does: when one fails it is run again alone
- * (a batchmate cannot fail it), the runs before it in the batch (rolled back with it) are
- * batched again; when the transaction as a whole fails (BEGIN, COMMIT, or left aborted by a run
- * that caught a failed statement), each is run alone.
+ * (a batchmate cannot fail it) and the others, rolled back with it or not run yet, are batched
+ * again; when the transaction as a whole fails (BEGIN, COMMIT, or left aborted by a run that
+ * caught a failed statement), each is run alone.
  */
 export class SharedTransactions<R> {
   private waiting: Array<Waiting<R>> = [];
