@@ -189,6 +189,7 @@ export function renderChart(r: Results): string {
     flushOverhead?: FlushOverheadResult;
     relayDrain?: DrainRun;
     handlerDrain?: DrainRun;
+    sharedDrain?: DrainRun;
     scale?: ScaleResult;
   };
   const rate = (label: string, value: number | undefined, color: string, target?: Target): Bar => ({
@@ -206,6 +207,7 @@ export function renderChart(r: Results): string {
     rate('outbox, 2 outbox procs', two?.eventsPerSecond, COLORS.outbox),
     rate('consume ceiling', p.consumeCeiling?.jobsPerSecond, COLORS.neutral),
     rate('drain via handlers', p.handlerDrain?.perSecond, COLORS.outbox, t.get('drain.vs-ceiling')),
+    rate('  16 runs/transaction', p.sharedDrain?.perSecond, COLORS.outbox),
   ];
   const rateMax = Math.max(1, ...rates.map((bar) => bar.value ?? 0)) * 1.05;
 
