@@ -1,6 +1,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { EntityManager } from '@mikro-orm/postgresql';
-import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
+import { Injectable } from '@nestjs/common';
+import {
+  CommandHandler,
+  CqrsModule,
+  EventsHandler,
+  Saga,
+  ofType,
+  type ICommandHandler,
+  type IEvent,
+  type IEventHandler,
+} from '@nestjs/cqrs';
+import { map, type Observable } from 'rxjs';
 import type { Queue } from 'bullmq';
 import { OUTBOX_QUEUE, currentMessage, type OutboxJobData } from 'nest-outbox';
 import { freshDatabase, withConnection } from './support/database.js';
@@ -9,6 +20,7 @@ import {
   CAPTURE_ONLY,
   CountPings,
   Deposited,
+  Pinged,
   prepareFixtureDatabase,
   startFixtureApp,
   type FixtureApp,
@@ -46,15 +58,40 @@ class SharedDeposits implements IEventHandler<Deposited> {
   }
 }
 
-/** Raises an event from the handler: it must be captured as caused by the message being handled. */
+/** Raises an event from the handler, naming the message it handles: captured as caused by it. */
 @EventsHandler(Deposited)
 class PingBack implements IEventHandler<Deposited> {
   constructor(private readonly em: EntityManager) {}
 
   async handle(event: Deposited): Promise<void> {
     const account = await this.em.findOneOrFail(Account, event.accountId);
-    account.ping(`back for deposit ${event.sequence}`);
+    account.ping(currentMessage()!.headers.messageId);
   }
+}
+
+class NotePing {
+  constructor(readonly raisedWhileHandling: string) {}
+}
+
+/** For each ping the saga turned into a command: the message it was raised for, and the one the command ran in. */
+const sagaSaw: Array<{ raisedWhileHandling: string; ranIn: string | undefined }> = [];
+
+@CommandHandler(NotePing)
+class NotePingHandler implements ICommandHandler<NotePing> {
+  async execute(command: NotePing): Promise<void> {
+    sagaSaw.push({ raisedWhileHandling: command.raisedWhileHandling, ranIn: currentMessage()?.headers.messageId });
+  }
+}
+
+/** Hears committed pings (the EventBus stream) and turns them into commands. */
+@Injectable()
+class PingSaga {
+  @Saga()
+  pinged = (events$: Observable<IEvent>): Observable<NotePing> =>
+    events$.pipe(
+      ofType(Pinged),
+      map((event) => new NotePing(event.note)),
+    );
 }
 
 describe('handler runs sharing a transaction (worker.handlersPerTransaction)', () => {
@@ -81,7 +118,8 @@ describe('handler runs sharing a transaction (worker.handlersPerTransaction)', (
     const app = await startFixtureApp(
       databaseUrl,
       { redis: REDIS_URL, prefix, worker: { handlersPerTransaction, attempts: 3, backoff: { delayMs: 50 } } },
-      [SharedDeposits, PingBack, CountPings],
+      [SharedDeposits, PingBack, CountPings, NotePingHandler, PingSaga],
+      [CqrsModule.forRoot()],
     );
     apps.push(app);
     return app;
@@ -109,6 +147,7 @@ describe('handler runs sharing a transaction (worker.handlersPerTransaction)', (
     await cleaner?.sql('truncate outbox_message, inbox_message, account, effect, shared_run');
     await Promise.all(apps.splice(0).map((app) => app.close()));
     runs.clear();
+    sagaSaw.length = 0;
   });
 
   afterAll(async () => {
@@ -137,6 +176,10 @@ describe('handler runs sharing a transaction (worker.handlersPerTransaction)', (
       `select count(distinct message_id)::int as "handledPings" from effect where handler = 'CountPings'`,
     );
     expect(handledPings).toBe(1000);
+    // Sagas hear each ping in the context of the message whose handler raised it, though the runs
+    // committed together: what the saga causes names that message.
+    expect(sagaSaw).toHaveLength(1000);
+    expect(sagaSaw.filter((saw) => saw.ranIn !== saw.raisedWhileHandling)).toEqual([]);
     expect(consumer.monitor.processCounters().worker).toMatchObject({ retried: 0, deadLettered: 0 });
   });
 
@@ -196,6 +239,11 @@ describe('handler runs sharing a transaction (worker.handlersPerTransaction)', (
         return new Set(await Promise.all(ids.map(async ({ id }) => (await queue.getJob(id))!.attemptsMade)));
       };
       expect(await attempts(1)).toEqual(new Set([1]));
+      // Rolled back with a failing batchmate, a run runs again alone: at most once more.
+      const clean = await consumer.sql(
+        `select id from outbox_message where type = 'test.deposited.v1' and (payload->>'amount')::int = 1`,
+      );
+      expect(Math.max(...clean.map(({ id }) => runs.get(id)!))).toBeLessThanOrEqual(2);
       expect(await attempts(ALWAYS_CATCHES_A_FAILED_STATEMENT)).toEqual(new Set([3]));
       for (const amount of [FAILS_ONCE, CATCHES_A_FAILED_STATEMENT_ONCE]) {
         const made = [...(await attempts(amount))];

@@ -3,8 +3,11 @@ import { OutboxError } from '../outbox.errors.js';
 
 /** PostgreSQL's "current transaction is aborted" (25P02): a statement of it failed earlier, and was caught. */
 export function isAbortedTransaction(error: unknown): boolean {
-  for (let cause = error; typeof cause === 'object' && cause !== null; cause = (cause as { cause?: unknown }).cause) {
+  let cause = error;
+  // Bounded: a `cause` chain may loop.
+  for (let depth = 0; depth < 6 && typeof cause === 'object' && cause !== null; depth++) {
     if ((cause as { code?: unknown }).code === '25P02') return true;
+    cause = (cause as { cause?: unknown }).cause;
   }
   return false;
 }

@@ -195,6 +195,7 @@ export class HandlerRunner {
 
   /** Ends every run in progress with `reason`: its transaction rolls back and its connection is freed. */
   abortAll(reason: string): void {
+    this.shared?.abortWaiting(new OutboxError(reason));
     for (const abort of this.running) abort(new OutboxError(reason));
   }
 

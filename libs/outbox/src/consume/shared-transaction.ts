@@ -1,6 +1,6 @@
 import { RequestContext, type MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ensureCommittable, isAbortedTransaction } from './committable.js';
+import { ensureCommittable } from './committable.js';
 
 /** What a handler run in a shared transaction returns. */
 export interface SharedOutcome {
@@ -33,10 +33,10 @@ interface Waiting<R> {
  * Runs handler runs that become ready together (in the same turn of the event loop) in one
  * transaction, up to `size` of them, one after another: one BEGIN, one COMMIT and one MikroORM
  * transaction for them all instead of one each. Each keeps its own fork, message context and
- * inbox mark. Sharing must not change what a run does: when one fails it is run again alone
- * (a batchmate cannot fail it) and the others, rolled back with it or not run yet, are batched
- * again; when the transaction as a whole fails (BEGIN, COMMIT, or left aborted by a run that
- * caught a failed statement), each is run alone.
+ * inbox mark. Sharing must not change what a run does: when one fails, it and the runs rolled
+ * back with it run again alone (a batchmate cannot fail a run, and none runs more than once
+ * more), and those not run yet are batched again; when the transaction as a whole fails (BEGIN,
+ * COMMIT, or left aborted by a run that caught a failed statement), each is run alone.
  */
 export class SharedTransactions<R> {
   private waiting: Array<Waiting<R>> = [];
@@ -53,6 +53,14 @@ export class SharedTransactions<R> {
       this.waiting.push({ run, resolve, reject });
       this.schedule();
     });
+  }
+
+  /**
+   * Fails the runs still waiting for a shared transaction (a shutdown out of time); the runs in
+   * one are ended by the runner's aborters, as alone.
+   */
+  abortWaiting(reason: Error): void {
+    for (const member of this.waiting.splice(0)) member.reject(reason);
   }
 
   private schedule(): void {
@@ -92,15 +100,17 @@ export class SharedTransactions<R> {
         for (const member of batch) member.reject(scope.signal.reason ?? error);
         return;
       }
-      const failed = failedAt >= 0 && !isAbortedTransaction(error) ? batch[failedAt] : undefined;
-      if (!failed) {
-        await Promise.all(batch.map((member) => settle(member, () => this.runner.alone(member.run))));
-        return;
+      // The runs that ran (the failing one, and those before it, rolled back with it) run again
+      // alone, so each runs at most once more; those that had not run wait for the next shared
+      // transaction, ahead of newcomers. A transaction that failed as a whole (BEGIN, COMMIT, left
+      // aborted) ran them all.
+      const ran = failedAt >= 0 ? batch.slice(0, failedAt + 1) : batch;
+      const notRun = failedAt >= 0 ? batch.slice(failedAt + 1) : [];
+      if (notRun.length > 0) {
+        this.waiting.unshift(...notRun);
+        this.schedule();
       }
-      // The others did nothing wrong; they wait for the next shared transaction, ahead of newcomers.
-      this.waiting.unshift(...batch.filter((member) => member !== failed));
-      this.schedule();
-      await settle(failed, () => this.runner.alone(failed.run));
+      await Promise.all(ran.map((member) => settle(member, () => this.runner.alone(member.run))));
     } finally {
       scope.end();
     }

@@ -68,10 +68,10 @@ export interface OutboxWorkerOptions {
    * Handler runs that become ready together may share one transaction, up to this many, run one
    * after another: one BEGIN and COMMIT (and one MikroORM transaction) for them all, which halves
    * the CPU a handler run costs when handlers are short database work. Each run keeps its own
-   * EntityManager fork, inbox mark and message context. A run that fails is run again alone, so a
-   * batchmate never fails it, and its batchmates commit without it; handler side effects outside
-   * the database (an HTTP call) can therefore happen once more, as with any retry. Ordered runs
-   * keep their own transaction. Keep the default for handlers that wait on slow I/O: a batch
+   * EntityManager fork, inbox mark and message context. A run that fails, and the runs rolled back
+   * with it, run again alone, so a batchmate never fails a run; handler side effects outside the
+   * database (an HTTP call) can therefore happen once more, as with any retry. Ordered runs keep
+   * their own transaction. Keep the default for handlers that wait on slow I/O: a batch
    * holds its connection and runs its members one by one. Default 1 (a transaction per run).
    */
   handlersPerTransaction?: number;
