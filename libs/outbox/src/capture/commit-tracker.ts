@@ -2,6 +2,7 @@ import type { EntityManager, EventSubscriber, Transaction, TransactionEventArgs 
 import { Logger } from '@nestjs/common';
 import type { CommitSignal } from '../routing/commit.signal.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
+import { currentMessage, runInMessageContext, type MessageContext } from '../message/message.context.js';
 import { errorText } from '../util/error-text.js';
 
 /** Who hears a committed transaction's events in this process (the EventBus stream, for sagas). */
@@ -11,11 +12,27 @@ export interface CommittedEvents {
   emit(events: readonly object[]): void;
 }
 
-/** What a flush, or a transaction (or savepoint) so far, wrote to the outbox. */
+/** What a flush wrote to the outbox. */
 export interface FlushedRows {
   /** Its events, when someone listens to committed events. */
   events: object[] | undefined;
   /** The type of each row, when metrics are on: counted once the rows committed. */
+  types: string[] | undefined;
+}
+
+/**
+ * The events of one flush, with the message being handled when it ran: listeners (sagas) hear
+ * them in that message's context, so what they cause names it, even when several handler runs
+ * shared the transaction that committed them.
+ */
+interface EventGroup {
+  events: object[];
+  context: MessageContext | undefined;
+}
+
+/** What a transaction (or savepoint) so far wrote to the outbox. */
+interface Written {
+  groups: EventGroup[] | undefined;
   types: string[] | undefined;
 }
 
@@ -27,7 +44,7 @@ export interface FlushedRows {
  */
 export class CommitTracker implements EventSubscriber {
   private readonly logger = new Logger('Outbox');
-  private readonly open = new WeakMap<Transaction, FlushedRows>();
+  private readonly open = new WeakMap<Transaction, Written>();
   private readonly parentOf = new WeakMap<Transaction, Transaction>();
   /** Between "savepoint about to start" (which names its parent) and "started" (which names itself). */
   private readonly startingIn = new WeakMap<EntityManager, Transaction>();
@@ -49,10 +66,11 @@ export class CommitTracker implements EventSubscriber {
   }
 
   /** A flush of `em` wrote rows: they are committed now, or when `em`'s transaction commits. */
-  flushed(em: EntityManager, rows: FlushedRows): void {
+  flushed(em: EntityManager, { events, types }: FlushedRows): void {
+    const written = { groups: events && [{ events, context: currentMessage() }], types };
     const transaction = em.getTransactionContext<Transaction>();
-    if (transaction) this.join(transaction, rows);
-    else this.committed(rows);
+    if (transaction) this.join(transaction, written);
+    else this.committed(written);
   }
 
   beforeTransactionStart({ em, transaction }: TransactionEventArgs): void {
@@ -80,24 +98,29 @@ export class CommitTracker implements EventSubscriber {
     if (transaction) this.open.delete(transaction);
   }
 
-  private join(transaction: Transaction, { events, types }: FlushedRows): void {
+  private join(transaction: Transaction, { groups, types }: Written): void {
     const written = this.open.get(transaction);
-    if (!written) this.open.set(transaction, { events: events && [...events], types: types && [...types] });
+    if (!written) this.open.set(transaction, { groups: groups && [...groups], types: types && [...types] });
     else {
-      if (events) (written.events ??= []).push(...events);
+      if (groups) (written.groups ??= []).push(...groups);
       if (types) (written.types ??= []).push(...types);
     }
   }
 
-  private committed({ events, types }: FlushedRows): void {
+  private committed({ groups, types }: Written): void {
     this.commits.notify();
     if (types) this.metrics.messagesWritten(types);
-    if (!events || events.length === 0 || !this.committedEvents) return;
-    try {
-      this.committedEvents.emit(events);
-    } catch (error) {
-      // The commit happened; a listener's failure must not make the caller believe otherwise.
-      this.logger.error(`A listener of committed outbox events threw: ${errorText(error)}`);
+    const listener = this.committedEvents;
+    if (!groups || !listener) return;
+    for (const { events, context } of groups) {
+      if (events.length === 0) continue;
+      try {
+        if (context) runInMessageContext(context, () => listener.emit(events));
+        else listener.emit(events);
+      } catch (error) {
+        // The commit happened; a listener's failure must not make the caller believe otherwise.
+        this.logger.error(`A listener of committed outbox events threw: ${errorText(error)}`);
+      }
     }
   }
 }

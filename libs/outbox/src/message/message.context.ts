@@ -11,7 +11,7 @@ export interface MessageContext {
 
 const storage = new AsyncLocalStorage<MessageContext>();
 
-export function runInMessageContext<T>(context: MessageContext, fn: () => Promise<T>): Promise<T> {
+export function runInMessageContext<T>(context: MessageContext, fn: () => T): T {
   return storage.run(context, fn);
 }
 
