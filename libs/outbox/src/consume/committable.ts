@@ -1,14 +1,10 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { OutboxError } from '../outbox.errors.js';
+import { errorChain } from '../util/error-chain.js';
 
 /** PostgreSQL's "current transaction is aborted" (25P02): a statement of it failed earlier, and was caught. */
-export function isAbortedTransaction(error: unknown): boolean {
-  let cause = error;
-  // Bounded: a `cause` chain may loop.
-  for (let depth = 0; depth < 6 && typeof cause === 'object' && cause !== null; depth++) {
-    if ((cause as { code?: unknown }).code === '25P02') return true;
-    cause = (cause as { cause?: unknown }).cause;
-  }
+function isAbortedTransaction(error: unknown): boolean {
+  for (const cause of errorChain(error)) if ((cause as { code?: unknown }).code === '25P02') return true;
   return false;
 }
 

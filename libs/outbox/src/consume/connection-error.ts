@@ -1,5 +1,6 @@
 import { ConnectionException } from '@mikro-orm/core';
 import { OutboxHandlersError } from '../outbox.errors.js';
+import { errorChain } from '../util/error-chain.js';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -22,13 +23,11 @@ const CONNECTION_MESSAGES =
  */
 export function looksLikeConnectionError(error: unknown): boolean {
   if (error instanceof OutboxHandlersError) return [...error.failures.values()].some(looksLikeConnectionError);
-  let current: unknown = error;
-  for (let depth = 0; current && depth < 6; depth++) {
+  for (const current of errorChain(error)) {
     if (current instanceof ConnectionException) return true;
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
     if (current instanceof Error && CONNECTION_MESSAGES.test(current.message)) return true;
-    current = (current as { cause?: unknown }).cause;
   }
   return false;
 }
