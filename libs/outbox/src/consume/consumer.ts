@@ -8,6 +8,7 @@ import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import type { WorkerCounters } from '../telemetry/process-counters.js';
+import { CommitWatch } from './commit-watch.js';
 import type { EventRoute } from './handler.explorer.js';
 import { HandlerRunner } from './handler.runner.js';
 import { InboxStore } from './inbox.store.js';
@@ -49,15 +50,19 @@ export interface ConsumerDependencies {
 export class Consumer {
   private readonly worker: OutboxWorker;
   private readonly registration: ServiceRegistration;
+  private readonly commits = new CommitWatch();
+  private readonly orm: MikroORM;
 
   constructor(deps: ConsumerDependencies, routes: ReadonlyMap<string, EventRoute>) {
     const { orm, options, queues, registry, counters, metrics, tracing } = deps;
+    this.orm = orm;
     const queueName = queues.names.queueOf(options.service);
     const runner = new HandlerRunner(
       orm,
       new InboxStore(options.tables),
       new KeyOrderStore(options.tables),
       { metrics, tracing, service: options.service, queue: queueName },
+      this.commits,
       options.worker.handlersPerTransaction,
     );
     const promote = async (messageId: string) => {
@@ -82,6 +87,7 @@ export class Consumer {
   }
 
   async start(): Promise<void> {
+    await this.commits.start(this.orm);
     await this.registration.start();
     this.worker.start();
   }
@@ -89,6 +95,7 @@ export class Consumer {
   /** Lets active jobs finish, then closes the worker. */
   async stop(): Promise<void> {
     await Promise.all([this.worker.close(), this.registration.stop()]);
+    this.commits.stop();
   }
 
   /**
@@ -98,5 +105,6 @@ export class Consumer {
   async stopNow(reason: string): Promise<void> {
     this.worker.abortActive(reason);
     await Promise.all([this.worker.forceClose(), this.registration.stop()]);
+    this.commits.stop();
   }
 }

@@ -7,7 +7,7 @@ import { runInMessageContext } from '../message/message.context.js';
 import { OutboxError, OutboxHandlerError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
 import { handlerCaughtFailedStatement } from '../outbox.messages.js';
-import { ensureCommittable } from './committable.js';
+import type { CommitWatch } from './commit-watch.js';
 import type { HandlerEntry } from './handler.explorer.js';
 import type { InboxStore } from './inbox.store.js';
 import type { KeyOrderStore, KeyPlace } from './key-order.store.js';
@@ -63,11 +63,12 @@ export class HandlerRunner {
     private readonly inbox: InboxStore,
     private readonly order: KeyOrderStore,
     private readonly telemetry: RunTelemetry,
+    private readonly commits: CommitWatch,
     handlersPerTransaction = 1,
   ) {
     this.shared =
       handlersPerTransaction > 1
-        ? new SharedTransactions(orm, handlersPerTransaction, {
+        ? new SharedTransactions(orm, commits, handlersPerTransaction, {
             inShared: (em, run, aborted) => this.inShared(em, run, aborted),
             alone: (run) =>
               this.alone(run.handler, run.event, run.message, undefined, undefined) as Promise<SharedOutcome>,
@@ -115,26 +116,28 @@ export class HandlerRunner {
       // and trace.
       return await this.inContext(handler, message, () =>
         RequestContext.create(this.orm.em, () =>
-          this.orm.em.transactional(
-            async (em) => {
-              const outcome = await this.inTransaction(
-                em as EntityManager,
-                handler,
-                event,
-                message,
-                place,
-                seq,
-                scope.aborted,
-              );
-              // An ordered run's last statement (moving its key on) would already have failed.
-              if (outcome.kind === 'handled' && !place) {
-                await ensureCommittable(em as EntityManager, () =>
-                  handlerCaughtFailedStatement(handler.name, message.headers.messageId),
+          this.commits.run((check) =>
+            this.orm.em.transactional(
+              async (em) => {
+                const outcome = await this.inTransaction(
+                  em as EntityManager,
+                  handler,
+                  event,
+                  message,
+                  place,
+                  seq,
+                  scope.aborted,
                 );
-              }
-              return outcome;
-            },
-            { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
+                // An ordered run's last statement (moving its key on) would already have failed.
+                if (outcome.kind === 'handled' && !place) {
+                  await check.beforeCommit(em as EntityManager, () =>
+                    handlerCaughtFailedStatement(handler.name, message.headers.messageId),
+                  );
+                }
+                return outcome;
+              },
+              { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
+            ),
           ),
         ),
       );

@@ -1,6 +1,6 @@
 import { RequestContext, type MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ensureCommittable } from './committable.js';
+import type { CommitWatch } from './commit-watch.js';
 
 /** What a handler run in a shared transaction returns. */
 export interface SharedOutcome {
@@ -44,6 +44,7 @@ export class SharedTransactions<R> {
 
   constructor(
     private readonly orm: MikroORM,
+    private readonly commits: CommitWatch,
     private readonly size: number,
     private readonly runner: SharedRunner<R>,
   ) {}
@@ -79,19 +80,21 @@ export class SharedTransactions<R> {
     let failedAt = -1;
     try {
       const outcomes = await RequestContext.create(this.orm.em, () =>
-        this.orm.em.transactional(
-          async (em) => {
-            const done: SharedOutcome[] = [];
-            for (const [index, member] of batch.entries()) {
-              failedAt = index;
-              done.push(await this.runner.inShared(em as EntityManager, member.run, scope.aborted));
-            }
-            failedAt = -1;
-            // Else a member that caught a failed statement would make every member look handled.
-            await ensureCommittable(em as EntityManager, () => 'A run caught a failed statement.');
-            return done;
-          },
-          { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
+        this.commits.run((check) =>
+          this.orm.em.transactional(
+            async (em) => {
+              const done: SharedOutcome[] = [];
+              for (const [index, member] of batch.entries()) {
+                failedAt = index;
+                done.push(await this.runner.inShared(em as EntityManager, member.run, scope.aborted));
+              }
+              failedAt = -1;
+              // Else a member that caught a failed statement would make every member look handled.
+              await check.beforeCommit(em as EntityManager, () => 'A run caught a failed statement.');
+              return done;
+            },
+            { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
+          ),
         ),
       );
       batch.forEach((member, index) => member.resolve(outcomes[index]));
