@@ -1,5 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { EventType, type EventSubscriber } from '@mikro-orm/core';
+import type { EventSubscriber } from '@mikro-orm/core';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import { CommitWatch } from '../libs/outbox/src/consume/commit-watch.js';
 import { OutboxError } from '../libs/outbox/src/outbox.errors.js';
