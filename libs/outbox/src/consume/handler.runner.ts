@@ -69,7 +69,7 @@ export class HandlerRunner {
     this.shared =
       handlersPerTransaction > 1
         ? new SharedTransactions(orm, commits, handlersPerTransaction, {
-            inShared: (em, run, aborted) => this.inShared(em, run, aborted),
+            inShared: (em, run, aborted, committed) => this.inShared(em, run, aborted, committed),
             alone: (run) =>
               this.alone(run.handler, run.event, run.message, undefined, undefined) as Promise<SharedOutcome>,
             abortable: () => this.abortable(),
@@ -114,7 +114,7 @@ export class HandlerRunner {
       // The context (and the span) span the whole transaction: the closing flush captures the
       // events the handler raised, and they must inherit this message's correlation, causation
       // and trace.
-      return await this.inContext(handler, message, () =>
+      return await this.inContext(handler, message, undefined, () =>
         RequestContext.create(this.orm.em, () =>
           this.commits.run((check) =>
             this.orm.em.transactional(
@@ -151,8 +151,13 @@ export class HandlerRunner {
    * it loads, as alone), resolved by the application's injected EntityManager, and flushed in its
    * message context, so the events it raised are captured as its own.
    */
-  private inShared(em: EntityManager, run: SharedRun, aborted: Promise<never>): Promise<SharedOutcome> {
-    return this.inContext(run.handler, run.message, () => {
+  private inShared(
+    em: EntityManager,
+    run: SharedRun,
+    aborted: Promise<never>,
+    committed: Promise<void>,
+  ): Promise<SharedOutcome> {
+    return this.inContext(run.handler, run.message, committed, () => {
       const fork = em.fork({ keepTransactionContext: true }) as EntityManager;
       return TransactionContext.create(fork, async () => {
         const outcome = await this.inTransaction(
@@ -173,11 +178,16 @@ export class HandlerRunner {
   private inContext<T extends { kind: string }>(
     handler: HandlerEntry,
     message: RunMessage,
+    committed: Promise<void> | undefined,
     fn: () => Promise<T>,
   ): Promise<T> {
     const context = { headers: message.headers, type: message.type, handler: handler.name, attempt: message.attempt };
-    return this.telemetry.tracing.process(this.telemetry, handler.name, message, () =>
-      runInMessageContext(context, fn),
+    return this.telemetry.tracing.process(
+      this.telemetry,
+      handler.name,
+      message,
+      () => runInMessageContext(context, fn),
+      committed,
     );
   }
 

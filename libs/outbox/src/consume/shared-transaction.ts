@@ -16,8 +16,11 @@ export interface AbortScope {
 
 /** How the shared transactions run their members, supplied by the handler runner. */
 export interface SharedRunner<R> {
-  /** Runs `run` inside `em`'s transaction, its writes flushed when it returns; throws if it failed. */
-  inShared(em: EntityManager, run: R, aborted: Promise<never>): Promise<SharedOutcome>;
+  /**
+   * Runs `run` inside `em`'s transaction, its writes flushed when it returns; throws if it failed.
+   * `committed` settles when the shared transaction commits or rolls back.
+   */
+  inShared(em: EntityManager, run: R, aborted: Promise<never>, committed: Promise<void>): Promise<SharedOutcome>;
   /** Runs `run` in a transaction of its own, as without sharing. */
   alone(run: R): Promise<SharedOutcome>;
   abortable(): AbortScope;
@@ -77,6 +80,7 @@ export class SharedTransactions<R> {
   private async runBatch(batch: Array<Waiting<R>>): Promise<void> {
     if (batch.length === 1) return settle(batch[0], () => this.runner.alone(batch[0].run));
     const scope = this.runner.abortable();
+    const commit = settlement();
     let failedAt = -1;
     try {
       const outcomes = await RequestContext.create(this.orm.em, () =>
@@ -86,7 +90,7 @@ export class SharedTransactions<R> {
               const done: SharedOutcome[] = [];
               for (const [index, member] of batch.entries()) {
                 failedAt = index;
-                done.push(await this.runner.inShared(em as EntityManager, member.run, scope.aborted));
+                done.push(await this.runner.inShared(em as EntityManager, member.run, scope.aborted, commit.promise));
               }
               failedAt = -1;
               // Else a member that caught a failed statement would make every member look handled.
@@ -97,8 +101,10 @@ export class SharedTransactions<R> {
           ),
         ),
       );
+      commit.resolve();
       batch.forEach((member, index) => member.resolve(outcomes[index]));
     } catch (error) {
+      commit.reject(error);
       if (scope.signal.aborted) {
         for (const member of batch) member.reject(scope.signal.reason ?? error);
         return;
@@ -126,4 +132,16 @@ async function settle<R>(member: Waiting<R>, run: () => Promise<SharedOutcome>):
   } catch (error) {
     member.reject(error);
   }
+}
+
+/** A promise settled from outside; a rejection nobody awaits is not reported as unhandled. */
+function settlement(): { promise: Promise<void>; resolve(): void; reject(error: unknown): void } {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }

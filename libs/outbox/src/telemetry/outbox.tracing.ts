@@ -115,12 +115,15 @@ export class OutboxTracing {
   /**
    * Runs `fn` (one handler run) in a `process` span whose parent is the message's creation
    * context; `outcome` names what the run did (handled, duplicate, parked), a throw marks it failed.
+   * A run in a transaction it shares returns before that transaction commits: `committed` then
+   * settles when it does, and the span ends with it — failed, if the transaction rolled back.
    */
   async process<T extends { kind: string }>(
     place: ConsumerPlace,
     handler: string,
     message: ProcessedMessage,
     fn: () => Promise<T>,
+    committed?: Promise<unknown>,
   ): Promise<T> {
     const carrier = message.headers.trace;
     const parent = carrier ? propagation.extract(ROOT_CONTEXT, carrier) : ROOT_CONTEXT;
@@ -141,19 +144,37 @@ export class OutboxTracing {
         [SPAN.attempt]: message.attempt,
       });
     }
+    let result: T;
     try {
-      const result = await context.with(trace.setSpan(parent, span), fn);
-      if (recording) span.setAttribute(SPAN.outcome, result.kind);
-      return result;
+      result = await context.with(trace.setSpan(parent, span), fn);
     } catch (error) {
       if (recording) {
         span.setAttribute(SPAN.outcome, 'failed');
         failed(span, error);
       }
-      throw error;
-    } finally {
       span.end();
+      throw error;
     }
+    if (!committed) {
+      if (recording) span.setAttribute(SPAN.outcome, result.kind);
+      span.end();
+      return result;
+    }
+    const outcome = result.kind;
+    committed.then(
+      () => {
+        if (recording) span.setAttribute(SPAN.outcome, outcome);
+        span.end();
+      },
+      (error: unknown) => {
+        if (recording) {
+          span.setAttribute(SPAN.outcome, 'rolled back');
+          failed(span, error);
+        }
+        span.end();
+      },
+    );
+    return result;
   }
 }
 
