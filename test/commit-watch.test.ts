@@ -1,5 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { EventSubscriber } from '@mikro-orm/core';
+import { IsolationLevel, type EventSubscriber } from '@mikro-orm/core';
+import { Entity, PrimaryKey, ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import { CommitWatch } from '../libs/outbox/src/consume/commit-watch.js';
 import { OutboxError } from '../libs/outbox/src/outbox.errors.js';
@@ -8,6 +9,13 @@ import { freshDatabase } from './support/database.js';
 let url: string;
 let orm: MikroORM | undefined;
 let watch: CommitWatch | undefined;
+
+/** A row of the table the tests write, as an entity: what MikroORM's closing flush inserts. */
+@Entity({ tableName: 'watched' })
+class WatchedValue {
+  @PrimaryKey({ type: 'integer', autoincrement: false })
+  value!: number;
+}
 
 /** Every statement the ORM sent, and the transaction hooks it fired. */
 const sent: string[] = [];
@@ -21,8 +29,8 @@ const hookRecorder: EventSubscriber = {
 async function startOrm(connections = 1): Promise<MikroORM> {
   orm = await MikroORM.init({
     clientUrl: url,
-    entities: [],
-    discovery: { warnWhenNoEntities: false },
+    entities: [WatchedValue],
+    metadataProvider: ReflectMetadataProvider,
     // One connection: the client connected before the watch started is the one every transaction uses.
     pool: { min: 0, max: connections },
     debug: ['query'],
@@ -44,6 +52,14 @@ function writeInTransaction(watcher: CommitWatch, value: number, catches: boolea
   );
 }
 
+/** A transaction that writes `value`, catches a failed statement and returns: PostgreSQL rolls it back without a word. */
+function rollsBackSilently(value: number): Promise<void> {
+  return orm!.em.fork().transactional(async (em) => {
+    await em.execute('insert into watched (value) values (?)', [value]);
+    await em.execute('select 1 / 0').catch(() => undefined);
+  });
+}
+
 const checksSent = () => sent.filter((line) => /select 1\b(?! \/)/.test(line)).length;
 const values = async () =>
   (await orm!.em.getConnection().execute<Array<{ value: number }>>('select value from watched order by value')).map(
@@ -63,8 +79,8 @@ afterEach(async () => {
 });
 
 describe('CommitWatch: a COMMIT that PostgreSQL turned into a ROLLBACK fails the transaction', () => {
-  async function watchedOrm(): Promise<CommitWatch> {
-    await startOrm();
+  async function watchedOrm(connections = 1): Promise<CommitWatch> {
+    await startOrm(connections);
     // Connects the pool's only client before the watch starts: the watch must reach it too.
     await orm!.em.getConnection().execute('create table if not exists watched (value int primary key)');
     await orm!.em.getConnection().execute('truncate watched');
@@ -98,37 +114,97 @@ describe('CommitWatch: a COMMIT that PostgreSQL turned into a ROLLBACK fails the
 
   it('leaves a transaction that did not declare it must commit as MikroORM leaves it', async () => {
     const watcher = await watchedOrm();
-    const result = watcher.run(() =>
-      orm!.em.fork().transactional(async (em) => {
-        await em.execute('insert into watched (value) values (5)');
-        await em.execute('select 1 / 0').catch(() => undefined);
-        return 'returned';
-      }),
-    );
-    await expect(result).resolves.toBe('returned');
+    await expect(watcher.run(() => rollsBackSilently(5))).resolves.toBeUndefined();
     expect(await values()).toEqual([]);
   });
 
   it('ignores the COMMIT of another transaction in the same async context (a handler opening one of its own)', async () => {
-    await startOrm(2);
-    await orm!.em.getConnection().execute('create table if not exists watched (value int primary key)');
-    await orm!.em.getConnection().execute('truncate watched');
-    watch = new CommitWatch();
-    await watch.start(orm!);
-    const result = watch.run((check) =>
+    const watcher = await watchedOrm(2);
+    const result = watcher.run((check) =>
       orm!.em.fork().transactional(async (em) => {
         await em.execute('insert into watched (value) values (6)');
         await check.beforeCommit(em as EntityManager, () => 'value 6 cannot commit');
         // A transaction of its own, on the other connection, that silently rolls back: not this one's business.
-        await orm!.em.fork().transactional(async (own) => {
-          await own.execute('insert into watched (value) values (9)');
-          await own.execute('select 1 / 0').catch(() => undefined);
-        });
+        await rollsBackSilently(9);
         return 'returned';
       }),
     );
     await expect(result).resolves.toBe('returned');
     expect(await values()).toEqual([6]);
+  });
+
+  it("says why when MikroORM's closing flush finds the transaction aborted (an entity persisted after the caught failure)", async () => {
+    const watcher = await watchedOrm();
+    const result = watcher.run((check) =>
+      orm!.em.fork().transactional(async (em) => {
+        await em.execute('select 1 / 0').catch(() => undefined);
+        em.persist(em.create(WatchedValue, { value: 10 }));
+        await check.beforeCommit(em as EntityManager, () => 'value 10 cannot commit');
+      }),
+    );
+    // MikroORM wraps what a statement threw in its DriverException; the reason is its message.
+    await expect(result).rejects.toThrow('value 10 cannot commit');
+    expect(await values()).toEqual([]);
+  });
+
+  it('watches concurrent transactions on clients connected after it started, each with its own reason', async () => {
+    const watcher = await watchedOrm(4);
+    sent.length = 0;
+    const outcomes = await Promise.allSettled(
+      [21, 22, 23, 24, 25, 26, 27, 28].map((value) => writeInTransaction(watcher, value, value % 2 === 0)),
+    );
+    expect(
+      outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : outcome.reason.message)),
+    ).toEqual(
+      [21, 22, 23, 24, 25, 26, 27, 28].map((value) => (value % 2 === 0 ? `value ${value} cannot commit` : 'returned')),
+    );
+    expect(await values()).toEqual([21, 23, 25, 27]);
+    expect(checksSent()).toBe(0);
+  });
+
+  it('reads the reply of a transaction begun with an isolation level (START TRANSACTION)', async () => {
+    const watcher = await watchedOrm();
+    sent.length = 0;
+    const result = watcher.run((check) =>
+      orm!.em.fork().transactional(
+        async (em) => {
+          await em.execute('insert into watched (value) values (11)');
+          await em.execute('select 1 / 0').catch(() => undefined);
+          await check.beforeCommit(em as EntityManager, () => 'value 11 cannot commit');
+        },
+        { isolationLevel: IsolationLevel.SERIALIZABLE },
+      ),
+    );
+    await expect(result).rejects.toThrow('value 11 cannot commit');
+    expect(checksSent()).toBe(0);
+  });
+
+  it('is done with its transaction once it committed: a later one in the same async context is not blamed', async () => {
+    const watcher = await watchedOrm();
+    const result = watcher.run(async (check) => {
+      await orm!.em.fork().transactional(async (em) => {
+        await em.execute('insert into watched (value) values (12)');
+        await check.beforeCommit(em as EntityManager, () => 'value 12 cannot commit');
+      });
+      // E.g. a commit hook's own transaction, on the connection just released.
+      await rollsBackSilently(13);
+      return 'returned';
+    });
+    await expect(result).resolves.toBe('returned');
+    expect(await values()).toEqual([12]);
+  });
+
+  it('gives the clients their own query back when it stops', async () => {
+    const watcher = await watchedOrm();
+    const pool = (await orm!.em.getConnection().getNativeClient()) as unknown as { _clients: object[] };
+    const [client] = pool._clients;
+    expect(Object.prototype.hasOwnProperty.call(client, 'query')).toBe(true);
+    watcher.stop();
+    expect(Object.prototype.hasOwnProperty.call(client, 'query')).toBe(false);
+    sent.length = 0;
+    // Unwatched now: the check asks PostgreSQL again.
+    await expect(writeInTransaction(watcher, 14, false)).resolves.toBe('returned');
+    expect(checksSent()).toBe(1);
   });
 
   it('without a pool to watch, asks PostgreSQL before COMMIT: the same error, one statement more', async () => {

@@ -73,8 +73,9 @@ export const handlerRequestScoped = (handler: string) =>
 export const handlerCaughtFailedStatement = (handler: string, messageId: string) =>
   `Handler ${handler} returned for message ${messageId} after a SQL statement of its transaction failed ` +
   '(the error was caught): PostgreSQL aborted the transaction, so nothing the handler wrote, nor its ' +
-  'inbox mark, can commit (its COMMIT rolls back without an error). The run fails and is retried. Let the error propagate, ' +
-  'or run the statement that may fail in em.transactional(), which gives it a savepoint of its own.';
+  'inbox mark, can commit (its COMMIT rolls back without an error). The run fails and is retried. ' +
+  'Let the error propagate, or run the statement that may fail in em.transactional(), which gives it ' +
+  'a savepoint of its own.';
 
 export const handlerNameTaken = (handler: string) =>
   `Two handler classes are named ${handler}; the name is the inbox key, so rename one of them.`;

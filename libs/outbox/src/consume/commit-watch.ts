@@ -1,12 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { Logger } from '@nestjs/common';
 import { OutboxError } from '../outbox.errors.js';
-import { ensureCommittable } from './committable.js';
+import { errorText } from '../util/error-text.js';
+import { ensureCommittable, isAbortedTransaction } from './committable.js';
 
 /** The parts of a `pg` client and pool the watch uses. */
 interface PgClient {
   query(...args: unknown[]): unknown;
+  once(event: 'end', listener: () => void): unknown;
 }
 interface PgPool {
   on(event: 'connect', listener: (client: PgClient) => void): unknown;
@@ -15,10 +18,14 @@ interface PgPool {
   _clients?: PgClient[];
 }
 
-/** One watched transaction: the client it began on, and what it must commit, once declared. */
+/** One watched transaction, as its statements go by. */
 interface Watched {
-  client?: PgClient;
-  why?: () => string;
+  /** Watched clients with a transaction open in this scope (BEGIN seen, no COMMIT or ROLLBACK yet). */
+  open: Set<PgClient>;
+  /** Once declared: the client whose COMMIT must commit, and why it must. */
+  declared?: { client: PgClient; why: () => string };
+  /** The declared transaction ended: later statements in this scope are not its business. */
+  ended: boolean;
 }
 
 /** What a watched transaction calls before its COMMIT. */
@@ -33,19 +40,21 @@ export interface CommitCheck {
 
 const BEGIN = /^\s*(begin|start transaction)\b/i;
 const COMMIT = /^\s*commit\s*;?\s*$/i;
+const ROLLBACK = /^\s*rollback\s*;?\s*$/i;
 
 /**
  * Turns the silent ROLLBACK PostgreSQL answers to the COMMIT of an aborted transaction into an
  * error, for the transactions it watches. The reply to COMMIT says what happened (its command tag
  * is ROLLBACK), so reading it on the pool's clients costs nothing; a statement before COMMIT
- * (`select 1`, which fails in an aborted transaction) costs a round trip per transaction, the
- * largest part of a handler run's CPU at a low rate. That statement is still sent when the
- * transaction began on a client the watch could not reach (a pool it could not get, or a client
- * that was connected before it started).
+ * (`select 1`, which fails in an aborted transaction) costs a round trip per transaction. That
+ * statement is still sent when the watch cannot tell which client holds the transaction: a pool
+ * it could not get, a client connected before it started, or more than one transaction open.
  */
 export class CommitWatch {
+  private readonly logger = new Logger('OutboxWorker');
   private readonly current = new AsyncLocalStorage<Watched>();
-  private readonly wrapped = new WeakSet<PgClient>();
+  /** Wrapped clients and their own `query` before (undefined: the prototype's), to unwrap on stop. */
+  private readonly wrapped = new Map<PgClient, { original: PgClient['query'] | undefined; wrapper: unknown }>();
   private pool: PgPool | undefined;
   private readonly onConnect = (client: PgClient) => this.wrap(client);
 
@@ -53,25 +62,39 @@ export class CommitWatch {
   async start(orm: MikroORM): Promise<void> {
     const connection = orm.em.getConnection() as { getNativeClient?: () => Promise<unknown> };
     if (this.pool || typeof connection.getNativeClient !== 'function') return;
-    const pool = (await connection.getNativeClient().catch(() => undefined)) as PgPool | undefined;
+    let pool: PgPool | undefined;
+    try {
+      pool = (await connection.getNativeClient()) as PgPool | undefined;
+    } catch (error) {
+      this.logger.debug(`COMMIT replies are not watched (${errorText(error)}): each run asks before it commits.`);
+      return;
+    }
     if (typeof pool?.on !== 'function' || typeof pool.off !== 'function') return;
     this.pool = pool;
     pool.on('connect', this.onConnect);
     for (const client of Array.isArray(pool._clients) ? pool._clients : []) this.wrap(client);
   }
 
-  /** Stops wrapping new clients; those wrapped go on passing queries through. */
+  /** Stops watching: new clients are left alone, wrapped ones get their own `query` back. */
   stop(): void {
     this.pool?.off('connect', this.onConnect);
     this.pool = undefined;
+    for (const [client, { original, wrapper }] of this.wrapped) {
+      if (client.query !== wrapper) continue; // wrapped again since, by someone else: leave it
+      if (original) client.query = original;
+      else delete (client as Partial<PgClient>).query;
+    }
+    this.wrapped.clear();
   }
 
   /** Runs `transaction` (one BEGIN … COMMIT) watched; it rejects if a declared COMMIT rolled back. */
   run<T>(transaction: (check: CommitCheck) => Promise<T>): Promise<T> {
-    const watched: Watched = {};
+    const watched: Watched = { open: new Set(), ended: false };
     const check: CommitCheck = {
       beforeCommit: async (em, why) => {
-        if (watched.client) watched.why = why;
+        // Exactly one transaction open, on a watched client: this one's. Else ask PostgreSQL.
+        const [client] = watched.open;
+        if (watched.open.size === 1) watched.declared = { client, why };
         else await ensureCommittable(em, why);
       },
     };
@@ -80,25 +103,38 @@ export class CommitWatch {
 
   private wrap(client: PgClient): void {
     if (this.wrapped.has(client)) return;
-    this.wrapped.add(client);
+    const original = Object.prototype.hasOwnProperty.call(client, 'query') ? client.query : undefined;
     const query = client.query;
     const current = this.current;
-    client.query = function watchedQuery(this: PgClient, ...args: unknown[]): unknown {
+    const wrapper = function watchedQuery(this: PgClient, ...args: unknown[]): unknown {
       const result = query.apply(this, args);
       const watched = current.getStore();
       const text = args[0];
-      if (!watched || typeof text !== 'string') return result;
-      if (!watched.client && BEGIN.test(text)) watched.client = client;
-      else if (watched.client === client && watched.why && COMMIT.test(text) && isThenable(result)) {
-        const why = watched.why;
-        return result.then((reply) => {
-          // Rejecting the COMMIT makes MikroORM roll back (a no-op now) and fire rollback hooks, not commit hooks.
-          if (reply?.command === 'ROLLBACK') throw new OutboxError(why());
-          return reply;
-        });
+      if (!watched || watched.ended || typeof text !== 'string') return result;
+      const declared = watched.declared?.client === client ? watched.declared : undefined;
+      if (BEGIN.test(text)) watched.open.add(client);
+      else if (COMMIT.test(text) || ROLLBACK.test(text)) {
+        watched.open.delete(client);
+        if (declared) watched.ended = true;
       }
-      return result;
+      if (!declared || !isThenable(result)) return result;
+      const why = declared.why;
+      return result.then(
+        (reply) => {
+          // Rejecting the COMMIT makes MikroORM roll back (a no-op now) and fire rollback hooks, not commit hooks.
+          if (COMMIT.test(text) && reply?.command === 'ROLLBACK') throw new OutboxError(why());
+          return reply;
+        },
+        (error: unknown) => {
+          // A statement after the declaration (MikroORM's closing flush, a commit hook) found the
+          // transaction aborted: the same cause, said the same way.
+          throw isAbortedTransaction(error) ? new OutboxError(why(), { cause: error }) : error;
+        },
+      );
     };
+    client.query = wrapper;
+    this.wrapped.set(client, { original, wrapper });
+    client.once('end', () => this.wrapped.delete(client));
   }
 }
 

@@ -3,7 +3,7 @@ import { OutboxError } from '../outbox.errors.js';
 import { errorChain } from '../util/error-chain.js';
 
 /** PostgreSQL's "current transaction is aborted" (25P02): a statement of it failed earlier, and was caught. */
-function isAbortedTransaction(error: unknown): boolean {
+export function isAbortedTransaction(error: unknown): boolean {
   for (const cause of errorChain(error)) if ((cause as { code?: unknown }).code === '25P02') return true;
   return false;
 }

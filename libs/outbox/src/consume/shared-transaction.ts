@@ -1,5 +1,6 @@
 import { RequestContext, type MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { settlement } from '../util/settlement.js';
 import type { CommitWatch } from './commit-watch.js';
 
 /** What a handler run in a shared transaction returns. */
@@ -132,16 +133,4 @@ async function settle<R>(member: Waiting<R>, run: () => Promise<SharedOutcome>):
   } catch (error) {
     member.reject(error);
   }
-}
-
-/** A promise settled from outside; a rejection nobody awaits is not reported as unhandled. */
-function settlement(): { promise: Promise<void>; resolve(): void; reject(error: unknown): void } {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }

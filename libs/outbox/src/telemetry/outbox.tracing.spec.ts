@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { settlement as pending } from '../util/settlement.js';
 import { OutboxTracing } from './outbox.tracing.js';
 
 const exporter = new InMemorySpanExporter();
@@ -11,17 +12,6 @@ const message = {
   attempt: 1,
   headers: { messageId: 'm-1', correlationId: 'c-1', occurredAt: new Date(0).toISOString() },
 } as Parameters<OutboxTracing['process']>[2];
-
-/** A promise and the functions that settle it. */
-function pending(): { promise: Promise<void>; resolve(): void; reject(error: Error): void } {
-  let resolve!: () => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 const ended = () => exporter.getFinishedSpans();
 

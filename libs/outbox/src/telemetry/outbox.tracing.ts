@@ -116,7 +116,8 @@ export class OutboxTracing {
    * Runs `fn` (one handler run) in a `process` span whose parent is the message's creation
    * context; `outcome` names what the run did (handled, duplicate, parked), a throw marks it failed.
    * A run in a transaction it shares returns before that transaction commits: `committed` then
-   * settles when it does, and the span ends with it — failed, if the transaction rolled back.
+   * settles when it does, and the span ends with it — failed, if the transaction rolled back (with
+   * the reason of the batch: a batchmate's failure, or the COMMIT's).
    */
   async process<T extends { kind: string }>(
     place: ConsumerPlace,
