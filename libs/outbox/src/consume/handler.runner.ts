@@ -6,6 +6,7 @@ import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { runInMessageContext } from '../message/message.context.js';
 import { OutboxError, OutboxHandlerError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
+import { settlement } from '../util/settlement.js';
 import { handlerCaughtFailedStatement } from '../outbox.messages.js';
 import type { CommitWatch } from './commit-watch.js';
 import type { HandlerEntry } from './handler.explorer.js';
@@ -194,16 +195,14 @@ export class HandlerRunner {
   /** A run that `abortAll` can end: its transaction rolls back, and a query in flight is cancelled. */
   private abortable(): AbortScope {
     const controller = new AbortController();
-    let rejectRace!: (reason: Error) => void;
-    const aborted = new Promise<never>((_, reject) => (rejectRace = reject));
-    aborted.catch(() => undefined);
+    const aborted = settlement<never>();
     const abort = (reason: Error) => {
-      rejectRace(reason);
+      aborted.reject(reason);
       // Also ends a query in flight (pg_cancel_backend), so the rollback need not wait for it.
       controller.abort(reason);
     };
     this.running.add(abort);
-    return { signal: controller.signal, aborted, end: () => this.running.delete(abort) };
+    return { signal: controller.signal, aborted: aborted.promise, end: () => this.running.delete(abort) };
   }
 
   /** Ends every run in progress with `reason`: its transaction rolls back and its connection is freed. */

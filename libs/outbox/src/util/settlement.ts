@@ -1,14 +1,14 @@
 /** A promise settled from outside. A rejection nobody awaits is not reported as unhandled. */
-export interface Settlement {
-  promise: Promise<void>;
-  resolve(): void;
+export interface Settlement<T = void> {
+  promise: Promise<T>;
+  resolve(value: T): void;
   reject(error: unknown): void;
 }
 
-export function settlement(): Settlement {
-  let resolve!: () => void;
+export function settlement<T = void>(): Settlement<T> {
+  let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
+  const promise = new Promise<T>((res, rej) => {
     resolve = res;
     reject = rej;
   });
