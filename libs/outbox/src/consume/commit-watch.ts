@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Logger } from '@nestjs/common';
 import { OutboxError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
-import { ensureCommittable, isAbortedTransaction } from './committable.js';
+import { ensureCommittable, explainAborted } from './committable.js';
 
 /** The parts of a `pg` client and pool the watch uses. */
 interface PgClient {
@@ -128,7 +128,7 @@ export class CommitWatch {
         (error: unknown) => {
           // A statement after the declaration (MikroORM's closing flush, a commit hook) found the
           // transaction aborted: the same cause, said the same way.
-          throw isAbortedTransaction(error) ? new OutboxError(why(), { cause: error }) : error;
+          throw explainAborted(error, why);
         },
       );
     };

@@ -3,9 +3,14 @@ import { OutboxError } from '../outbox.errors.js';
 import { errorChain } from '../util/error-chain.js';
 
 /** PostgreSQL's "current transaction is aborted" (25P02): a statement of it failed earlier, and was caught. */
-export function isAbortedTransaction(error: unknown): boolean {
+function isAbortedTransaction(error: unknown): boolean {
   for (const cause of errorChain(error)) if ((cause as { code?: unknown }).code === '25P02') return true;
   return false;
+}
+
+/** `error` said as `why` (an OutboxError) when it is the aborted transaction's; else as it is. */
+export function explainAborted(error: unknown, why: () => string): unknown {
+  return isAbortedTransaction(error) ? new OutboxError(why(), { cause: error }) : error;
 }
 
 /**
@@ -18,7 +23,6 @@ export async function ensureCommittable(em: EntityManager, why: () => string): P
   try {
     await em.execute('select 1');
   } catch (error) {
-    if (isAbortedTransaction(error)) throw new OutboxError(why(), { cause: error });
-    throw error;
+    throw explainAborted(error, why);
   }
 }
