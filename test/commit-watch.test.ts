@@ -84,8 +84,8 @@ describe('CommitWatch: a COMMIT that PostgreSQL turned into a ROLLBACK fails the
     // Connects the pool's only client before the watch starts: the watch must reach it too.
     await orm!.em.getConnection().execute('create table if not exists watched (value int primary key)');
     await orm!.em.getConnection().execute('truncate watched');
-    watch = new CommitWatch();
-    await watch.start(orm!);
+    watch = new CommitWatch(orm!);
+    await watch.start();
     return watch;
   }
 
@@ -211,7 +211,7 @@ describe('CommitWatch: a COMMIT that PostgreSQL turned into a ROLLBACK fails the
     await startOrm();
     await orm!.em.getConnection().execute('create table if not exists watched (value int primary key)');
     await orm!.em.getConnection().execute('truncate watched');
-    const unwatched = new CommitWatch();
+    const unwatched = new CommitWatch(orm!);
     sent.length = 0;
     await expect(writeInTransaction(unwatched, 7, false)).resolves.toBe('returned');
     expect(checksSent()).toBe(1);

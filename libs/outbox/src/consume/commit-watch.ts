@@ -58,9 +58,11 @@ export class CommitWatch {
   private pool: PgPool | undefined;
   private readonly onConnect = (client: PgClient) => this.wrap(client);
 
-  /** Starts watching the clients of `orm`'s `pg` pool; without one, every check asks PostgreSQL. */
-  async start(orm: MikroORM): Promise<void> {
-    const connection = orm.em.getConnection() as { getNativeClient?: () => Promise<unknown> };
+  constructor(private readonly orm: MikroORM) {}
+
+  /** Starts watching the clients of the ORM's `pg` pool; without one, every check asks PostgreSQL. */
+  async start(): Promise<void> {
+    const connection = this.orm.em.getConnection() as { getNativeClient?: () => Promise<unknown> };
     if (this.pool || typeof connection.getNativeClient !== 'function') return;
     let pool: PgPool | undefined;
     try {
@@ -112,8 +114,9 @@ export class CommitWatch {
       const text = args[0];
       if (!watched || watched.ended || typeof text !== 'string') return result;
       const declared = watched.declared?.client === client ? watched.declared : undefined;
+      const commits = COMMIT.test(text);
       if (BEGIN.test(text)) watched.open.add(client);
-      else if (COMMIT.test(text) || ROLLBACK.test(text)) {
+      else if (commits || ROLLBACK.test(text)) {
         watched.open.delete(client);
         if (declared) watched.ended = true;
       }
@@ -122,7 +125,7 @@ export class CommitWatch {
       return result.then(
         (reply) => {
           // Rejecting the COMMIT makes MikroORM roll back (a no-op now) and fire rollback hooks, not commit hooks.
-          if (COMMIT.test(text) && reply?.command === 'ROLLBACK') throw new OutboxError(why());
+          if (commits && reply?.command === 'ROLLBACK') throw new OutboxError(why());
           return reply;
         },
         (error: unknown) => {

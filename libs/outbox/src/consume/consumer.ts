@@ -50,12 +50,11 @@ export interface ConsumerDependencies {
 export class Consumer {
   private readonly worker: OutboxWorker;
   private readonly registration: ServiceRegistration;
-  private readonly commits = new CommitWatch();
-  private readonly orm: MikroORM;
+  private readonly commits: CommitWatch;
 
   constructor(deps: ConsumerDependencies, routes: ReadonlyMap<string, EventRoute>) {
     const { orm, options, queues, registry, counters, metrics, tracing } = deps;
-    this.orm = orm;
+    this.commits = new CommitWatch(orm);
     const queueName = queues.names.queueOf(options.service);
     const runner = new HandlerRunner(
       orm,
@@ -87,7 +86,7 @@ export class Consumer {
   }
 
   async start(): Promise<void> {
-    await this.commits.start(this.orm);
+    await this.commits.start();
     await this.registration.start();
     this.worker.start();
   }
