@@ -1,7 +1,8 @@
 import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { IsolationLevel, type EventSubscriber } from '@mikro-orm/core';
 import { Entity, PrimaryKey, ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
-import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
+import { MikroORM, type AbstractSqlConnection, type EntityManager } from '@mikro-orm/postgresql';
+import { CompiledQuery } from 'kysely';
 import { CommitWatch } from '../libs/outbox/src/consume/commit-watch.js';
 import { OutboxError } from '../libs/outbox/src/outbox.errors.js';
 import { freshDatabase } from './support/database.js';
@@ -218,5 +219,134 @@ describe('CommitWatch: a COMMIT that PostgreSQL turned into a ROLLBACK fails the
     await expect(writeInTransaction(unwatched, 8, true)).rejects.toThrow('value 8 cannot commit');
     expect(hooks).toEqual(['commit', 'rollback']);
     expect(await values()).toEqual([7]);
+  });
+});
+
+/** The pool's clients as these tests reach them: node-postgres's own. */
+interface PgClient {
+  query(...args: unknown[]): Promise<{ command: string; rows: Array<Record<string, unknown>> }>;
+  release(): void;
+}
+interface PgPool {
+  _clients: PgClient[];
+  connect(): Promise<PgClient>;
+}
+
+describe('CommitWatch: a watched transaction sends its BEGIN with its first statement', () => {
+  let messages: string[];
+
+  /** One connection, its messages to PostgreSQL recorded beneath the watch. */
+  async function recordedOrm(): Promise<{ watcher: CommitWatch; pool: PgPool }> {
+    await startOrm();
+    await orm!.em.getConnection().execute('create table if not exists watched (value int primary key)');
+    await orm!.em.getConnection().execute('truncate watched');
+    const pool = (await orm!.em.getConnection().getNativeClient()) as unknown as PgPool;
+    const [client] = pool._clients;
+    const query = client.query;
+    messages = [];
+    client.query = function (this: PgClient, ...args: unknown[]) {
+      messages.push(typeof args[0] === 'string' ? args[0] : '(query object)');
+      return query.apply(this, args);
+    };
+    watch = new CommitWatch(orm!);
+    await watch.start();
+    return { watcher: watch, pool };
+  }
+
+  const alone = (text: string) => messages.filter((message) => message.trim().toLowerCase() === text);
+
+  it('one message for BEGIN and the first statement, which runs inside the transaction', async () => {
+    const { watcher } = await recordedOrm();
+    const undone = watcher.run(() =>
+      orm!.em.fork().transactional(async (em) => {
+        await em.execute('insert into watched (value) values (31)');
+        await em.execute('insert into watched (value) values (32)');
+        throw new Error('undo');
+      }),
+    );
+    await expect(undone).rejects.toThrow('undo');
+    // Both inserts were rolled back: the first one ran in the transaction too.
+    expect(await values()).toEqual([]);
+    await expect(writeInTransaction(watcher, 33, false)).resolves.toBe('returned');
+    expect(await values()).toEqual([33]);
+    expect(messages).toContain('begin;\ninsert into watched (value) values (31)');
+    expect(messages).toContain('begin;\ninsert into watched (value) values (33)');
+    expect(alone('begin')).toEqual([]);
+  });
+
+  it('a first statement that fails leaves nothing behind, and the connection is free', async () => {
+    const { watcher } = await recordedOrm();
+    const failed = watcher.run(() =>
+      orm!.em.fork().transactional(async (em) => {
+        await em.execute('select 1 / 0');
+      }),
+    );
+    await expect(failed).rejects.toThrow(/division by zero/);
+    await expect(writeInTransaction(watcher, 34, false)).resolves.toBe('returned');
+    expect(await values()).toEqual([34]);
+  });
+
+  it('a statement with bind parameters follows BEGIN as before, inside the transaction', async () => {
+    const { watcher } = await recordedOrm();
+    const undone = watcher.run(() =>
+      orm!.em.fork().transactional(async (em) => {
+        const ctx = em.getTransactionContext<ReturnType<AbstractSqlConnection['getClient']>>()!;
+        await ctx.executeQuery(CompiledQuery.raw('insert into watched (value) values ($1)', [35]));
+        throw new Error('undo');
+      }),
+    );
+    await expect(undone).rejects.toThrow('undo');
+    expect(await values()).toEqual([]);
+    expect(alone('begin')).toHaveLength(1);
+  });
+
+  it('keeps the isolation level a transaction was begun with', async () => {
+    const { watcher } = await recordedOrm();
+    const level = await watcher.run(() =>
+      orm!.em
+        .fork()
+        .transactional(
+          async (em) =>
+            (await em.execute<Array<{ level: string }>>("select current_setting('transaction_isolation') as level"))[0]
+              .level,
+          { isolationLevel: IsolationLevel.SERIALIZABLE },
+        ),
+    );
+    expect(level).toBe('serializable');
+    expect(messages.some((message) => /^start transaction isolation level serializable;\nselect/.test(message))).toBe(
+      true,
+    );
+  });
+
+  it('drops a BEGIN no statement followed when its client goes back to the pool', async () => {
+    const { watcher, pool } = await recordedOrm();
+    await watcher.run(async () => {
+      const client = await pool.connect();
+      await client.query('begin');
+      client.release();
+    });
+    // The pool's one client again, outside any transaction: a savepoint needs a transaction block.
+    const client = await pool.connect();
+    try {
+      await expect(client.query('savepoint s')).rejects.toThrow(/transaction blocks/);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('sends a BEGIN still held when it stops, ahead of what the client runs next', async () => {
+    const { watcher, pool } = await recordedOrm();
+    const client = await watcher.run(async () => {
+      const held = await pool.connect();
+      await held.query('begin');
+      return held;
+    });
+    try {
+      watcher.stop();
+      await expect(client.query('savepoint s')).resolves.toMatchObject({ command: 'SAVEPOINT' });
+      await client.query('rollback');
+    } finally {
+      client.release();
+    }
   });
 });

@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import { OutboxError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
 import { ensureCommittable, explainAborted } from './committable.js';
+import { HeldBegins } from './held-begin.js';
 
 /** The parts of a `pg` client and pool the watch uses. */
 interface PgClient {
@@ -13,7 +14,9 @@ interface PgClient {
 }
 interface PgPool {
   on(event: 'connect', listener: (client: PgClient) => void): unknown;
+  on(event: 'release', listener: (error: unknown, client: PgClient) => void): unknown;
   off(event: 'connect', listener: (client: PgClient) => void): unknown;
+  off(event: 'release', listener: (error: unknown, client: PgClient) => void): unknown;
   /** pg-pool's clients so far: private, so read only if there (else those clients are not watched). */
   _clients?: PgClient[];
 }
@@ -43,20 +46,28 @@ const COMMIT = /^\s*commit\s*;?\s*$/i;
 const ROLLBACK = /^\s*rollback\s*;?\s*$/i;
 
 /**
- * Turns the silent ROLLBACK PostgreSQL answers to the COMMIT of an aborted transaction into an
- * error, for the transactions it watches. The reply to COMMIT says what happened (its command tag
- * is ROLLBACK), so reading it on the pool's clients costs nothing; a statement before COMMIT
- * (`select 1`, which fails in an aborted transaction) costs a round trip per transaction. That
- * statement is still sent when the watch cannot tell which client holds the transaction: a pool
- * it could not get, a client connected before it started, or more than one transaction open.
+ * Watches the statements of handler transactions on the `pg` pool's clients. It turns the silent
+ * ROLLBACK PostgreSQL answers to the COMMIT of an aborted transaction into an error, and sends
+ * each one's BEGIN with its first statement (`HeldBegins`): one round trip less per transaction.
+ * The reply to COMMIT says what happened (its command tag is ROLLBACK), so reading it costs
+ * nothing; a statement before COMMIT (`select 1`, which fails in an aborted transaction) costs a
+ * round trip per transaction. That statement is still sent when the watch cannot tell which
+ * client holds the transaction: a pool it could not get, a client connected before it started, or
+ * more than one transaction open.
  */
 export class CommitWatch {
   private readonly logger = new Logger('OutboxWorker');
   private readonly current = new AsyncLocalStorage<Watched>();
   /** Wrapped clients and their own `query` before (undefined: the prototype's), to unwrap on stop. */
-  private readonly wrapped = new Map<PgClient, { original: PgClient['query'] | undefined; wrapper: unknown }>();
+  private readonly wrapped = new Map<
+    PgClient,
+    { original: PgClient['query'] | undefined; wrapper: unknown; query: PgClient['query'] }
+  >();
   private pool: PgPool | undefined;
   private readonly onConnect = (client: PgClient) => this.wrap(client);
+  /** Each watched transaction's BEGIN travels with its first statement: one round trip less per run. */
+  private readonly begins = new HeldBegins<PgClient>();
+  private readonly onRelease = (_error: unknown, client: PgClient) => this.begins.drop(client);
 
   constructor(private readonly orm: MikroORM) {}
 
@@ -74,15 +85,18 @@ export class CommitWatch {
     if (typeof pool?.on !== 'function' || typeof pool.off !== 'function') return;
     this.pool = pool;
     pool.on('connect', this.onConnect);
+    pool.on('release', this.onRelease);
     for (const client of Array.isArray(pool._clients) ? pool._clients : []) this.wrap(client);
   }
 
   /** Stops watching: new clients are left alone, wrapped ones get their own `query` back. */
   stop(): void {
     this.pool?.off('connect', this.onConnect);
+    this.pool?.off('release', this.onRelease);
     this.pool = undefined;
-    for (const [client, { original, wrapper }] of this.wrapped) {
+    for (const [client, { original, wrapper, query }] of this.wrapped) {
       if (client.query !== wrapper) continue; // wrapped again since, by someone else: leave it
+      this.begins.flush(client, (...args) => query.apply(client, args));
       if (original) client.query = original;
       else delete (client as Partial<PgClient>).query;
     }
@@ -108,11 +122,16 @@ export class CommitWatch {
     const original = Object.prototype.hasOwnProperty.call(client, 'query') ? client.query : undefined;
     const query = client.query;
     const current = this.current;
+    const begins = this.begins;
     const wrapper = function watchedQuery(this: PgClient, ...args: unknown[]): unknown {
-      const result = query.apply(this, args);
       const watched = current.getStore();
       const text = args[0];
-      if (!watched || watched.ended || typeof text !== 'string') return result;
+      const inScope = watched !== undefined && !watched.ended && typeof text === 'string';
+      let result: unknown = inScope ? begins.hold(client, args) : undefined;
+      result ??= begins.holds(client)
+        ? begins.send(client, (...sent: unknown[]) => query.apply(this, sent), args)
+        : query.apply(this, args);
+      if (!inScope) return result;
       const declared = watched.declared?.client === client ? watched.declared : undefined;
       const commits = COMMIT.test(text);
       if (BEGIN.test(text)) watched.open.add(client);
@@ -136,7 +155,7 @@ export class CommitWatch {
       );
     };
     client.query = wrapper;
-    this.wrapped.set(client, { original, wrapper });
+    this.wrapped.set(client, { original, wrapper, query });
     client.once('end', () => this.wrapped.delete(client));
   }
 }
