@@ -20,9 +20,14 @@ function count(kind: string): void {
   counts.set(kind, (counts.get(kind) ?? 0) + 1);
 }
 
-/** "insert outbox_message", "with … outbox_message", "begin": the verb and the first table named. */
+/**
+ * "insert outbox_message", "with … outbox_message", "begin": the verb and the first table named;
+ * "begin + insert inbox_message" for a BEGIN sent in one message with the statement after it.
+ */
 export function statementKind(text: string): string {
   const sql = text.trim().toLowerCase();
+  const begun = /^(?:begin|start transaction)\b[^;]*;\s*/.exec(sql);
+  if (begun && begun[0].length < sql.length) return `begin + ${statementKind(sql.slice(begun[0].length))}`;
   const verb = /^[a-z]+/.exec(sql)?.[0] ?? '?';
   const table = /\b(?:into|update|from)\s+"?([a-z_][a-z0-9_]*)"?/.exec(sql)?.[1];
   return table ? `${verb}${verb === 'with' ? ' …' : ''} ${table}` : verb;
