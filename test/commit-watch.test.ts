@@ -318,6 +318,46 @@ describe('CommitWatch: a watched transaction sends its BEGIN with its first stat
     );
   });
 
+  it('once a message that carried BEGIN failed, the next statements fail unsent until a ROLLBACK: none runs outside', async () => {
+    const { watcher, pool } = await recordedOrm();
+    const client = await pool.connect();
+    const stored = async () => (await client.query('select value from watched order by value')).rows;
+    try {
+      await watcher.run(async () => {
+        // Held, then sent with the insert: PostgreSQL refuses it, and the insert with it.
+        await client.query('start transaction isolation level bogus');
+        await expect(client.query('insert into watched (value) values (50)')).rejects.toThrow(/bogus/);
+        // No transaction began: sent, this insert would commit on its own.
+        await expect(client.query('insert into watched (value) values (51)')).rejects.toThrow(/bogus/);
+        await client.query('rollback');
+      });
+      expect(await stored()).toEqual([]);
+      await client.query('insert into watched (value) values (52)');
+      expect(await stored()).toEqual([{ value: 52 }]);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('says where a statement failed counting from the statement, not from BEGIN before it', async () => {
+    const { watcher, pool } = await recordedOrm();
+    const client = await pool.connect();
+    try {
+      const alone = (await client.query('select nosuchcol from watched').catch((error: unknown) => error)) as {
+        position?: string;
+      };
+      const withBegin = (await watcher.run(async () => {
+        await client.query('begin');
+        return client.query('select nosuchcol from watched').catch((error: unknown) => error);
+      })) as { position?: string };
+      await client.query('rollback');
+      expect(alone.position).toBe('8');
+      expect(withBegin.position).toBe(alone.position);
+    } finally {
+      client.release();
+    }
+  });
+
   it('drops a BEGIN no statement followed when its client goes back to the pool', async () => {
     const { watcher, pool } = await recordedOrm();
     await watcher.run(async () => {
