@@ -4,7 +4,7 @@
  *
  * Boots `OrdersAppModule.register(...)` like apps/orders/src/main.ts does (NestFactory,
  * enableShutdownHooks), configured by environment variables, and adds fault-injection points
- * that the library itself never sees: they wrap the `OUTBOX_QUEUE` instance's `addBulk` and the
+ * that the library itself never sees: they wrap the `OUTBOX_QUEUE` instance's `addBulk` and `add`, and the
  * example's handler instances before the application starts.
  *
  *   DATABASE_URL, REDIS_URL, OUTBOX_PREFIX     where to work
@@ -94,16 +94,17 @@ function outboxOptions(): OutboxModuleOptions {
   };
 }
 
-/** Fault points around the real queue's addBulk; the relay calls the same instance. */
+/**
+ * Fault points around the real queue's enqueue calls (the relay calls the same instance): addBulk,
+ * and add, which the relay uses for a batch of one job. Both count as the n-th call.
+ */
 function instrumentQueue(queue: Queue): void {
   const killAfter = num('KILL_AFTER_ADDBULK');
   const stopBefore = num('STOP_BEFORE_ADDBULK');
   const delayMs = num('ADDBULK_DELAY_MS') ?? 0;
   const delayFrom = num('ADDBULK_DELAY_FROM') ?? 1;
-  const addBulk = queue.addBulk.bind(queue);
-  queue.addBulk = (async (jobs: Parameters<Queue['addBulk']>[0]) => {
+  const enqueue = async <T>(ids: string[], real: () => Promise<T>): Promise<T> => {
     const call = ++addBulkCalls;
-    const ids = jobs.map((job) => String(job.opts?.jobId));
     if (call === stopBefore) {
       await send({ kind: 'stopping', call, ids });
       process.kill(process.pid, 'SIGSTOP');
@@ -111,7 +112,7 @@ function instrumentQueue(queue: Queue): void {
     addBulkInFlight.set(call, ids);
     try {
       if (delayMs > 0 && call >= delayFrom) await sleep(delayMs);
-      const added = await addBulk(jobs);
+      const added = await real();
       if (call === killAfter) {
         await send({ kind: 'killing', call, ids });
         process.kill(process.pid, 'SIGKILL');
@@ -121,7 +122,16 @@ function instrumentQueue(queue: Queue): void {
     } finally {
       addBulkInFlight.delete(call);
     }
-  }) as Queue['addBulk'];
+  };
+  const addBulk = queue.addBulk.bind(queue);
+  const add = queue.add.bind(queue);
+  queue.addBulk = ((jobs: Parameters<Queue['addBulk']>[0]) =>
+    enqueue(
+      jobs.map((job) => String(job.opts?.jobId)),
+      () => addBulk(jobs),
+    )) as Queue['addBulk'];
+  queue.add = ((...args: Parameters<Queue['add']>) =>
+    enqueue([String(args[2]?.jobId)], () => add(...args))) as Queue['add'];
 }
 
 /** Wraps the example's handler instances (the ones the outbox worker discovered) with delay, hang and kill points. */

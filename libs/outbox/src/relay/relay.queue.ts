@@ -42,8 +42,13 @@ export class RelayQueue {
         // Several addBulk calls issued together, in order, on one connection: Redis runs the
         // first while this process still builds the next, instead of one waiting for the other.
         const chunks: Promise<unknown>[] = [];
-        for (let from = 0; from < bulk.length; from += ADD_BULK_CHUNK)
-          chunks.push(queue.addBulk(bulk.slice(from, from + ADD_BULK_CHUNK)));
+        for (let from = 0; from < bulk.length; from += ADD_BULK_CHUNK) {
+          const chunk = bulk.slice(from, from + ADD_BULK_CHUNK);
+          // One job, as at a low rate, goes as a plain add: addBulk builds an ioredis pipeline, which
+          // copies every BullMQ script onto it and costs more CPU than the add itself.
+          const [only] = chunk;
+          chunks.push(chunk.length === 1 ? queue.add(only.name, only.data, only.opts) : queue.addBulk(chunk));
+        }
         await Promise.all(chunks);
         endSends();
       } catch (error) {
