@@ -5,7 +5,7 @@ import { Logger } from '@nestjs/common';
 import { OutboxError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
 import { ensureCommittable, explainAborted } from './committable.js';
-import { HeldBegins } from './held-begin.js';
+import { COMMIT, HeldBegins, ROLLBACK } from './held-begin.js';
 
 /** The parts of a `pg` client and pool the watch uses. */
 interface PgClient {
@@ -42,8 +42,6 @@ export interface CommitCheck {
 }
 
 const BEGIN = /^\s*(begin|start transaction)\b/i;
-const COMMIT = /^\s*commit\s*;?\s*$/i;
-const ROLLBACK = /^\s*rollback\s*;?\s*$/i;
 
 /**
  * Watches the statements of handler transactions on the `pg` pool's clients. It turns the silent

@@ -3,8 +3,8 @@ export type SendQuery = (...args: unknown[]) => unknown;
 
 /** One statement that opens a transaction, as Kysely sends it for MikroORM. */
 const LONE_BEGIN = /^\s*(begin|start transaction)\b[^;]*;?\s*$/i;
-const ROLLBACK = /^\s*rollback\s*;?\s*$/i;
-const COMMIT = /^\s*commit\s*;?\s*$/i;
+export const COMMIT = /^\s*commit\s*;?\s*$/i;
+export const ROLLBACK = /^\s*rollback\s*;?\s*$/i;
 
 /**
  * A transaction's BEGIN, sent in one round trip with the statement after it. The BEGIN of a
