@@ -5,21 +5,9 @@ import { Logger } from '@nestjs/common';
 import { OutboxError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
 import { ensureCommittable, explainAborted } from './committable.js';
-import { COMMIT, HeldBegins, ROLLBACK } from './held-begin.js';
-
-/** The parts of a `pg` client and pool the watch uses. */
-interface PgClient {
-  query(...args: unknown[]): unknown;
-  once(event: 'end', listener: () => void): unknown;
-}
-interface PgPool {
-  on(event: 'connect', listener: (client: PgClient) => void): unknown;
-  on(event: 'release', listener: (error: unknown, client: PgClient) => void): unknown;
-  off(event: 'connect', listener: (client: PgClient) => void): unknown;
-  off(event: 'release', listener: (error: unknown, client: PgClient) => void): unknown;
-  /** pg-pool's clients so far: private, so read only if there (else those clients are not watched). */
-  _clients?: PgClient[];
-}
+import { PoolClientHook, pgPoolOf, type PgClient, type SendQuery } from '../util/pg-pool-clients.js';
+import { COMMIT, ROLLBACK } from '../util/pg-statement.js';
+import { HeldBegins } from './held-begin.js';
 
 /** One watched transaction, as its statements go by. */
 interface Watched {
@@ -56,49 +44,32 @@ const BEGIN = /^\s*(begin|start transaction)\b/i;
 export class CommitWatch {
   private readonly logger = new Logger('OutboxWorker');
   private readonly current = new AsyncLocalStorage<Watched>();
-  /** Wrapped clients and their own `query` before (undefined: the prototype's), to unwrap on stop. */
-  private readonly wrapped = new Map<
-    PgClient,
-    { original: PgClient['query'] | undefined; wrapper: unknown; query: PgClient['query'] }
-  >();
-  private pool: PgPool | undefined;
-  private readonly onConnect = (client: PgClient) => this.wrap(client);
+  private hook: PoolClientHook | undefined;
   /** Each watched transaction's BEGIN travels with its first statement: one round trip less per run. */
   private readonly begins = new HeldBegins<PgClient>();
-  private readonly onRelease = (_error: unknown, client: PgClient) => this.begins.drop(client);
 
   constructor(private readonly orm: MikroORM) {}
 
   /** Starts watching the clients of the ORM's `pg` pool; without one, every check asks PostgreSQL. */
   async start(): Promise<void> {
-    const connection = this.orm.em.getConnection() as { getNativeClient?: () => Promise<unknown> };
-    if (this.pool || typeof connection.getNativeClient !== 'function') return;
-    let pool: PgPool | undefined;
+    if (this.hook) return;
     try {
-      pool = (await connection.getNativeClient()) as PgPool | undefined;
+      const pool = await pgPoolOf(this.orm);
+      if (!pool) return;
+      this.hook = new PoolClientHook(pool, {
+        wrap: (client, send) => this.wrap(client, send),
+        released: (client) => this.begins.drop(client),
+        unwrapping: (client, send) => this.begins.flush(client, send),
+      });
     } catch (error) {
       this.logger.debug(`COMMIT replies are not watched (${errorText(error)}): each run asks before it commits.`);
-      return;
     }
-    if (typeof pool?.on !== 'function' || typeof pool.off !== 'function') return;
-    this.pool = pool;
-    pool.on('connect', this.onConnect);
-    pool.on('release', this.onRelease);
-    for (const client of Array.isArray(pool._clients) ? pool._clients : []) this.wrap(client);
   }
 
   /** Stops watching: new clients are left alone, wrapped ones get their own `query` back. */
   stop(): void {
-    this.pool?.off('connect', this.onConnect);
-    this.pool?.off('release', this.onRelease);
-    this.pool = undefined;
-    for (const [client, { original, wrapper, query }] of this.wrapped) {
-      if (client.query !== wrapper) continue; // wrapped again since, by someone else: leave it
-      this.begins.flush(client, (...args) => query.apply(client, args));
-      if (original) client.query = original;
-      else delete (client as Partial<PgClient>).query;
-    }
-    this.wrapped.clear();
+    this.hook?.remove();
+    this.hook = undefined;
   }
 
   /** Runs `transaction` (one BEGIN … COMMIT) watched; it rejects if a declared COMMIT rolled back. */
@@ -115,20 +86,15 @@ export class CommitWatch {
     return this.current.run(watched, () => transaction(check));
   }
 
-  private wrap(client: PgClient): void {
-    if (this.wrapped.has(client)) return;
-    const original = Object.prototype.hasOwnProperty.call(client, 'query') ? client.query : undefined;
-    const query = client.query;
+  private wrap(client: PgClient, send: SendQuery): (...args: unknown[]) => unknown {
     const current = this.current;
     const begins = this.begins;
-    const wrapper = function watchedQuery(this: PgClient, ...args: unknown[]): unknown {
+    return function watchedQuery(...args: unknown[]): unknown {
       const watched = current.getStore();
       const text = args[0];
       const inScope = watched !== undefined && !watched.ended && typeof text === 'string';
       let result: unknown = inScope ? begins.hold(client, args) : undefined;
-      result ??= begins.holds(client)
-        ? begins.send(client, (...sent: unknown[]) => query.apply(this, sent), args)
-        : query.apply(this, args);
+      result ??= begins.holds(client) ? begins.send(client, send, args) : send(...args);
       if (!inScope) return result;
       const declared = watched.declared?.client === client ? watched.declared : undefined;
       const commits = COMMIT.test(text);
@@ -152,9 +118,6 @@ export class CommitWatch {
         },
       );
     };
-    client.query = wrapper;
-    this.wrapped.set(client, { original, wrapper, query });
-    client.once('end', () => this.wrapped.delete(client));
   }
 }
 

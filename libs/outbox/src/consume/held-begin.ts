@@ -1,10 +1,8 @@
-/** A `pg` client's own `query`, bound to the client. */
-export type SendQuery = (...args: unknown[]) => unknown;
+import type { SendQuery } from '../util/pg-pool-clients.js';
+import { COMMIT, ROLLBACK, isPlainText, returnsPromise } from '../util/pg-statement.js';
 
 /** One statement that opens a transaction, as Kysely sends it for MikroORM. */
 const LONE_BEGIN = /^\s*(begin|start transaction)\b[^;]*;?\s*$/i;
-export const COMMIT = /^\s*commit\s*;?\s*$/i;
-export const ROLLBACK = /^\s*rollback\s*;?\s*$/i;
 
 /**
  * A transaction's BEGIN, sent in one round trip with the statement after it. The BEGIN of a
@@ -101,17 +99,6 @@ export class HeldBegins<C extends object> {
       },
     );
   }
-}
-
-/** A statement without bind parameters, answered by a promise: what can share BEGIN's message. */
-function isPlainText(args: readonly unknown[]): args is [string] | [string, []] {
-  if (typeof args[0] !== 'string') return false;
-  return args.length === 1 || (args.length === 2 && Array.isArray(args[1]) && args[1].length === 0);
-}
-
-function returnsPromise(args: readonly unknown[]): boolean {
-  const first = args[0] as { submit?: unknown } | null;
-  return typeof args[args.length - 1] !== 'function' && typeof first?.submit !== 'function';
 }
 
 /** node-postgres answers a message of several statements with one reply each: BEGIN's is dropped. */
