@@ -124,6 +124,9 @@ describe('npm run bench -- --quick', () => {
     // Each handler run's BEGIN travels with its inbox mark, in one message: none goes on its own.
     expect(handlerDrain.calls.outbox['pg begin + insert inbox_message']).toBeCloseTo(1, 1);
     expect(handlerDrain.calls.outbox['pg begin'] ?? 0).toBeLessThan(0.01);
+    // The API's flush sends its outbox rows with its COMMIT, in one message: no COMMIT goes alone.
+    expect(latency.deployment.calls.api['pg insert outbox_message + commit']).toBeCloseTo(1, 1);
+    expect(latency.deployment.calls.api['pg commit'] ?? 0).toBeLessThan(0.01);
     // Between services: the producer's relay process apart, each consuming service its own process
     // and database; every service handled every event.
     const consumers = (n: number) => Array.from({ length: n }, (_, i) => `consumer-${i + 1}`);

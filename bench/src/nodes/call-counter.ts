@@ -22,12 +22,18 @@ function count(kind: string): void {
 
 /**
  * "insert outbox_message", "with … outbox_message", "begin": the verb and the first table named;
- * "begin + insert inbox_message" for a BEGIN sent in one message with the statement after it.
+ * "begin + insert inbox_message" for a BEGIN sent in one message with the statement after it, and
+ * "insert outbox_message + commit" for a statement sent with the COMMIT after it.
  */
 export function statementKind(text: string): string {
-  const sql = text.trim().toLowerCase();
+  const sql = text
+    .trim()
+    .toLowerCase()
+    .replace(/^\/\*.*?\*\/\s*/s, '');
   const begun = /^(?:begin|start transaction)\b[^;]*;\s*/.exec(sql);
   if (begun && begun[0].length < sql.length) return `begin + ${statementKind(sql.slice(begun[0].length))}`;
+  const committed = /;\s*commit\s*;?$/.exec(sql);
+  if (committed && committed.index > 0) return `${statementKind(sql.slice(0, committed.index))} + commit`;
   const verb = /^[a-z]+/.exec(sql)?.[0] ?? '?';
   const table = /\b(?:into|update|from)\s+"?([a-z_][a-z0-9_]*)"?/.exec(sql)?.[1];
   return table ? `${verb}${verb === 'with' ? ' …' : ''} ${table}` : verb;
@@ -44,7 +50,8 @@ export function installCallCounter(): void {
   pg.Client.prototype.query = function (this: unknown, config: unknown) {
     const text = typeof config === 'string' ? config : (config as { text?: unknown } | undefined)?.text;
     if (typeof text === 'string') {
-      const key = text.length > 96 ? text.slice(0, 96) : text;
+      // Its start and its end: a statement may carry the COMMIT after it.
+      const key = text.length > 96 ? `${text.slice(0, 80)}${text.slice(-16)}` : text;
       let kind = kinds.get(key);
       if (kind === undefined) {
         kind = `pg ${statementKind(text)}`;

@@ -65,7 +65,7 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
 
   async onModuleInit(): Promise<void> {
     await checkOutboxSetup(this.orm, this.options.tables);
-    this.capture.attach();
+    await this.capture.attach();
     const { service, relay, worker } = this.options;
     const table = qualifiedTables(this.options.tables).outbox;
     this.logger.log(

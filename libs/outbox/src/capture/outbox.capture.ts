@@ -5,6 +5,7 @@ import { EventBus } from '@nestjs/cqrs';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { OUTBOX_OPTIONS, OUTBOX_ROW_FACTORY } from '../outbox.tokens.js';
 import { CommitSignal } from '../routing/commit.signal.js';
+import { insertOutboxRows } from '../store/outbox-row.insert.js';
 import { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { prepareAggregateClass } from './aggregate-events.js';
 import { CommitTracker } from './commit-tracker.js';
@@ -12,6 +13,7 @@ import { OutboxEventPublisher, routeEventBusThroughOutbox } from './outbox-event
 import type { OutboxRowFactory } from './outbox-row.factory.js';
 import { OutboxSubscriber } from './outbox.subscriber.js';
 import { PendingMessages } from './pending-messages.js';
+import { RowsAtCommit } from './rows-at-commit.js';
 
 /** The capture stage: joins the ORM's flushes and transactions, and, when the app uses one, the cqrs EventBus. */
 @Injectable()
@@ -32,14 +34,20 @@ export class OutboxCapture {
     }
   }
 
-  attach(): void {
+  /** Joins the ORM's flushes; the rows of a flush's own transaction go with its COMMIT once the pool is hooked. */
+  async attach(): Promise<void> {
     const tracker = new CommitTracker(this.commits, this.metrics);
-    const subscribers: EventSubscriber[] = [tracker, new OutboxSubscriber(this.rows, this.pending, tracker)];
+    const atCommit = new RowsAtCommit(this.orm);
+    const flushes = new OutboxSubscriber(this.rows, this.pending, tracker, insertOutboxRows, () => atCommit.active);
+    const subscribers: EventSubscriber[] = [tracker, flushes];
     for (const subscriber of subscribers) this.orm.em.getEventManager().registerSubscriber(subscriber);
     // Forks made with `freshEventManager: true` build their event manager from this list.
     this.orm.config.set('subscribers', [...this.orm.config.get('subscribers'), ...subscribers]);
     const bus = this.options.eventBus ? this.eventBus() : undefined;
     if (bus) routeEventBusThroughOutbox(bus, new OutboxEventPublisher(this.orm, this.rows, this.pending), tracker);
+    // After the subscribers, which must be on before any other module flushes: until the hook is
+    // on, a flush's rows go in a statement of their own before COMMIT.
+    await atCommit.start();
   }
 
   /** The app's EventBus, when it imports CqrsModule. */

@@ -112,7 +112,7 @@ describe('OutboxSubscriber', () => {
       new OutboxRowFactory(64 * 1024, new OutboxTracing()),
       pending,
       tracker,
-      (...call) => db.write(...call),
+      (em, rows, ctx) => db.write(em, rows, ctx),
     );
   });
 

@@ -15,7 +15,13 @@ import type { CommitTracker } from './commit-tracker.js';
 import type { OutboxRowFactory, RowOrigin } from './outbox-row.factory.js';
 import type { PendingMessages } from './pending-messages.js';
 
-type RowWriter = (em: EntityManager, rows: OutboxRow[], ctx: Transaction | undefined) => Promise<void>;
+type RowWriter = (
+  em: EntityManager,
+  rows: OutboxRow[],
+  ctx: Transaction | undefined,
+  /** `ctx` commits next, and its COMMIT may carry the rows. */
+  atCommit: boolean,
+) => Promise<void>;
 
 /** One row a flush adds, and the event (and aggregate, if any) it came from. */
 interface Row {
@@ -68,6 +74,8 @@ export class OutboxSubscriber implements EventSubscriber {
     private readonly commits: CommitTracker,
     /** Writes rows in a transaction; the multi-row INSERT, or a test's recorder. */
     private readonly write: RowWriter = insertOutboxRows,
+    /** Whether a flush's COMMIT can carry its rows (`RowsAtCommit` hooks the pool). */
+    private readonly commitCarriesRows: () => boolean = () => false,
   ) {}
 
   onFlush({ uow, em }: FlushEventArgs): void {
@@ -108,14 +116,16 @@ export class OutboxSubscriber implements EventSubscriber {
   /** The flush's own transaction is about to commit: the last moment to add what its hooks raised. */
   async beforeTransactionCommit({ uow, em, transaction }: TransactionEventArgs): Promise<void> {
     const flush = uow && this.flushes.get(uow);
-    if (flush && transaction && flush.transaction === transaction) await this.addLate(uow, em, flush, transaction);
+    if (flush && transaction && flush.transaction === transaction) {
+      await this.addLate(uow, em, flush, transaction, this.commitCarriesRows());
+    }
   }
 
   async afterFlush({ uow, em }: FlushEventArgs): Promise<void> {
     const flush = this.flushes.get(uow);
     if (!flush) return;
     // Inside the caller's transaction (or without one), hooks' events join it here.
-    if (!flush.transaction) await this.addLate(uow, em, flush, em.getTransactionContext());
+    if (!flush.transaction) await this.addLate(uow, em, flush, em.getTransactionContext(), false);
     this.flushes.delete(uow);
     for (const [aggregate, events] of flush.written) forgetEvents(aggregate, events);
     this.pending.written(uow, flush.published);
@@ -171,7 +181,13 @@ export class OutboxSubscriber implements EventSubscriber {
   }
 
   /** Events applied, and messages published, while the flush was writing; inserted in its transaction. */
-  private async addLate(uow: UnitOfWork, em: EntityManager, flush: Flush, ctx: Transaction | undefined): Promise<void> {
+  private async addLate(
+    uow: UnitOfWork,
+    em: EntityManager,
+    flush: Flush,
+    ctx: Transaction | undefined,
+    atCommit: boolean,
+  ): Promise<void> {
     await this.keyGeneratedIds(em, flush, ctx);
     const late: Row[] = [];
     // The aggregates whose hooks ran, and those the flush wrote events of (another entity's hook may reach them).
@@ -185,7 +201,7 @@ export class OutboxSubscriber implements EventSubscriber {
     }
     const rows = [...(flush.deferred ?? []), ...late.map(({ row }) => row)];
     flush.deferred = undefined;
-    if (rows.length > 0) await this.write(em, rows, ctx);
+    if (rows.length > 0) await this.write(em, rows, ctx, atCommit);
     if (late.length === 0) return;
     flush.published = pending.length;
     for (const row of late) {

@@ -21,16 +21,30 @@ const COLUMN_LIST = COLUMNS.map(([column]) => `"${column}"`).join(', ');
 const ROWS_PER_STATEMENT = Math.floor(65_535 / COLUMNS.length);
 
 /**
+ * Marks an INSERT that may wait for its transaction's COMMIT and travel with it (capture's
+ * `RowsAtCommit`). A comment: without the hook, the statement runs as it is.
+ */
+export const AT_COMMIT = '/* nest-outbox: rows at commit */ ';
+/**
+ * Up to this many rows, the values are printed into the statement: plain text, which costs less
+ * than as many bind parameters (which `pg` prepares one by one) and can share a message with
+ * COMMIT. In raw `pg` runs (4 clients, 1 to 50 rows, BEGIN + an INSERT before) it beat bind
+ * parameters plus their round trip at every size; larger flushes keep bind parameters.
+ */
+const ROWS_IN_TEXT = 100;
+
+/**
  * Writes outbox rows with multi-row INSERTs in the given transaction, bypassing MikroORM's change
- * sets (their bookkeeping cost more than the row itself) and its raw `execute`, which prints every
- * value into the SQL text: here the values travel as bind parameters (so MikroORM's query log does
- * not show this statement). The columns left out take their defaults: `attempts` 0, the lease and
- * dispatch columns null, `seq` the next in commit order.
+ * sets (their bookkeeping cost more than the row itself) and its query log. The columns left out
+ * take their defaults: `attempts` 0, the lease and dispatch columns null, `seq` the next in commit
+ * order.
  */
 export async function insertOutboxRows(
   em: EntityManager,
   rows: readonly OutboxRow[],
   ctx: Transaction | undefined,
+  /** The transaction commits next, and its COMMIT may carry the rows. */
+  atCommit = false,
 ): Promise<void> {
   if (rows.length === 0) return;
   const meta = em.getMetadata().get(OutboxMessage);
@@ -38,6 +52,11 @@ export async function insertOutboxRows(
   const connection = em.getConnection('write') as AbstractSqlConnection;
   // The transaction when there is one, else the pool: both are Kysely executors.
   const executor = (ctx as ReturnType<AbstractSqlConnection['getClient']> | undefined) ?? connection.getClient();
+  const text = rows.length <= ROWS_IN_TEXT ? insertSqlWithValues(table, rows) : undefined;
+  if (text !== undefined) {
+    await executor.executeQuery(CompiledQuery.raw(atCommit && ctx ? `${AT_COMMIT}${text}` : text));
+    return;
+  }
   for (let from = 0; from < rows.length; from += ROWS_PER_STATEMENT) {
     const chunk = rows.slice(from, from + ROWS_PER_STATEMENT);
     const sql = insertSql(table, chunk.length);
@@ -70,4 +89,29 @@ function parametersOf(rows: readonly OutboxRow[]): unknown[] {
     );
   }
   return params;
+}
+
+/**
+ * The INSERT with its values printed in. Undefined when a value holds a NUL character, which a
+ * simple-protocol message cannot carry (PostgreSQL refuses it in text either way; with bind
+ * parameters it says so in its own error).
+ */
+function insertSqlWithValues(table: string, rows: readonly OutboxRow[]): string | undefined {
+  const values: string[] = [];
+  for (const row of rows) {
+    const printed: string[] = [];
+    for (const [index, value] of parametersOf([row]).entries()) {
+      if (value === null) printed.push('null');
+      else if (typeof value !== 'string' || value.includes('\0')) return undefined;
+      else printed.push(`${quoted(value)}${COLUMNS[index][1]}`);
+    }
+    values.push(`(${printed.join(', ')})`);
+  }
+  return `insert into ${table} (${COLUMN_LIST}) values ${values.join(', ')}`;
+}
+
+/** A string literal whatever `standard_conforming_strings` is: E'…' with backslashes doubled when it has any. */
+function quoted(value: string): string {
+  const text = value.replaceAll("'", "''");
+  return value.includes('\\') ? `E'${text.replaceAll('\\', '\\\\')}'` : `'${text}'`;
 }

@@ -1,0 +1,199 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import type { EventSubscriber, TransactionEventArgs } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import pg from 'pg';
+import { AT_COMMIT } from '../libs/outbox/src/store/outbox-row.insert.js';
+import { freshDatabase, withConnection } from './support/database.js';
+import { Account, CAPTURE_ONLY, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
+
+/** Every message the pool's clients send, recorded beneath the outbox's hook: text, and bind parameters if any. */
+const sent: Array<{ text: string; params: number }> = [];
+const clientQuery = pg.Client.prototype.query;
+
+beforeAll(() => {
+  pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+    const params = Array.isArray(args[1]) ? args[1].length : 0;
+    sent.push({ text: typeof args[0] === 'string' ? args[0] : '(query object)', params });
+    return (clientQuery as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof clientQuery;
+});
+
+afterAll(() => {
+  pg.Client.prototype.query = clientQuery;
+});
+
+const outboxInserts = () => sent.filter(({ text }) => /insert into "outbox_message"/.test(text));
+const deposit666 = /violates check constraint "no_666"/;
+
+/** What a subscriber registered after the outbox's does before each COMMIT, while a test sets it. */
+let beforeCommit: ((args: TransactionEventArgs) => Promise<void>) | undefined;
+const actsBeforeCommit: EventSubscriber = {
+  beforeTransactionCommit: async (args) => beforeCommit?.(args),
+};
+
+async function withBeforeCommit(
+  act: (args: TransactionEventArgs) => Promise<void>,
+  body: () => Promise<void>,
+): Promise<void> {
+  beforeCommit = act;
+  try {
+    await body();
+  } finally {
+    beforeCommit = undefined;
+  }
+}
+
+for (const conforming of ['on', 'off'] as const) {
+  describe(`a flush's outbox rows travel with its COMMIT (standard_conforming_strings ${conforming})`, () => {
+    let fixture: FixtureApp;
+    const fork = () => fixture.orm.em.fork() as EntityManager;
+    const accounts = async () =>
+      ((await fixture.sql('select id from account order by id')) as Array<{ id: string }>).map((row) => row.id);
+    const rows = () =>
+      fixture.sql('select aggregate_id, key, payload, headers from outbox_message order by seq') as Promise<
+        Array<{ aggregate_id: string; key: string; payload: Record<string, unknown>; headers: Record<string, unknown> }>
+      >;
+
+    beforeAll(async () => {
+      const url = await freshDatabase(`rows_at_commit_${conforming}`);
+      await prepareFixtureDatabase(url);
+      await withConnection(url, async (execute) => {
+        await execute(
+          `alter database "${new URL(url).pathname.slice(1)}" set standard_conforming_strings = ${conforming}`,
+        );
+        // A row the INSERT cannot write: the way to make the carried statement fail.
+        await execute(`alter table outbox_message add constraint no_666 check (payload::text not like '%666%')`);
+      });
+      fixture = await startFixtureApp(url, CAPTURE_ONLY);
+      fixture.orm.em.getEventManager().registerSubscriber(actsBeforeCommit);
+    });
+
+    afterAll(async () => {
+      await fixture?.close();
+    });
+
+    beforeEach(async () => {
+      await fixture.sql('truncate outbox_message, account');
+      sent.length = 0;
+    });
+
+    afterEach(async () => {
+      // Whatever the test did, the pool's connections are free and write again.
+      const em = fork();
+      const account = new Account('after', 'after@example.com');
+      account.deposit(1);
+      await em.persist(account).flush();
+      expect(await accounts()).toContain('after');
+    });
+
+    it('one message carries the rows and COMMIT; they commit with the state', async () => {
+      const em = fork();
+      const account = new Account('a1', 'a1@example.com');
+      account.deposit(10);
+      account.deposit(5);
+      await em.persist(account).flush();
+
+      const inserts = outboxInserts();
+      expect(inserts).toHaveLength(1);
+      expect(inserts[0].text.startsWith(AT_COMMIT)).toBe(true);
+      expect(inserts[0].text).toMatch(/;\ncommit$/);
+      expect(inserts[0].params).toBe(0);
+      expect(sent.filter(({ text }) => text.trim().toLowerCase() === 'commit')).toEqual([]);
+      expect(await accounts()).toEqual(['a1']);
+      expect((await rows()).map((row) => row.payload.amount)).toEqual([10, 5]);
+    });
+
+    it('text with quotes, backslashes, newlines and any script arrives as it was written', async () => {
+      const id = `O'Brien \\ "q" \\\\n\n\tü€🚀 ''`;
+      const em = fork();
+      const account = new Account(id, 'odd@example.com');
+      account.deposit(7);
+      await em.persist(account).flush();
+
+      const [row] = await rows();
+      expect(row.aggregate_id).toBe(id);
+      expect(row.key).toBe(`Account:${id}`);
+      expect(row.payload).toEqual({ accountId: id, amount: 7, sequence: 1 });
+      expect(outboxInserts()[0].text.startsWith(AT_COMMIT)).toBe(true);
+    });
+
+    it('rows whose INSERT fails fail the flush with its error, and nothing of it commits', async () => {
+      const em = fork();
+      const account = new Account('a2', 'a2@example.com');
+      account.deposit(666);
+      await expect(em.persist(account).flush()).rejects.toThrow(deposit666);
+      expect(await accounts()).toEqual([]);
+      expect(await rows()).toEqual([]);
+    });
+
+    it('a statement before COMMIT sends the rows ahead, alone; they commit', async () => {
+      await withBeforeCommit(
+        async ({ em }) => void (await (em as EntityManager).execute('select 1 as before_commit')),
+        async () => {
+          const em = fork();
+          const account = new Account('a3', 'a3@example.com');
+          account.deposit(3);
+          await em.persist(account).flush();
+        },
+      );
+      const texts = sent.map(({ text }) => text);
+      const insert = texts.findIndex((text) => text.startsWith(AT_COMMIT));
+      expect(texts[insert]).not.toMatch(/commit$/);
+      expect(texts[insert + 1]).toMatch(/before_commit/);
+      expect(texts[insert + 2].trim().toLowerCase()).toBe('commit');
+      expect(await accounts()).toEqual(['a3']);
+      expect(await rows()).toHaveLength(1);
+    });
+
+    it('rows sent ahead that fail make COMMIT fail too, even when that statement caught their error', async () => {
+      let caught: unknown;
+      await withBeforeCommit(
+        async ({ em }) => {
+          caught = await (em as EntityManager).execute('select 1').catch((error: unknown) => error);
+        },
+        async () => {
+          const em = fork();
+          const account = new Account('a4', 'a4@example.com');
+          account.deposit(666);
+          await expect(em.persist(account).flush()).rejects.toThrow(deposit666);
+        },
+      );
+      expect(String(caught)).toMatch(deposit666);
+      expect(await accounts()).toEqual([]);
+      expect(await rows()).toEqual([]);
+    });
+
+    it('a flush whose transaction rolls back before COMMIT never sends its rows', async () => {
+      await withBeforeCommit(
+        () => Promise.reject(new Error('not this time')),
+        async () => {
+          const em = fork();
+          const account = new Account('a5', 'a5@example.com');
+          account.deposit(5);
+          await expect(em.persist(account).flush()).rejects.toThrow('not this time');
+        },
+      );
+      expect(outboxInserts()).toEqual([]);
+      expect(await accounts()).toEqual([]);
+    });
+
+    it("inside the caller's transaction, and past 100 rows, the rows are written at once, unmarked", async () => {
+      await fork().transactional(async (em) => {
+        const account = new Account('a6', 'a6@example.com');
+        account.deposit(6);
+        await em.persist(account).flush();
+      });
+      const em = fork();
+      const big = new Account('a7', 'a7@example.com');
+      for (let i = 0; i < 101; i++) big.deposit(1);
+      await em.persist(big).flush();
+
+      const inserts = outboxInserts();
+      expect(inserts.map(({ text, params }) => [text.startsWith(AT_COMMIT), params])).toEqual([
+        [false, 0],
+        [false, 101 * 9],
+      ]);
+      expect(await rows()).toHaveLength(102);
+    });
+  });
+}
