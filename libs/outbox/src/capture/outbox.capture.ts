@@ -13,6 +13,7 @@ import { OutboxEventPublisher, routeEventBusThroughOutbox } from './outbox-event
 import type { OutboxRowFactory } from './outbox-row.factory.js';
 import { OutboxSubscriber } from './outbox.subscriber.js';
 import { PendingMessages } from './pending-messages.js';
+import { FlushBegins } from './flush-begins.js';
 import { RowsAtCommit } from './rows-at-commit.js';
 
 /** The capture stage: joins the ORM's flushes and transactions, and, when the app uses one, the cqrs EventBus. */
@@ -34,20 +35,29 @@ export class OutboxCapture {
     }
   }
 
-  /** Joins the ORM's flushes; the rows of a flush's own transaction go with its COMMIT once the pool is hooked. */
+  /**
+   * Joins the ORM's flushes. Once the `pg` pool is hooked, a flush that writes rows in a
+   * transaction of its own takes two messages: BEGIN with its first statement, its rows with COMMIT.
+   */
   async attach(): Promise<void> {
     const tracker = new CommitTracker(this.commits, this.metrics);
     const atCommit = new RowsAtCommit(this.orm);
-    const flushes = new OutboxSubscriber(this.rows, this.pending, tracker, insertOutboxRows, () => atCommit.active);
+    const begins = new FlushBegins(this.orm);
+    const flushes = new OutboxSubscriber(this.rows, this.pending, tracker, insertOutboxRows, {
+      rowsAtCommit: () => atCommit.active,
+      beginExpected: () => begins.expect(),
+      claimBegin: (transaction) => begins.claim(transaction),
+    });
     const subscribers: EventSubscriber[] = [tracker, flushes];
     for (const subscriber of subscribers) this.orm.em.getEventManager().registerSubscriber(subscriber);
     // Forks made with `freshEventManager: true` build their event manager from this list.
     this.orm.config.set('subscribers', [...this.orm.config.get('subscribers'), ...subscribers]);
     const bus = this.options.eventBus ? this.eventBus() : undefined;
     if (bus) routeEventBusThroughOutbox(bus, new OutboxEventPublisher(this.orm, this.rows, this.pending), tracker);
-    // After the subscribers, which must be on before any other module flushes: until the hook is
-    // on, a flush's rows go in a statement of their own before COMMIT.
+    // After the subscribers, which must be on before any other module flushes: until the hooks are
+    // on, a flush sends BEGIN and its rows each in a message of their own.
     await atCommit.start();
+    await begins.start();
   }
 
   /** The app's EventBus, when it imports CqrsModule. */

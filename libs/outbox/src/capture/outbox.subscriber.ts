@@ -23,6 +23,23 @@ type RowWriter = (
   atCommit: boolean,
 ) => Promise<void>;
 
+/** What spares a flush that writes rows round trips to PostgreSQL (capture's hooks on the `pg` pool). */
+export interface FlushMessages {
+  /** The rows may wait for COMMIT and travel with it. */
+  rowsAtCommit(): boolean;
+  /** The flush is about to open its transaction: returns whether to claim that transaction's BEGIN. */
+  beginExpected(): boolean;
+  /** In that transaction, right after its BEGIN: BEGIN may travel with the first statement. */
+  claimBegin(transaction: Transaction): Promise<void>;
+}
+
+/** Every statement in a message of its own. */
+const SEPARATE: FlushMessages = {
+  rowsAtCommit: () => false,
+  beginExpected: () => false,
+  claimBegin: async () => undefined,
+};
+
 /** One row a flush adds, and the event (and aggregate, if any) it came from. */
 interface Row {
   aggregate: object | null;
@@ -57,6 +74,8 @@ interface Flush {
   /** The flush opens its own transaction (it does not run inside one); set once that transaction started. */
   ownTransaction: boolean;
   transaction: Transaction | undefined;
+  /** Its BEGIN may be held for the first statement: the transaction claims it once started. */
+  claimsBegin: boolean;
 }
 
 /**
@@ -74,8 +93,7 @@ export class OutboxSubscriber implements EventSubscriber {
     private readonly commits: CommitTracker,
     /** Writes rows in a transaction; the multi-row INSERT, or a test's recorder. */
     private readonly write: RowWriter = insertOutboxRows,
-    /** Whether a flush's COMMIT can carry its rows (`RowsAtCommit` hooks the pool). */
-    private readonly commitCarriesRows: () => boolean = () => false,
+    private readonly messages: FlushMessages = SEPARATE,
   ) {}
 
   onFlush({ uow, em }: FlushEventArgs): void {
@@ -92,6 +110,7 @@ export class OutboxSubscriber implements EventSubscriber {
       deferred: uow.getChangeSets().length > 0 ? [] : undefined,
       ownTransaction: !em.isInTransaction(),
       transaction: undefined,
+      claimsBegin: false,
     };
     const seen = new Set<object>();
     for (const changeSet of uow.getChangeSets()) {
@@ -108,16 +127,25 @@ export class OutboxSubscriber implements EventSubscriber {
     this.flushes.set(uow, flush);
   }
 
-  afterTransactionStart({ uow, transaction }: TransactionEventArgs): void {
+  beforeTransactionStart({ uow, transaction }: TransactionEventArgs): void {
     const flush = uow && this.flushes.get(uow);
-    if (flush?.ownTransaction && !flush.transaction) flush.transaction = transaction;
+    // `transaction` names the parent of a savepoint: only the flush's own BEGIN is expected.
+    if (!flush?.ownTransaction || flush.transaction || transaction || flush.rows.length === 0) return;
+    flush.claimsBegin = this.messages.beginExpected();
+  }
+
+  async afterTransactionStart({ uow, transaction }: TransactionEventArgs): Promise<void> {
+    const flush = uow && this.flushes.get(uow);
+    if (!flush?.ownTransaction || flush.transaction || !transaction) return;
+    flush.transaction = transaction;
+    if (flush.claimsBegin) await this.messages.claimBegin(transaction);
   }
 
   /** The flush's own transaction is about to commit: the last moment to add what its hooks raised. */
   async beforeTransactionCommit({ uow, em, transaction }: TransactionEventArgs): Promise<void> {
     const flush = uow && this.flushes.get(uow);
     if (flush && transaction && flush.transaction === transaction) {
-      await this.addLate(uow, em, flush, transaction, this.commitCarriesRows());
+      await this.addLate(uow, em, flush, transaction, this.messages.rowsAtCommit());
     }
   }
 

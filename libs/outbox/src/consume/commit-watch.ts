@@ -7,7 +7,7 @@ import { errorText } from '../util/error-text.js';
 import { ensureCommittable, explainAborted } from './committable.js';
 import { PoolClientHook, pgPoolOf, type PgClient, type SendQuery } from '../util/pg-pool-clients.js';
 import { COMMIT, ROLLBACK } from '../util/pg-statement.js';
-import { HeldBegins } from './held-begin.js';
+import { HeldBegins } from '../util/held-begin.js';
 
 /** One watched transaction, as its statements go by. */
 interface Watched {

@@ -22,6 +22,8 @@ afterAll(() => {
   pg.Client.prototype.query = clientQuery;
 });
 
+const texts = () => sent.map(({ text }) => text);
+const loneBegins = () => texts().filter((text) => text.trim().toLowerCase() === 'begin');
 const outboxInserts = () => sent.filter(({ text }) => /insert into "outbox_message"/.test(text));
 const deposit666 = /violates check constraint "no_666"/;
 
@@ -44,7 +46,7 @@ async function withBeforeCommit(
 }
 
 for (const conforming of ['on', 'off'] as const) {
-  describe(`a flush's outbox rows travel with its COMMIT (standard_conforming_strings ${conforming})`, () => {
+  describe(`a flush that writes outbox rows: BEGIN with its first statement, the rows with its COMMIT (standard_conforming_strings ${conforming})`, () => {
     let fixture: FixtureApp;
     const fork = () => fixture.orm.em.fork() as EntityManager;
     const accounts = async () =>
@@ -86,12 +88,16 @@ for (const conforming of ['on', 'off'] as const) {
       expect(await accounts()).toContain('after');
     });
 
-    it('one message carries the rows and COMMIT; they commit with the state', async () => {
+    it('two messages: BEGIN with the first statement, the rows with COMMIT; all of it commits', async () => {
       const em = fork();
       const account = new Account('a1', 'a1@example.com');
       account.deposit(10);
       account.deposit(5);
       await em.persist(account).flush();
+
+      expect(texts().filter((text) => /^begin;\ninsert into "account"/.test(text))).toHaveLength(1);
+      expect(loneBegins()).toEqual([]);
+      expect(texts().filter((text) => text.includes('flush with rows'))).toEqual([]);
 
       const inserts = outboxInserts();
       expect(inserts).toHaveLength(1);
@@ -175,6 +181,47 @@ for (const conforming of ['on', 'off'] as const) {
       );
       expect(outboxInserts()).toEqual([]);
       expect(await accounts()).toEqual([]);
+    });
+
+    it('a flush without rows, and a transaction of the application, keep their BEGIN apart', async () => {
+      const em = fork();
+      em.persist(new Account('quiet', 'quiet@example.com'));
+      await em.flush();
+      await fork().transactional((tx) => tx.execute(`insert into account values ('own', 'own@example.com', 0, 0)`));
+
+      expect(loneBegins()).toHaveLength(2);
+      expect(texts().filter((text) => text.startsWith('begin;'))).toEqual([]);
+      expect(await accounts()).toEqual(['own', 'quiet']);
+    });
+
+    it('with flushes and other transactions beginning together, only flushes share BEGIN, and all commit', async () => {
+      const flushWithEvent = (id: string) => {
+        const account = new Account(id, `${id}@example.com`);
+        account.deposit(1);
+        return fork().persist(account).flush();
+      };
+      const ownTransaction = (id: string) =>
+        fork().transactional((tx) => tx.execute(`insert into account values ('${id}', '${id}@example.com', 0, 0)`));
+      await Promise.all(
+        Array.from({ length: 24 }, (_, i) => (i % 2 ? ownTransaction(`t${i}`) : flushWithEvent(`f${i}`))),
+      );
+
+      expect(texts().filter((text) => /^begin;\n/.test(text) && !/^begin;\ninsert into "account"/.test(text))).toEqual(
+        [],
+      );
+      expect(texts().filter((text) => /^begin;\ninsert into account values/.test(text))).toEqual([]);
+      expect(await accounts()).toHaveLength(24);
+      expect(await rows()).toHaveLength(12);
+    });
+
+    it('a first statement that fails fails the flush, commits nothing, and frees the connection', async () => {
+      await fixture.sql(`insert into account values ('taken', 'taken@example.com', 0, 0)`);
+      const em = fork();
+      const account = new Account('a8', 'taken@example.com');
+      account.deposit(8);
+      await expect(em.persist(account).flush()).rejects.toThrow(/unique|duplicate/i);
+      expect(await accounts()).toEqual(['taken']);
+      expect(await rows()).toEqual([]);
     });
 
     it("inside the caller's transaction, and past 100 rows, the rows are written at once, unmarked", async () => {

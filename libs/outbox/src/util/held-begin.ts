@@ -1,16 +1,17 @@
-import type { SendQuery } from '../util/pg-pool-clients.js';
-import { COMMIT, ROLLBACK, isPlainText, returnsPromise } from '../util/pg-statement.js';
+import type { SendQuery } from './pg-pool-clients.js';
+import { COMMIT, ROLLBACK, isPlainText, returnsPromise } from './pg-statement.js';
 
 /** One statement that opens a transaction, as Kysely sends it for MikroORM. */
 const LONE_BEGIN = /^\s*(begin|start transaction)\b[^;]*;?\s*$/i;
 
 /**
  * A transaction's BEGIN, sent in one round trip with the statement after it. The BEGIN of a
- * watched transaction is held back and answered at once; the transaction's first statement then
- * carries it, in the same simple-protocol message: `begin; insert …`. MikroORM prints the values
- * into its statements, so its statements are plain text and can share a message; a statement with
- * bind parameters cannot, and is sent once BEGIN has answered, as before (an abort that arrives
- * meanwhile cancels BEGIN, not it: only raw Kysely statements take that path).
+ * transaction the caller picked (a handler's, a flush's with outbox rows) is held back and
+ * answered at once; the transaction's first statement then carries it, in the same
+ * simple-protocol message: `begin; insert …`. MikroORM prints the values into its statements, so
+ * its statements are plain text and can share a message; a statement with bind parameters cannot,
+ * and is sent once BEGIN has answered, as before (an abort that arrives meanwhile cancels BEGIN,
+ * not it: only raw Kysely statements take that path).
  *
  * PostgreSQL runs a message's statements in order and stops at the first that fails, so the first
  * statement never runs outside the transaction. When a message that carried BEGIN failed, the
@@ -38,8 +39,16 @@ export class HeldBegins<C extends object> {
     return this.held.has(client) || this.failed.has(client);
   }
 
-  /** Sends `args` on `client` with the BEGIN held for it, if there is one. */
-  send(client: C, query: SendQuery, args: unknown[]): unknown {
+  /** Whether a BEGIN is held for `client` now. */
+  holdsBegin(client: C): boolean {
+    return this.held.has(client);
+  }
+
+  /**
+   * Sends `args` on `client` with the BEGIN held for it, if there is one: in one message, unless
+   * `apart` (then BEGIN goes first and `args` once it answered, the two round trips of no hold).
+   */
+  send(client: C, query: SendQuery, args: unknown[], apart = false): unknown {
     if (this.failed.has(client)) return this.afterFailedBegin(client, query, args);
     const begin = this.held.get(client);
     if (begin === undefined) return query(...args);
@@ -48,7 +57,7 @@ export class HeldBegins<C extends object> {
       this.failed.set(client, error);
       throw error;
     };
-    if (isPlainText(args)) {
+    if (!apart && isPlainText(args)) {
       const prefix = `${begin.replace(/;?\s*$/, '')};\n`;
       const replies = query(`${prefix}${args[0]}`, ...args.slice(1)) as Promise<unknown>;
       return replies.then(withoutBegin, (error: unknown) => beginFailed(shiftedBack(error, prefix.length)));
