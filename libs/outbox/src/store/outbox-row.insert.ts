@@ -92,26 +92,29 @@ function parametersOf(rows: readonly OutboxRow[]): unknown[] {
 }
 
 /**
- * The INSERT with its values printed in. Undefined when a value holds a NUL character, which a
- * simple-protocol message cannot carry (PostgreSQL refuses it in text either way; with bind
- * parameters it says so in its own error).
+ * The INSERT with its values printed in, in `parametersOf`'s order. Undefined when a value holds
+ * a NUL character, which a simple-protocol message cannot carry (PostgreSQL refuses it in text
+ * either way; with bind parameters it says so in its own error).
  */
 function insertSqlWithValues(table: string, rows: readonly OutboxRow[]): string | undefined {
-  const values: string[] = [];
-  for (const row of rows) {
-    const printed: string[] = [];
-    for (const [index, value] of parametersOf([row]).entries()) {
-      if (value === null) printed.push('null');
-      else if (typeof value !== 'string' || value.includes('\0')) return undefined;
-      else printed.push(`${quoted(value)}${COLUMNS[index][1]}`);
-    }
-    values.push(`(${printed.join(', ')})`);
+  // One string built in place: this runs on the request's path, once per flush with rows.
+  let sql = `insert into ${table} (${COLUMN_LIST}) values `;
+  for (let index = 0; index < rows.length; index++) {
+    const row = rows[index];
+    const printed =
+      `(${literal(row.id)}, ${literal(row.type)}, ${literal(row.payload)}, ${literal(row.headers)}, ` +
+      `${literal(row.aggregateType)}, ${literal(row.aggregateId)}, ${literal(row.key)}, ` +
+      `'${row.occurredAt.toISOString()}'::timestamptz, ` +
+      `${row.availableAt ? `'${row.availableAt.toISOString()}'::timestamptz` : 'null'})`;
+    if (printed.includes('\0')) return undefined;
+    sql += index === 0 ? printed : `, ${printed}`;
   }
-  return `insert into ${table} (${COLUMN_LIST}) values ${values.join(', ')}`;
+  return sql;
 }
 
 /** A string literal whatever `standard_conforming_strings` is: E'…' with backslashes doubled when it has any. */
-function quoted(value: string): string {
-  const text = value.replaceAll("'", "''");
+function literal(value: string | null): string {
+  if (value === null) return 'null';
+  const text = value.includes("'") ? value.replaceAll("'", "''") : value;
   return value.includes('\\') ? `E'${text.replaceAll('\\', '\\\\')}'` : `'${text}'`;
 }
