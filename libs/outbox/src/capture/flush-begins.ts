@@ -12,14 +12,14 @@ const NOTHING = { command: 'SELECT', rowCount: 0, rows: [], fields: [] };
 /**
  * The BEGIN of a flush that writes outbox rows, sent with the flush's first statement:
  * `begin; insert …` in one message, one round trip less (`HeldBegins` says why that is safe).
- * Only such flushes: the application's other transactions keep their BEGIN as it was.
  *
- * Which BEGIN is the flush's cannot be told from the statement, so it is found in two steps. Just
- * before the flush opens its transaction, `expect()` lets the next lone BEGIN on the pool be held.
- * Right after, the flush runs `CLAIM` in its transaction: that names its client, and a BEGIN held
- * there travels with the first statement. A BEGIN held for another transaction (one that began in
- * between, on another client) is not claimed, and goes on its own before that transaction's first
- * statement: two round trips, as without the hold.
+ * Which BEGIN is the flush's cannot be told from the statement. Just before the flush opens its
+ * transaction, `expect()` lets the next lone BEGIN on the pool be held; right after, the flush
+ * runs `CLAIM` in its transaction, which is never sent. If its own BEGIN went out unheld (another
+ * transaction began in between, on another client, and its BEGIN was held instead), the claim
+ * gives the place back, so places do not pile up. That other transaction's BEGIN then travels
+ * with its own first statement, as safely; the application's transactions that begin alone keep
+ * their BEGIN as it was.
  */
 export class FlushBegins {
   private readonly logger = new Logger('Outbox');
@@ -27,8 +27,8 @@ export class FlushBegins {
   private readonly begins = new HeldBegins<PgClient>();
   /** Flushes with rows about to begin, whose BEGIN is not held yet: as many lone BEGINs will be. */
   private expected = 0;
-  /** Clients whose held BEGIN a flush claimed. */
-  private readonly claimed = new WeakSet<PgClient>();
+  /** Clients whose BEGIN this hook held, until they go back to the pool: a claim there keeps its place. */
+  private readonly heldHere = new WeakSet<PgClient>();
 
   constructor(private readonly orm: MikroORM) {}
 
@@ -42,7 +42,7 @@ export class FlushBegins {
         wrap: (client, send) => this.wrap(client, send),
         released: (client) => {
           this.begins.drop(client);
-          this.claimed.delete(client);
+          this.heldHere.delete(client);
         },
       });
     } catch (error) {
@@ -65,23 +65,27 @@ export class FlushBegins {
 
   private wrap(client: PgClient, send: SendQuery): (...args: unknown[]) => unknown {
     return (...args: unknown[]): unknown => {
-      if (args[0] === CLAIM) {
-        if (this.begins.holdsBegin(client)) this.claimed.add(client);
+      const text = args[0];
+      if (text === CLAIM) {
         // Its BEGIN went out unheld (another took the place): the place is not kept for a later one.
-        else if (this.expected > 0) this.expected--;
+        if (!this.heldHere.has(client) && this.expected > 0) this.expected--;
         return Promise.resolve(NOTHING);
+      }
+      if (typeof text === 'string' && text.endsWith(CLAIM)) {
+        // A hook outside this one held the BEGIN and sent it with the claim (a flush inside a
+        // watched handler run): that BEGIN was never this hook's to hold, so its place is given back.
+        if (this.expected > 0) this.expected--;
+        return send(...args);
       }
       if (this.expected > 0) {
         const held = this.begins.hold(client, args);
         if (held) {
           this.expected--;
+          this.heldHere.add(client);
           return held;
         }
       }
-      if (!this.begins.holds(client)) return send(...args);
-      const claimed = this.claimed.has(client);
-      this.claimed.delete(client);
-      return this.begins.send(client, send, args, !claimed);
+      return this.begins.holds(client) ? this.begins.send(client, send, args) : send(...args);
     };
   }
 }

@@ -1,9 +1,10 @@
 import type { MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import { AT_COMMIT } from '../store/outbox-row.insert.js';
+import { OutboxError } from '../outbox.errors.js';
 import { errorText } from '../util/error-text.js';
 import { PoolClientHook, pgPoolOf, type PgClient, type SendQuery } from '../util/pg-pool-clients.js';
-import { COMMIT, ROLLBACK, isPlainText, returnsPromise } from '../util/pg-statement.js';
+import { COMMIT, ROLLBACK, isPlainText } from '../util/pg-statement.js';
 
 /**
  * A flush's outbox rows, sent with its COMMIT: `insert …; commit` in one simple-protocol message,
@@ -14,15 +15,16 @@ import { COMMIT, ROLLBACK, isPlainText, returnsPromise } from '../util/pg-statem
  *   INSERT leaves COMMIT unrun, the transaction aborted, and MikroORM's commit fails with the
  *   INSERT's error (it then rolls back, as for any failed commit).
  * - ROLLBACK: the rows are dropped unsent; the transaction would have undone them.
- * - anything else (another subscriber's statement before the commit): the rows go first, alone.
- *   If they fail, that statement fails with their error, and so does the COMMIT.
+ * - anything else (another subscriber's statement before the commit): the rows go first, alone,
+ *   with the statement queued behind them. If they fail, that statement fails with their error,
+ *   and so does the COMMIT (PostgreSQL would answer it with a silent ROLLBACK).
  */
 export class RowsAtCommit {
   private readonly logger = new Logger('Outbox');
   private hook: PoolClientHook | undefined;
   private readonly held = new WeakMap<PgClient, string>();
-  /** Clients whose rows, sent ahead of a statement that could not carry them, failed: their COMMIT must fail too. */
-  private readonly failed = new WeakMap<PgClient, unknown>();
+  /** Clients whose rows went ahead of another statement; their COMMIT must not succeed without them. */
+  private readonly ahead = new WeakMap<PgClient, RowsAhead>();
 
   constructor(private readonly orm: MikroORM) {}
 
@@ -52,10 +54,12 @@ export class RowsAtCommit {
   private wrap(client: PgClient, send: SendQuery): (...args: unknown[]) => unknown {
     return (...args: unknown[]): unknown => {
       const text = typeof args[0] === 'string' ? args[0] : '';
-      if (this.failed.has(client)) return this.afterFailedRows(client, send, args, text);
+      const ahead = this.ahead.get(client);
+      if (ahead && (COMMIT.test(text) || ROLLBACK.test(text))) return this.endAfterRowsAhead(client, ahead, send, args);
       const held = this.held.get(client);
       if (held === undefined) {
-        if (!text.startsWith(AT_COMMIT) || !isPlainText(args)) return send(...args);
+        // Not a COMMIT carrying rows already (another hook's, on the same pool).
+        if (!text.startsWith(AT_COMMIT) || !isPlainText(args) || CARRIES_COMMIT.test(text)) return send(...args);
         this.held.set(client, text);
         // Nobody reads the count: the rows' INSERT is the outbox's own, which only awaits it.
         return Promise.resolve({ command: 'INSERT', rowCount: 0, rows: [], fields: [] });
@@ -65,34 +69,61 @@ export class RowsAtCommit {
         return (send(`${held};\n${text}`) as Promise<unknown>).then(commitReply);
       }
       if (ROLLBACK.test(text)) return send(...args);
-      const ahead = (send(held) as Promise<unknown>).catch((error: unknown) => {
-        this.failed.set(client, error);
-        throw error;
-      });
-      if (returnsPromise(args)) return ahead.then(() => send(...args));
-      // A cursor or a callback is answered by what `query` returns now: queued right behind the rows.
-      ahead.catch(() => undefined);
-      return send(...args);
+      return this.sendAhead(client, held, send, args);
     };
   }
 
   /**
-   * The rows went ahead of another statement and failed: PostgreSQL would answer COMMIT with a
-   * silent ROLLBACK, so COMMIT rolls back and fails with their error. Other statements go on to
-   * PostgreSQL, which refuses them in the aborted transaction.
+   * Another statement before COMMIT: the rows go first, alone, and the statement is queued right
+   * behind them, so it stays in the transaction even if nobody awaits it before COMMIT. If the
+   * rows fail, PostgreSQL refuses the statement, which then fails with the rows' error.
    */
-  private afterFailedRows(client: PgClient, send: SendQuery, args: unknown[], text: string): unknown {
-    if (!COMMIT.test(text) && !ROLLBACK.test(text)) return send(...args);
-    const error = this.failed.get(client);
-    this.failed.delete(client);
-    if (ROLLBACK.test(text)) return send(...args);
-    return (send('rollback') as Promise<unknown>).then(() => Promise.reject(error));
+  private sendAhead(client: PgClient, rows: string, send: SendQuery, args: unknown[]): unknown {
+    const ahead: RowsAhead = {};
+    this.ahead.set(client, ahead);
+    (send(rows) as Promise<unknown>).catch((error: unknown) => {
+      ahead.error = error;
+    });
+    const result = send(...args);
+    if (!isThenable(result)) return result;
+    return result.catch((error: unknown) => {
+      throw ahead.error ?? error;
+    });
+  }
+
+  /**
+   * PostgreSQL answers the COMMIT of a transaction a statement failed in with a silent ROLLBACK:
+   * after rows that went ahead, that reply fails the COMMIT, with the rows' error if they failed.
+   */
+  private endAfterRowsAhead(client: PgClient, ahead: RowsAhead, send: SendQuery, args: unknown[]): unknown {
+    this.ahead.delete(client);
+    const ended = send(...args);
+    if (!COMMIT.test(args[0] as string) || !isThenable(ended)) return ended;
+    return ended.then((reply) => {
+      if ((reply as { command?: string } | undefined)?.command !== 'ROLLBACK') return reply;
+      throw ahead.error ?? new OutboxError(ROLLED_BACK);
+    });
   }
 
   private forget(client: PgClient): void {
     this.held.delete(client);
-    this.failed.delete(client);
+    this.ahead.delete(client);
   }
+}
+
+/** Rows sent ahead of another statement, and their error once they failed. */
+interface RowsAhead {
+  error?: unknown;
+}
+
+const CARRIES_COMMIT = /;\s*commit\s*;?\s*$/i;
+const ROLLED_BACK =
+  'The transaction was rolled back instead of committed: a statement in it failed (and its error was ' +
+  'caught) after the outbox rows were written, so neither its changes nor its outbox rows were saved. ' +
+  'Let the error propagate, or run the statement in a savepoint (em.transactional inside the flush).';
+
+function isThenable(value: unknown): value is Promise<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 /** node-postgres answers a message of two statements with two replies: COMMIT's is the caller's. */

@@ -92,24 +92,32 @@ function parametersOf(rows: readonly OutboxRow[]): unknown[] {
 }
 
 /**
- * The INSERT with its values printed in, in `parametersOf`'s order. Undefined when a value holds
- * a NUL character, which a simple-protocol message cannot carry (PostgreSQL refuses it in text
- * either way; with bind parameters it says so in its own error).
+ * The INSERT with its values printed in, in `parametersOf`'s order. Undefined when a value is not
+ * a string or holds a NUL character, which a simple-protocol message cannot carry (PostgreSQL
+ * refuses it in text either way; with bind parameters it says so in its own error): those rows
+ * go as bind parameters, as `pg` converts them.
  */
 function insertSqlWithValues(table: string, rows: readonly OutboxRow[]): string | undefined {
   // One string built in place: this runs on the request's path, once per flush with rows.
   let sql = `insert into ${table} (${COLUMN_LIST}) values `;
   for (let index = 0; index < rows.length; index++) {
     const row = rows[index];
+    const texts = [row.id, row.type, row.payload, row.headers, row.aggregateType, row.aggregateId, row.key];
+    // A key from `publish()` is the caller's value: not every caller passes a string.
+    if (!texts.every(isPrintable)) return undefined;
     const printed =
       `(${literal(row.id)}, ${literal(row.type)}, ${literal(row.payload)}, ${literal(row.headers)}, ` +
       `${literal(row.aggregateType)}, ${literal(row.aggregateId)}, ${literal(row.key)}, ` +
       `'${row.occurredAt.toISOString()}'::timestamptz, ` +
       `${row.availableAt ? `'${row.availableAt.toISOString()}'::timestamptz` : 'null'})`;
-    if (printed.includes('\0')) return undefined;
     sql += index === 0 ? printed : `, ${printed}`;
   }
   return sql;
+}
+
+/** Null, or a string a simple-protocol message can carry (no NUL character). */
+function isPrintable(value: unknown): boolean {
+  return value === null || (typeof value === 'string' && !value.includes('\0'));
 }
 
 /** A string literal whatever `standard_conforming_strings` is: E'…' with backslashes doubled when it has any. */

@@ -1,8 +1,11 @@
 import type { SendQuery } from './pg-pool-clients.js';
 import { COMMIT, ROLLBACK, isPlainText, returnsPromise } from './pg-statement.js';
 
-/** One statement that opens a transaction, as Kysely sends it for MikroORM. */
-const LONE_BEGIN = /^\s*(begin|start transaction)\b[^;]*;?\s*$/i;
+/**
+ * One statement that opens a transaction, as Kysely sends it for MikroORM. Not one with a `--`
+ * comment, which would swallow the `;` put after it.
+ */
+const LONE_BEGIN = /^\s*(begin|start transaction)\b[^;-]*;?\s*$/i;
 
 /**
  * A transaction's BEGIN, sent in one round trip with the statement after it. The BEGIN of a
@@ -39,16 +42,8 @@ export class HeldBegins<C extends object> {
     return this.held.has(client) || this.failed.has(client);
   }
 
-  /** Whether a BEGIN is held for `client` now. */
-  holdsBegin(client: C): boolean {
-    return this.held.has(client);
-  }
-
-  /**
-   * Sends `args` on `client` with the BEGIN held for it, if there is one: in one message, unless
-   * `apart` (then BEGIN goes first and `args` once it answered, the two round trips of no hold).
-   */
-  send(client: C, query: SendQuery, args: unknown[], apart = false): unknown {
+  /** Sends `args` on `client` with the BEGIN held for it, if there is one. */
+  send(client: C, query: SendQuery, args: unknown[]): unknown {
     if (this.failed.has(client)) return this.afterFailedBegin(client, query, args);
     const begin = this.held.get(client);
     if (begin === undefined) return query(...args);
@@ -57,7 +52,7 @@ export class HeldBegins<C extends object> {
       this.failed.set(client, error);
       throw error;
     };
-    if (!apart && isPlainText(args)) {
+    if (isPlainText(args)) {
       const prefix = `${begin.replace(/;?\s*$/, '')};\n`;
       const replies = query(`${prefix}${args[0]}`, ...args.slice(1)) as Promise<unknown>;
       return replies.then(withoutBegin, (error: unknown) => beginFailed(shiftedBack(error, prefix.length)));
