@@ -1,9 +1,8 @@
 import type { MikroORM, Transaction } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import { CompiledQuery } from 'kysely';
-import { errorText } from '../util/error-text.js';
 import { HeldBegins } from '../util/held-begin.js';
-import { PoolClientHook, pgPoolOf, type PgClient, type SendQuery } from '../util/pg-pool-clients.js';
+import { hookPoolClients, type PgClient, type PoolClientHook, type SendQuery } from '../util/pg-pool-clients.js';
 
 /** Run in a flush's transaction right after its BEGIN, never sent: it names the client the flush got. */
 const CLAIM = '/* nest-outbox: flush with rows */';
@@ -34,20 +33,17 @@ export class FlushBegins {
 
   /** Hooks the clients of the ORM's `pg` pool for as long as the pool lives. */
   async start(): Promise<void> {
-    if (this.hook) return;
-    try {
-      const pool = await pgPoolOf(this.orm);
-      if (!pool) return;
-      this.hook = new PoolClientHook(pool, {
+    this.hook ??= await hookPoolClients(
+      this.orm,
+      {
         wrap: (client, send) => this.wrap(client, send),
         released: (client) => {
           this.begins.drop(client);
           this.heldHere.delete(client);
         },
-      });
-    } catch (error) {
-      this.logger.debug(`A flush's BEGIN is sent on its own (${errorText(error)}).`);
-    }
+      },
+      (why) => this.logger.debug(`A flush's BEGIN is sent on its own (${why}).`),
+    );
   }
 
   /** A flush with rows is about to open its transaction; returns whether it should `claim` it then. */

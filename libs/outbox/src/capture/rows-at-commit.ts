@@ -2,8 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import { AT_COMMIT } from '../store/outbox-row.insert.js';
 import { OutboxError } from '../outbox.errors.js';
-import { errorText } from '../util/error-text.js';
-import { PoolClientHook, pgPoolOf, type PgClient, type SendQuery } from '../util/pg-pool-clients.js';
+import { hookPoolClients, type PgClient, type PoolClientHook, type SendQuery } from '../util/pg-pool-clients.js';
 import { COMMIT, ROLLBACK, isPlainText } from '../util/pg-statement.js';
 
 /**
@@ -38,17 +37,11 @@ export class RowsAtCommit {
    * a flush commits could lose the answer to its rows. It holds only statements marked `AT_COMMIT`.
    */
   async start(): Promise<void> {
-    if (this.hook) return;
-    try {
-      const pool = await pgPoolOf(this.orm);
-      if (!pool) return;
-      this.hook = new PoolClientHook(pool, {
-        wrap: (client, send) => this.wrap(client, send),
-        released: (client) => this.forget(client),
-      });
-    } catch (error) {
-      this.logger.debug(`Outbox rows are sent before COMMIT, not with it (${errorText(error)}).`);
-    }
+    this.hook ??= await hookPoolClients(
+      this.orm,
+      { wrap: (client, send) => this.wrap(client, send), released: (client) => this.forget(client) },
+      (why) => this.logger.debug(`Outbox rows are sent before COMMIT, not with it (${why}).`),
+    );
   }
 
   private wrap(client: PgClient, send: SendQuery): (...args: unknown[]) => unknown {

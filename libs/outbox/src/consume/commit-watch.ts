@@ -3,9 +3,8 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Logger } from '@nestjs/common';
 import { OutboxError } from '../outbox.errors.js';
-import { errorText } from '../util/error-text.js';
 import { ensureCommittable, explainAborted } from './committable.js';
-import { PoolClientHook, pgPoolOf, type PgClient, type SendQuery } from '../util/pg-pool-clients.js';
+import { hookPoolClients, type PgClient, type PoolClientHook, type SendQuery } from '../util/pg-pool-clients.js';
 import { COMMIT, ROLLBACK } from '../util/pg-statement.js';
 import { HeldBegins } from '../util/held-begin.js';
 
@@ -52,18 +51,15 @@ export class CommitWatch {
 
   /** Starts watching the clients of the ORM's `pg` pool; without one, every check asks PostgreSQL. */
   async start(): Promise<void> {
-    if (this.hook) return;
-    try {
-      const pool = await pgPoolOf(this.orm);
-      if (!pool) return;
-      this.hook = new PoolClientHook(pool, {
+    this.hook ??= await hookPoolClients(
+      this.orm,
+      {
         wrap: (client, send) => this.wrap(client, send),
         released: (client) => this.begins.drop(client),
         unwrapping: (client, send) => this.begins.flush(client, send),
-      });
-    } catch (error) {
-      this.logger.debug(`COMMIT replies are not watched (${errorText(error)}): each run asks before it commits.`);
-    }
+      },
+      (why) => this.logger.debug(`COMMIT replies are not watched (${why}): each run asks before it commits.`),
+    );
   }
 
   /** Stops watching: new clients are left alone, wrapped ones get their own `query` back. */

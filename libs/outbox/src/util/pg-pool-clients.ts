@@ -1,4 +1,5 @@
 import type { MikroORM } from '@mikro-orm/core';
+import { errorText } from './error-text.js';
 
 /** The parts of a `pg` client the hooks use. */
 export interface PgClient {
@@ -38,6 +39,24 @@ export async function pgPoolOf(orm: MikroORM): Promise<PgPool | undefined> {
   if (typeof connection.getNativeClient !== 'function') return undefined;
   const pool = (await connection.getNativeClient()) as PgPool | undefined;
   return typeof pool?.on === 'function' && typeof pool.off === 'function' ? pool : undefined;
+}
+
+/**
+ * Puts `hook` on the clients of the ORM's `pg` pool. Undefined without one; when the driver fails
+ * to hand it out, `unhooked` hears why.
+ */
+export async function hookPoolClients(
+  orm: MikroORM,
+  hook: ClientHook,
+  unhooked: (why: string) => void,
+): Promise<PoolClientHook | undefined> {
+  try {
+    const pool = await pgPoolOf(orm);
+    return pool && new PoolClientHook(pool, hook);
+  } catch (error) {
+    unhooked(errorText(error));
+    return undefined;
+  }
 }
 
 /** A hook on every client of a pool: those connected when it is put on, and those that connect later. */
