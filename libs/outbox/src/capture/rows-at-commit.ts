@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { AT_COMMIT } from '../store/outbox-row.insert.js';
 import { OutboxError } from '../outbox.errors.js';
 import { hookPoolClients, type PgClient, type PoolClientHook, type SendQuery } from '../util/pg-pool-clients.js';
-import { COMMIT, ROLLBACK, isPlainText } from '../util/pg-statement.js';
+import { COMMIT, ROLLBACK, isPlainText, isThenable } from '../util/pg-statement.js';
 
 /**
  * A flush's outbox rows, sent with its COMMIT: `insert …; commit` in one simple-protocol message,
@@ -114,10 +114,6 @@ const ROLLED_BACK =
   'The transaction was rolled back instead of committed: a statement in it failed (and its error was ' +
   'caught) after the outbox rows were written, so neither its changes nor its outbox rows were saved. ' +
   'Let the error propagate, or run the statement in a savepoint (em.transactional inside the flush).';
-
-function isThenable(value: unknown): value is Promise<unknown> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
 
 /** node-postgres answers a message of two statements with two replies: COMMIT's is the caller's. */
 function commitReply(replies: unknown): unknown {

@@ -5,7 +5,7 @@ import { Logger } from '@nestjs/common';
 import { OutboxError } from '../outbox.errors.js';
 import { ensureCommittable, explainAborted } from './committable.js';
 import { hookPoolClients, type PgClient, type PoolClientHook, type SendQuery } from '../util/pg-pool-clients.js';
-import { COMMIT, ROLLBACK } from '../util/pg-statement.js';
+import { COMMIT, ROLLBACK, isThenable } from '../util/pg-statement.js';
 import { HeldBegins } from '../util/held-begin.js';
 
 /** One watched transaction, as its statements go by. */
@@ -99,7 +99,7 @@ export class CommitWatch {
         watched.open.delete(client);
         if (declared) watched.ended = true;
       }
-      if (!declared || !isThenable(result)) return result;
+      if (!declared || !isThenable<{ command?: string } | undefined>(result)) return result;
       const why = declared.why;
       return result.then(
         (reply) => {
@@ -115,8 +115,4 @@ export class CommitWatch {
       );
     };
   }
-}
-
-function isThenable(value: unknown): value is Promise<{ command?: string } | undefined> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
