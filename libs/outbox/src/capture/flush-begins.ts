@@ -81,7 +81,7 @@ export class FlushBegins {
           return held;
         }
       }
-      return this.begins.holds(client) ? this.begins.send(client, send, args) : send(...args);
+      return this.begins.send(client, send, args);
     };
   }
 }

@@ -90,7 +90,7 @@ export class CommitWatch {
       const text = args[0];
       const inScope = watched !== undefined && !watched.ended && typeof text === 'string';
       let result: unknown = inScope ? begins.hold(client, args) : undefined;
-      result ??= begins.holds(client) ? begins.send(client, send, args) : send(...args);
+      result ??= begins.send(client, send, args);
       if (!inScope) return result;
       const declared = watched.declared?.client === client ? watched.declared : undefined;
       const commits = COMMIT.test(text);

@@ -37,12 +37,7 @@ export class HeldBegins<C extends object> {
     return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [], fields: [] });
   }
 
-  /** Whether `client`'s next statement must go through `send`: a BEGIN is held for it, or failed. */
-  holds(client: C): boolean {
-    return this.held.has(client) || this.failed.has(client);
-  }
-
-  /** Sends `args` on `client` with the BEGIN held for it, if there is one. */
+  /** Sends `args` on `client` with the BEGIN held for it, if there is one; else as it is. */
   send(client: C, query: SendQuery, args: unknown[]): unknown {
     if (this.failed.has(client)) return this.afterFailedBegin(client, query, args);
     const begin = this.held.get(client);
