@@ -1,4 +1,6 @@
 import type { MikroORM } from '@mikro-orm/core';
+import type { AbstractSqlConnection } from '@mikro-orm/postgresql';
+import { CompiledQuery } from 'kysely';
 import { qualifiedTables, type Tables } from '../store/outbox.tables.js';
 import { textArray, uuidArray } from '../store/sql-arrays.js';
 
@@ -56,12 +58,13 @@ export class RelayStore {
     // Deleted at dispatch, a row takes its key positions with it: it cannot be claimed again.
     // (Common table expressions, because PostgreSQL allows data-modifying ones only at the top.)
     const mark = options.deleteOnDispatch
-      ? `marked as (delete from ${t.outbox} o using unnest(?::uuid[], ?::text[]) as m(id, routes)
-            where o.id = m.id and o.claimed_by = ? returning o.id),
+      ? `marked as (delete from ${t.outbox} o using unnest($1::uuid[], $2::text[]) as m(id, routes)
+            where o.id = m.id and o.claimed_by = $3::text returning o.id),
           marked_routes as (delete from ${t.outboxRoute} where message_id in (select id from marked))`
       : `marked as (update ${t.outbox} o set dispatched_at = now(), locked_until = null, last_error = null,
             routed_to = string_to_array(m.routes, ',')
-          from unnest(?::uuid[], ?::text[]) as m(id, routes) where o.id = m.id and o.claimed_by = ? returning o.id)`;
+          from unnest($1::uuid[], $2::text[]) as m(id, routes) where o.id = m.id and o.claimed_by = $3::text
+          returning o.id)`;
     // SKIP LOCKED lets relays in many processes claim disjoint batches; the lease (locked_until)
     // hands a batch to another relay if this one dies before marking it. The previous batch's
     // mark rides in the same statement, saving a round trip per batch; the rows it marks are
@@ -70,11 +73,11 @@ export class RelayStore {
           where dispatched_at is null
             and (available_at is null or available_at <= now())
             and (locked_until is null or locked_until < now())
-            and attempts < ?
-            and id <> all(?::uuid[])${extra}
-          order by seq limit ? for update skip locked`;
+            and attempts < $5::int
+            and id <> all($1::uuid[])${extra}
+          order by seq limit $6::int for update skip locked`;
     const claim = (dueSql: string) => `update ${t.outbox} o
-        set locked_until = now() + ? * interval '1 millisecond', attempts = o.attempts + 1, claimed_by = ?
+        set locked_until = now() + $4::int * interval '1 millisecond', attempts = o.attempts + 1, claimed_by = $3::text
         from (${dueSql}) due
         where o.id = due.id
         returning o.id, o.type, o.payload::text as payload, o.headers::text as headers,
@@ -90,7 +93,7 @@ export class RelayStore {
       wanted as (
         select c.id, c.key, c.seq::bigint as seq, r.route
         from claimed c
-        join jsonb_each(?::jsonb) t(type, routes) on t.type = c.type
+        join jsonb_each($7::jsonb) t(type, routes) on t.type = c.type
         cross join lateral jsonb_array_elements_text(t.routes) r(route)
         where c.key is not null),
       missing as (
@@ -114,8 +117,8 @@ export class RelayStore {
       from claimed c`;
     this.markSql = `with ${mark} select count(*) from marked`;
     // An attempt is only spent when the enqueue itself failed; an unreachable Redis spends none.
-    this.releaseSql = `update ${t.outbox} set locked_until = null, last_error = ?, attempts = attempts - ?
-      where id = any(?::uuid[]) and claimed_by = ? and dispatched_at is null`;
+    this.releaseSql = `update ${t.outbox} set locked_until = null, last_error = $1::text, attempts = attempts - $2::int
+      where id = any($3::uuid[]) and claimed_by = $4::text and dispatched_at is null`;
   }
 
   /**
@@ -128,27 +131,21 @@ export class RelayStore {
     dispatched: readonly DispatchedRow[],
     ordered?: OrderedRoutes,
   ): Promise<ClaimedRow[]> {
-    const { relayId, maxAttempts } = this.options;
-    const mark = this.markParams(dispatched);
-    const exclude = mark[0];
-    const claim = [leaseMs, relayId, maxAttempts, exclude, limit];
+    const params = [...this.markParams(dispatched), leaseMs, this.options.maxAttempts, limit];
     const rows = ordered
       ? (
-          (await this.connection().execute(this.orderedClaimSql, [
-            ...mark,
-            ...claim,
+          await this.query<Omit<ClaimedRow, 'routes'> & { routes: string }>(this.orderedClaimSql, [
+            ...params,
             JSON.stringify(ordered),
-          ])) as Array<Omit<ClaimedRow, 'routes'> & { routes: string }>
+          ])
         ).map((row) => ({ ...row, routes: JSON.parse(row.routes) as Record<string, number> }))
-      : (
-          (await this.connection().execute(this.claimSql, [...mark, ...claim])) as Array<Omit<ClaimedRow, 'routes'>>
-        ).map((row) => ({ ...row, routes: {} }));
+      : (await this.query<Omit<ClaimedRow, 'routes'>>(this.claimSql, params)).map((row) => ({ ...row, routes: {} }));
     // RETURNING has no order; the claim took them in commit order, so sorting restores it.
     return rows.sort((a, b) => Number(a.seq) - Number(b.seq));
   }
 
   async markDispatched(rows: readonly DispatchedRow[]): Promise<void> {
-    await this.connection().execute(this.markSql, this.markParams(rows), 'run');
+    await this.query(this.markSql, this.markParams(rows));
   }
 
   /**
@@ -156,10 +153,15 @@ export class RelayStore {
    * theirs (Redis unreachable, shutdown, subscriptions changed under the claim).
    */
   async release(ids: readonly string[], error: string, spentAttempt: boolean): Promise<void> {
-    const params = [error.slice(0, 2000), spentAttempt ? 0 : 1, uuidArray(ids), this.options.relayId];
-    await this.connection().execute(this.releaseSql, params, 'run');
+    await this.query(this.releaseSql, [
+      error.slice(0, 2000),
+      spentAttempt ? 0 : 1,
+      uuidArray(ids),
+      this.options.relayId,
+    ]);
   }
 
+  /** `$1` the ids (also what the claim leaves out), `$2` where each went, `$3` this relay. */
   private markParams(rows: readonly DispatchedRow[]): [string, string, string] {
     return [
       uuidArray(rows.map((row) => row.id)),
@@ -168,7 +170,14 @@ export class RelayStore {
     ];
   }
 
-  private connection() {
-    return this.orm.em.getConnection('write');
+  /**
+   * Bind parameters, straight to the pool: MikroORM's `execute` would print a batch's id arrays
+   * into the text one character at a time, which cost more CPU and garbage than the rest of the
+   * statement's work in this process (a profile of a 100,000-row drain).
+   */
+  private async query<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
+    const connection = this.orm.em.getConnection('write') as AbstractSqlConnection;
+    const result = await connection.getClient().executeQuery<R>(CompiledQuery.raw(sql, [...params]));
+    return [...result.rows];
   }
 }
