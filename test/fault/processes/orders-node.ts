@@ -96,7 +96,8 @@ function outboxOptions(): OutboxModuleOptions {
 
 /**
  * Fault points around the real queue's enqueue calls (the relay calls the same instance): addBulk,
- * and add, which the relay uses for a batch of one job. Both count as the n-th call.
+ * and add, which the relay calls once per job for up to 10 jobs of a queue. Each call counts as the
+ * n-th, so the scenarios that count calls relay full batches of 50 or more.
  */
 function instrumentQueue(queue: Queue): void {
   const killAfter = num('KILL_AFTER_ADDBULK');

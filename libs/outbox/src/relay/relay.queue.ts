@@ -9,6 +9,11 @@ import type { RoutedBatch } from './message.router.js';
 
 /** Jobs per addBulk call; a batch is sent as several calls in flight at once. */
 const ADD_BULK_CHUNK = 50;
+/**
+ * Up to this many jobs for one queue go as plain adds issued together: addBulk builds an ioredis
+ * pipeline, which copies every BullMQ script onto itself and costs more CPU than a few adds.
+ */
+const PLAIN_ADDS_UP_TO = 10;
 
 /**
  * Hands a routed batch to BullMQ: one `addBulk` per subscribed service's queue, all at once. The
@@ -44,10 +49,11 @@ export class RelayQueue {
         const chunks: Promise<unknown>[] = [];
         for (let from = 0; from < bulk.length; from += ADD_BULK_CHUNK) {
           const chunk = bulk.slice(from, from + ADD_BULK_CHUNK);
-          // One job, as at a low rate, goes as a plain add: addBulk builds an ioredis pipeline, which
-          // copies every BullMQ script onto it and costs more CPU than the add itself.
-          const [only] = chunk;
-          chunks.push(chunk.length === 1 ? queue.add(only.name, only.data, only.opts) : queue.addBulk(chunk));
+          if (chunk.length <= PLAIN_ADDS_UP_TO) {
+            for (const job of chunk) chunks.push(queue.add(job.name, job.data, job.opts));
+          } else {
+            chunks.push(queue.addBulk(chunk));
+          }
         }
         await Promise.all(chunks);
         endSends();
