@@ -172,8 +172,8 @@ export class RelayStore {
 
   /**
    * Bind parameters, straight to the pool: MikroORM's `execute` would print a batch's id arrays
-   * into the text one character at a time, which cost more CPU and garbage than the rest of the
-   * statement's work in this process (a profile of a 100,000-row drain).
+   * into the text one character at a time (240 MB of garbage per 100,000 rows relayed, a sixth of
+   * what the relay allocated in that drain).
    */
   private async query<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
     const connection = this.orm.em.getConnection('write') as AbstractSqlConnection;
