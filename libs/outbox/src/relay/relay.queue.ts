@@ -16,7 +16,7 @@ const ADD_BULK_CHUNK = 50;
 const PLAIN_ADDS_UP_TO = 10;
 
 /**
- * Hands a routed batch to BullMQ: one `addBulk` per subscribed service's queue, all at once. The
+ * Hands a routed batch to BullMQ: its jobs for every subscribed service's queue, all at once. The
  * job id is the message id, so a re-add (after a crash, or a partial failure here) is a no-op in
  * every queue that already has it: the adds are idempotent per message and consumer.
  */
