@@ -146,6 +146,11 @@ export const headerNotAString = (type: string, name: string, value: unknown) =>
 export const invalidDelay = (type: string, delay: unknown) =>
   `Delay of ${type} must be a non-negative integer of milliseconds, got ${String(delay)}. Nothing was written.`;
 
+export const flushRolledBackAfterRows = () =>
+  'The transaction was rolled back instead of committed: a statement in it failed (and its error was ' +
+  'caught) after the outbox rows were written, so neither its changes nor its outbox rows were saved. ' +
+  'Let the error propagate, or run the statement in a savepoint (em.transactional inside the flush).';
+
 // Reading messages
 
 export const payloadUnreadable = (type: string, reason: string) => `Payload of ${type} cannot be read: ${reason}.`;

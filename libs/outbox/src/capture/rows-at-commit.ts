@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import { AT_COMMIT } from '../store/outbox-row.insert.js';
 import { OutboxError } from '../outbox.errors.js';
+import { flushRolledBackAfterRows } from '../outbox.messages.js';
 import { hookPoolClients, type PgClient, type PoolClientHook, type SendQuery } from '../util/pg-pool-clients.js';
 import { COMMIT, ROLLBACK, isPlainText, isThenable } from '../util/pg-statement.js';
 
@@ -94,7 +95,7 @@ export class RowsAtCommit {
     if (!COMMIT.test(args[0] as string) || !isThenable(ended)) return ended;
     return ended.then((reply) => {
       if ((reply as { command?: string } | undefined)?.command !== 'ROLLBACK') return reply;
-      throw ahead.error ?? new OutboxError(ROLLED_BACK);
+      throw ahead.error ?? new OutboxError(flushRolledBackAfterRows());
     });
   }
 
@@ -110,10 +111,6 @@ interface RowsAhead {
 }
 
 const CARRIES_COMMIT = /;\s*commit\s*;?\s*$/i;
-const ROLLED_BACK =
-  'The transaction was rolled back instead of committed: a statement in it failed (and its error was ' +
-  'caught) after the outbox rows were written, so neither its changes nor its outbox rows were saved. ' +
-  'Let the error propagate, or run the statement in a savepoint (em.transactional inside the flush).';
 
 /** node-postgres answers a message of two statements with two replies: COMMIT's is the caller's. */
 function commitReply(replies: unknown): unknown {
