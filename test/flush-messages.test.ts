@@ -177,6 +177,24 @@ for (const conforming of ['on', 'off'] as const) {
       expect(await rows()).toEqual([]);
     });
 
+    it('rows sent ahead that went in, then a statement whose error was caught: COMMIT fails and says why', async () => {
+      let caught: unknown;
+      await withBeforeCommit(
+        async ({ em }) => {
+          caught = await (em as EntityManager).execute('select 1 / 0').catch((error: unknown) => error);
+        },
+        async () => {
+          const em = fork();
+          const account = new Account('a4b', 'a4b@example.com');
+          account.deposit(4);
+          await expect(em.persist(account).flush()).rejects.toThrow(/rolled back instead of committed/);
+        },
+      );
+      expect(String(caught)).toMatch(/division by zero/);
+      expect(await accounts()).toEqual([]);
+      expect(await rows()).toEqual([]);
+    });
+
     it('a flush whose transaction rolls back before COMMIT never sends its rows', async () => {
       await withBeforeCommit(
         () => Promise.reject(new Error('not this time')),
