@@ -59,6 +59,18 @@ describe('serialiseEvent', () => {
     );
   });
 
+  it('keeps a payload whose values only name a forbidden key, as JSON.stringify writes it', () => {
+    const event = new ParcelShipped('constructor, __proto__ and prototype \\u0041', 1);
+    expect(serialiseEvent(event)).toBe(JSON.stringify(event));
+  });
+
+  it('counts bytes, not characters, against the size limit', () => {
+    // 60 characters, 140 bytes in UTF-8.
+    const payload = serialiseEvent(new ParcelShipped('€'.repeat(40), 1));
+    expect(payload.length).toBeLessThan(100);
+    expect(() => checkMessageSize('t', payload, '{}', 100)).toThrow(/t is 1\d\d bytes of JSON with its headers/);
+  });
+
   it('counts the headers with the payload against the size limit', () => {
     const payload = serialiseEvent(new ParcelShipped('x'.repeat(50), 1));
     expect(() => checkMessageSize('t', payload, '{}', 100)).not.toThrow();

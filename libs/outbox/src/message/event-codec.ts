@@ -13,6 +13,9 @@ import { eventMetadataOf, type EventPayload } from './event-type.js';
 import { upcastPayload } from './event-versions.js';
 import { FORBIDDEN_KEYS, ForbiddenKey, forbiddenKeyPath, refuseForbiddenKeys } from './forbidden-keys.js';
 
+/** A JSON text in which a key may be a forbidden one: it names one, or escapes characters (\\u…). */
+const MAY_HOLD_FORBIDDEN_KEY = /__proto__|constructor|prototype|\\u/;
+
 /**
  * JSON text of an event's own fields; throws before anything is written when it cannot be stored,
  * including when a key at any depth is one a reader must refuse (`__proto__`, `constructor`, `prototype`).
@@ -21,25 +24,35 @@ export function serialiseEvent(event: object): string {
   if (event === null || typeof event !== 'object') {
     throw new OutboxPayloadError(eventNotAnObject(event));
   }
-  const type = eventMetadataOf(event.constructor).name;
   let text: string;
   try {
-    text = JSON.stringify(event, refuseForbiddenKeys);
+    text = JSON.stringify(event);
+    // JSON escapes none of a forbidden key's characters, so a key can only be one if the text
+    // spells it out: only then is it serialised again with the replacer that checks every key
+    // (which makes JSON.stringify leave its fast path: 2.5 times the time on a small event).
+    if (text !== undefined && MAY_HOLD_FORBIDDEN_KEY.test(text)) text = JSON.stringify(event, refuseForbiddenKeys);
   } catch (error) {
     if (error instanceof ForbiddenKey) {
       const path = forbiddenKeyPath(event) ?? `payload.${error.key}`;
-      throw new OutboxPayloadError(payloadKeyForbidden(type, error.key, path));
+      throw new OutboxPayloadError(payloadKeyForbidden(typeName(event), error.key, path));
     }
-    throw new OutboxPayloadError(eventNotSerialisable(type, errorText(error)), { cause: error });
+    throw new OutboxPayloadError(eventNotSerialisable(typeName(event), errorText(error)), { cause: error });
   }
   if (text === undefined || text[0] !== '{') {
-    throw new OutboxPayloadError(eventNotAJsonObject(type, text));
+    throw new OutboxPayloadError(eventNotAJsonObject(typeName(event), text));
   }
   return text;
 }
 
+/** For errors only: the type name is not needed on the way that succeeds. */
+function typeName(event: object): string {
+  return eventMetadataOf(event.constructor).name;
+}
+
 /** A message is its payload plus its headers; both count against `maxPayloadBytes`. */
 export function checkMessageSize(type: string, payload: string, headers: string, maxBytes: number): void {
+  // UTF-8 takes at most three bytes per UTF-16 code unit: most messages need no count.
+  if ((payload.length + headers.length) * 3 <= maxBytes) return;
   const bytes = Buffer.byteLength(payload) + Buffer.byteLength(headers);
   if (bytes > maxBytes) throw new OutboxPayloadError(messageTooLarge(type, bytes, maxBytes));
 }
@@ -48,7 +61,6 @@ export function checkMessageSize(type: string, payload: string, headers: string,
  * Parses stored JSON without ever assigning to `__proto__` or `constructor`: such keys make the
  * message unreadable rather than reaching an object's prototype.
  */
-const MAY_HOLD_FORBIDDEN_KEY = /__proto__|constructor|prototype|\\u/;
 
 export function parsePayload(type: string, text: string): EventPayload {
   let value: unknown;
