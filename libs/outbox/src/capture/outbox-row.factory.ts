@@ -7,6 +7,7 @@ import { OutboxPayloadError } from '../outbox.errors.js';
 import { headerNameForbidden, headerNotAString, headersNotAnObject, invalidDelay } from '../outbox.messages.js';
 import type { OutboxRow } from '../store/outbox-row.js';
 import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
+import { isoTime } from '../util/iso-time.js';
 
 export interface PublishOptions {
   /**
@@ -51,7 +52,7 @@ export class OutboxRowFactory {
       messageId: id,
       correlationId: parent?.headers.correlationId ?? origin.correlationId ?? id,
       ...(parent ? { causationId: parent.headers.messageId } : {}),
-      occurredAt: now.toISOString(),
+      occurredAt: isoTime(now),
       // Absent at version 1, so a version-1 row reads the same to consumers built before versions.
       ...(version > 1 ? { version } : {}),
       ...(trace ? { trace } : {}),

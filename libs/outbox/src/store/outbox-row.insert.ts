@@ -3,6 +3,7 @@ import type { AbstractSqlConnection } from '@mikro-orm/postgresql';
 import { CompiledQuery } from 'kysely';
 import { OutboxMessage } from './outbox-message.entity.js';
 import type { OutboxRow } from './outbox-row.js';
+import { isoTime } from '../util/iso-time.js';
 
 /** The columns capture writes, in `parametersOf` order, with the cast each parameter takes. */
 const COLUMNS: ReadonlyArray<readonly [column: string, cast: string]> = [
@@ -84,7 +85,7 @@ function parametersOf(rows: readonly OutboxRow[]): unknown[] {
       row.aggregateType,
       row.aggregateId,
       row.key,
-      row.occurredAt.toISOString(),
+      isoTime(row.occurredAt),
       row.availableAt ? row.availableAt.toISOString() : null,
     );
   }
@@ -102,13 +103,22 @@ function insertSqlWithValues(table: string, rows: readonly OutboxRow[]): string 
   let sql = `insert into ${table} (${COLUMN_LIST}) values `;
   for (let index = 0; index < rows.length; index++) {
     const row = rows[index];
-    const texts = [row.id, row.type, row.payload, row.headers, row.aggregateType, row.aggregateId, row.key];
     // A key from `publish()` is the caller's value: not every caller passes a string.
-    if (!texts.every(isPrintable)) return undefined;
+    if (
+      !isPrintable(row.id) ||
+      !isPrintable(row.type) ||
+      !isPrintable(row.payload) ||
+      !isPrintable(row.headers) ||
+      !isPrintable(row.aggregateType) ||
+      !isPrintable(row.aggregateId) ||
+      !isPrintable(row.key)
+    ) {
+      return undefined;
+    }
     const printed =
       `(${literal(row.id)}, ${literal(row.type)}, ${literal(row.payload)}, ${literal(row.headers)}, ` +
       `${literal(row.aggregateType)}, ${literal(row.aggregateId)}, ${literal(row.key)}, ` +
-      `'${row.occurredAt.toISOString()}'::timestamptz, ` +
+      `'${isoTime(row.occurredAt)}'::timestamptz, ` +
       `${row.availableAt ? `'${row.availableAt.toISOString()}'::timestamptz` : 'null'})`;
     sql += index === 0 ? printed : `, ${printed}`;
   }
