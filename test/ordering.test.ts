@@ -142,6 +142,8 @@ describe('order per key: an ordered handler handles one key in commit order', ()
       const dueAt = Math.floor(Number(score) / 0x1000);
       expect(dueAt - Date.now()).toBeGreaterThan(1000);
 
+      // The promotion runs inside deposit 1's job: BullMQ marks the job completed only after it.
+      await waitUntil("deposit 1's job completed", async () => (await queue.getJobState(first)) === 'completed');
       // BullMQ runs deposit 1's job again, as it does after its worker died: it promotes deposit 2.
       await (await queue.getJob(first))!.retry('completed');
       await waitUntil(
