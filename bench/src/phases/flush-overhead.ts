@@ -4,6 +4,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { withConnection } from '../../../test/support/database.js';
 import { BenchAggregate, startBenchApp, ormOf } from '../bench.app.js';
 import { now, type Bench } from '../harness.js';
+import { rowsInsertMs } from '../measure/rows-insert.js';
 import { median } from '../measure/stats.js';
 import { CAPTURE_ONLY, benchOutboxOptions } from '../outbox-options.js';
 import { summariseProfile, type ProfileSummary } from '../profile-top.js';
@@ -28,6 +29,10 @@ export interface FlushCase {
   /** CPU of this (node) process per flush, ms, without and with capture. */
   offCpuMs: number;
   onCpuMs: number;
+  /** PostgreSQL alone storing the same rows, on a bare `pg` client (measure/rows-insert.ts): the least capture can add. */
+  rowsInsertMs: number;
+  /** (offMs + rowsInsertMs) / offMs: the lowest ratio capture could reach on this machine in this run. */
+  ratioFloor: number;
 }
 
 export interface FlushOverheadResult {
@@ -75,7 +80,13 @@ export const flushOverhead: PhaseDefinition<FlushOverheadResult> = {
           bench.progress(
             `payload ${column}: ${aggregates} aggregate(s) + event(s) per flush, ${flushes} flushes per side`,
           );
-          cases.push(await measureCase(sides, aggregates, flushes, column));
+          const measured = await measureCase(sides, aggregates, flushes, column);
+          const rowsInsert = await rowsInsertMs(bench.databaseUrl, aggregates, flushes);
+          cases.push({
+            ...measured,
+            rowsInsertMs: rowsInsert,
+            ratioFloor: (measured.offMs + rowsInsert) / measured.offMs,
+          });
         }
       }
       const result: FlushOverheadResult = { cases };
@@ -99,6 +110,10 @@ export const flushOverhead: PhaseDefinition<FlushOverheadResult> = {
       if (library && k.aggregates === 1)
         rows.push({ measure: '  added per flush', value: ms(k.addedMs, 3), target: 'flush.added.1' });
       rows.push({ measure: '  node CPU per flush, off / on', value: `${ms(k.offCpuMs, 3)} / ${ms(k.onCpuMs, 3)}` });
+      rows.push({
+        measure: "  the rows' INSERT alone, bare pg client",
+        value: `+${ms(k.rowsInsertMs, 2)}: no capture can go below ×${fix(k.ratioFloor)}`,
+      });
     }
     return rows;
   },
@@ -127,7 +142,9 @@ function flushTarget(
       if (!k) return { value: null, detail: 'n/a' };
       return {
         value: figure(k),
-        detail: `on ${ms(k.onMs, 2)} / off ${ms(k.offMs, 2)} = ×${fix(k.ratio)}, +${ms(k.addedMs, 3)}`,
+        detail:
+          `on ${ms(k.onMs, 2)} / off ${ms(k.offMs, 2)} = ×${fix(k.ratio)}, +${ms(k.addedMs, 3)}; ` +
+          `the rows' INSERT alone +${ms(k.rowsInsertMs, 3)}, floor ×${fix(k.ratioFloor)}`,
       };
     },
   };
@@ -149,7 +166,7 @@ async function measureCase(
   aggregates: number,
   flushes: number,
   column: PayloadColumn,
-): Promise<FlushCase> {
+): Promise<Omit<FlushCase, 'rowsInsertMs' | 'ratioFloor'>> {
   // Warm-up per side: JIT, pool connections, prepared metadata.
   for (const side of ['off', 'on'] as const)
     await time(sides[side], aggregates, Math.max(5, Math.ceil(flushes / 10)), side === 'off');
