@@ -8,10 +8,11 @@ const COLUMNS =
   '"id", "type", "payload", "headers", "aggregate_type", "aggregate_id", "key", "occurred_at", "available_at"';
 
 /**
- * What PostgreSQL alone takes to store a flush's outbox rows, in ms: on a bare `pg` client, the
- * statement capture sends with COMMIT (libs/outbox/src/store/outbox-row.insert.ts: values printed
- * in), against the same transaction without it; medians, the two alternating. No ORM and none of
- * the library's JavaScript: capture cannot add less than this to a flush.
+ * What PostgreSQL alone takes to store a flush's outbox rows, in ms: on a bare `pg` client, a
+ * transaction that inserts the flush's aggregates and then sends the statement capture sends with
+ * COMMIT (libs/outbox/src/store/outbox-row.insert.ts: values printed in), against the same
+ * transaction without the rows; medians, the two alternating. Both write, so both COMMITs flush
+ * the WAL. No ORM and none of the library's JavaScript: capture cannot add less than this.
  */
 export async function rowsInsertMs(databaseUrl: string, rows: number, transactions: number): Promise<number> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
@@ -20,9 +21,11 @@ export async function rowsInsertMs(databaseUrl: string, rows: number, transactio
     const times = { with: [] as number[], without: [] as number[] };
     for (let i = 0; i < transactions; i++) {
       for (const side of i % 2 === 0 ? (['with', 'without'] as const) : (['without', 'with'] as const)) {
+        const aggregates = aggregatesText(rows);
         const last = side === 'with' ? `${insertText(rows)};\ncommit` : 'commit';
         const started = now();
         await client.query('begin');
+        await client.query(aggregates);
         await client.query(last);
         times[side].push(now() - started);
       }
@@ -32,6 +35,15 @@ export async function rowsInsertMs(databaseUrl: string, rows: number, transactio
     client.release();
     await pool.end();
   }
+}
+
+/** The bench's aggregates, as the flush inserts them (BenchAggregate.create). */
+function aggregatesText(count: number): string {
+  const values: string[] = [];
+  const placedAt = new Date().toISOString();
+  for (let n = 0; n < count; n++)
+    values.push(`('${randomUUID()}', 'customer-${n % 100}', ${1000 + n}, 'placed', '${placedAt}')`);
+  return `insert into "bench_aggregate" ("id", "customer_id", "total_cents", "status", "placed_at") values ${values.join(', ')}`;
 }
 
 /** The rows the bench's flushes write: one SomethingHappened per aggregate, headers as capture makes them. */
