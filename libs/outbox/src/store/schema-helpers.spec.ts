@@ -19,6 +19,7 @@ describe('schema helpers read table names only', () => {
       'Migration20261123000000_nest_outbox_claim_owner',
       'Migration20261123000100_nest_outbox_routing',
       'Migration20261123000400_nest_outbox_json_text',
+      'Migration20261124000000_nest_outbox_fillfactor',
     ]);
   });
 

