@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchDatabaseName, dropDatabase, freshBenchDatabase } from './bench-db.js';
+import { benchDatabaseName, checkpoint, dropDatabase, freshBenchDatabase } from './bench-db.js';
 import { renderChart } from './chart.js';
 import { FULL, QUICK, loadAverage, machine, now, type BenchSizes } from './harness.js';
 import { serverPids } from './measure/servers.js';
@@ -91,6 +91,8 @@ async function main(): Promise<number> {
         profile: values.profile === true,
         nodeArgs,
       };
+      const refused = await checkpoint(databaseUrl);
+      if (refused && !warnings.includes(refused)) warnings.push(refused);
       const phaseStarted = now();
       phaseLoad[name] = loadAverage();
       try {
