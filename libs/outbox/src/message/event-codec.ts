@@ -13,7 +13,7 @@ import { eventMetadataOf, type EventPayload } from './event-type.js';
 import { upcastPayload } from './event-versions.js';
 import { FORBIDDEN_KEYS, ForbiddenKey, forbiddenKeyPath, refuseForbiddenKeys } from './forbidden-keys.js';
 
-/** A JSON text in which a key may be a forbidden one: it names one, or escapes characters (\\u…). */
+/** A JSON text in which a key may be a forbidden one: it names one, or holds an escape (\u…). */
 const MAY_HOLD_FORBIDDEN_KEY = /__proto__|constructor|prototype|\\u/;
 
 /**
@@ -61,7 +61,6 @@ export function checkMessageSize(type: string, payload: string, headers: string,
  * Parses stored JSON without ever assigning to `__proto__` or `constructor`: such keys make the
  * message unreadable rather than reaching an object's prototype.
  */
-
 export function parsePayload(type: string, text: string): EventPayload {
   let value: unknown;
   try {
