@@ -12,7 +12,8 @@ const COLUMNS =
  * transaction that inserts the flush's aggregates and then sends the statement capture sends with
  * COMMIT (libs/outbox/src/store/outbox-row.insert.ts: values printed in), against the same
  * transaction without the rows; medians, the two alternating. Both write, so both COMMITs flush
- * the WAL. No ORM and none of the library's JavaScript: capture cannot add less than this.
+ * the WAL. No ORM and none of the library's JavaScript. A reference, not a floor: capture also
+ * sends BEGIN with the flush's first statement, a round trip this transaction still pays.
  */
 export async function rowsInsertMs(databaseUrl: string, rows: number, transactions: number): Promise<number> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
