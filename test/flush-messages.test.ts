@@ -159,37 +159,40 @@ for (const conforming of ['on', 'off'] as const) {
       expect(await rows()).toHaveLength(1);
     });
 
-    it('rows sent ahead that fail make COMMIT fail too, even when that statement caught their error', async () => {
+    /**
+     * Flushes a new account with one deposit while a subscriber runs `sql` before COMMIT and
+     * catches its error, which sends the rows ahead of it; the flush must fail with `flushError`.
+     * Returns the error the subscriber caught.
+     */
+    async function flushBesideCaughtStatement(
+      sql: string,
+      id: string,
+      amount: number,
+      flushError: RegExp,
+    ): Promise<unknown> {
       let caught: unknown;
       await withBeforeCommit(
         async ({ em }) => {
-          caught = await (em as EntityManager).execute('select 1').catch((error: unknown) => error);
+          caught = await (em as EntityManager).execute(sql).catch((error: unknown) => error);
         },
         async () => {
-          const em = fork();
-          const account = new Account('a4', 'a4@example.com');
-          account.deposit(666);
-          await expect(em.persist(account).flush()).rejects.toThrow(deposit666);
+          const account = new Account(id, `${id}@example.com`);
+          account.deposit(amount);
+          await expect(fork().persist(account).flush()).rejects.toThrow(flushError);
         },
       );
+      return caught;
+    }
+
+    it('rows sent ahead that fail make COMMIT fail too, even when that statement caught their error', async () => {
+      const caught = await flushBesideCaughtStatement('select 1', 'a4', 666, deposit666);
       expect(String(caught)).toMatch(deposit666);
       expect(await accounts()).toEqual([]);
       expect(await rows()).toEqual([]);
     });
 
     it('rows sent ahead that went in, then a statement whose error was caught: COMMIT fails and says why', async () => {
-      let caught: unknown;
-      await withBeforeCommit(
-        async ({ em }) => {
-          caught = await (em as EntityManager).execute('select 1 / 0').catch((error: unknown) => error);
-        },
-        async () => {
-          const em = fork();
-          const account = new Account('a4b', 'a4b@example.com');
-          account.deposit(4);
-          await expect(em.persist(account).flush()).rejects.toThrow(/rolled back instead of committed/);
-        },
-      );
+      const caught = await flushBesideCaughtStatement('select 1 / 0', 'a4b', 4, /rolled back instead of committed/);
       expect(String(caught)).toMatch(/division by zero/);
       expect(await accounts()).toEqual([]);
       expect(await rows()).toEqual([]);
