@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { relayBatches } from '../bench-db.js';
+import { databaseUrl } from '../../../test/support/database.js';
+import { analyzeTables, relayBatches } from '../bench-db.js';
 import { now, ticker, type Bench } from '../harness.js';
 import { allHandled } from '../nodes/node-process.js';
 import type { Load } from '../nodes/protocol.js';
@@ -149,6 +150,7 @@ export async function measureEndToEnd(
 /**
  * Writes and handles `events` events, unmeasured: pools open their connections, the JIT compiles
  * the hot paths, BullMQ's scripts are loaded — none of that is part of the steady state measured next.
+ * Then every table is analyzed (`analyzeTables`), as autovacuum does within a minute of traffic.
  * `keys`: written with ordering keys, as the measured load will be.
  */
 export async function warmUp(bench: Bench, topology: Topology, keys?: number): Promise<void> {
@@ -161,5 +163,7 @@ export async function warmUp(bench: Bench, topology: Topology, keys?: number): P
     record: false,
   });
   await allHandled(topology.consumers, events * topology.services, 120_000);
+  const databases = (topology.databases ?? []).map((name) => databaseUrl(name, bench.databaseUrl));
+  for (const url of [bench.databaseUrl, ...databases]) await analyzeTables(url);
   bench.progress(`  ${topology.name}: warmed up with ${events} events in ${((now() - started) / 1000).toFixed(1)} s`);
 }
