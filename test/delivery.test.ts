@@ -69,6 +69,17 @@ class AlwaysFails implements IEventHandler<Pinged> {
   }
 }
 
+/** Loads the account through the injected EntityManager, which resolves to the run's transaction. */
+@EventsHandler(Deposited)
+class LoadsAccount implements IEventHandler<Deposited> {
+  constructor(private readonly em: EntityManager) {}
+
+  async handle(event: Deposited): Promise<void> {
+    await this.em.findOneOrFail(Account, event.accountId);
+    await recordEffect(this.em, 'LoadsAccount');
+  }
+}
+
 describe('delivery', () => {
   let databaseUrl: string;
   const queues: string[] = [];
@@ -246,4 +257,21 @@ describe('delivery', () => {
     // A dead letter is a registered handler that has not run: the outbox does not count as settled.
     expect(await app.monitor.isSettled()).toBe(false);
   });
+
+  it.each([false, true])(
+    'handler runs leave no entity in the global EntityManager (allowGlobalContext: %s)',
+    async (allowGlobalContext) => {
+      const name = redisPrefix(`global-context-${allowGlobalContext}`);
+      const app = await startFixtureApp(databaseUrl, { redis: REDIS_URL, prefix: name }, [LoadsAccount], [], [], {
+        allowGlobalContext,
+      });
+      apps.push(app);
+      await writeDeposits(app, 3, 2, `global-context-${allowGlobalContext}`);
+      await waitUntil('6 deposits handled', () => app.monitor.isSettled());
+      const [{ runs }] = await app.sql("select count(*)::int as runs from effect where handler = 'LoadsAccount'");
+      expect(runs).toBe(6);
+      // Merged into it, every entity a handler loaded would stay in memory as long as the process.
+      expect(app.orm.em.getUnitOfWork(false).getIdentityMap().keys()).toEqual([]);
+    },
+  );
 });

@@ -122,6 +122,8 @@ export async function startFixtureApp(
   providers: Provider[] = [CountDeposits, CountPings],
   imports: ModuleMetadata['imports'] = [],
   entities: Function[] = [],
+  /** MikroORM options over the fixture's own (e.g. `allowGlobalContext`). */
+  ormOptions: { allowGlobalContext?: boolean } = {},
 ): Promise<FixtureApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [
@@ -132,6 +134,7 @@ export async function startFixtureApp(
         metadataProvider: ReflectMetadataProvider,
         pool: { max: 10 },
         registerRequestContext: false,
+        ...ormOptions,
       }),
       OutboxModule.forRoot({ service: 'fixture', ...outbox }),
       ...imports,

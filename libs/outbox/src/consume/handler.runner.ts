@@ -1,4 +1,4 @@
-import { RequestContext, TransactionContext, type MikroORM } from '@mikro-orm/core';
+import { TransactionContext, type MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { OutboxHeaders } from '../message/message-headers.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
@@ -9,6 +9,7 @@ import { errorText } from '../util/error-text.js';
 import { settlement } from '../util/settlement.js';
 import { handlerCaughtFailedStatement } from '../outbox.messages.js';
 import type { CommitWatch } from './commit-watch.js';
+import { handlerTransaction } from './handler-transaction.js';
 import type { HandlerEntry } from './handler.explorer.js';
 import type { InboxStore } from './inbox.store.js';
 import type { KeyOrderStore, KeyPlace } from './key-order.store.js';
@@ -116,29 +117,20 @@ export class HandlerRunner {
       // events the handler raised, and they must inherit this message's correlation, causation
       // and trace.
       return await this.inContext(handler, message, undefined, () =>
-        RequestContext.create(this.orm.em, () =>
-          this.commits.run((check) =>
-            this.orm.em.transactional(
-              async (em) => {
-                const outcome = await this.inTransaction(
-                  em as EntityManager,
-                  handler,
-                  event,
-                  message,
-                  place,
-                  seq,
-                  scope.aborted,
+        this.commits.run((check) =>
+          handlerTransaction(
+            this.orm,
+            async (em) => {
+              const outcome = await this.inTransaction(em, handler, event, message, place, seq, scope.aborted);
+              // An ordered run's last statement (moving its key on) would already have failed.
+              if (outcome.kind === 'handled' && !place) {
+                await check.beforeCommit(em, () =>
+                  handlerCaughtFailedStatement(handler.name, message.headers.messageId),
                 );
-                // An ordered run's last statement (moving its key on) would already have failed.
-                if (outcome.kind === 'handled' && !place) {
-                  await check.beforeCommit(em as EntityManager, () =>
-                    handlerCaughtFailedStatement(handler.name, message.headers.messageId),
-                  );
-                }
-                return outcome;
-              },
-              { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
-            ),
+              }
+              return outcome;
+            },
+            { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
           ),
         ),
       );

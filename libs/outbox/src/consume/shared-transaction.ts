@@ -1,7 +1,8 @@
-import { RequestContext, type MikroORM } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { settlement } from '../util/settlement.js';
 import type { CommitWatch } from './commit-watch.js';
+import { handlerTransaction } from './handler-transaction.js';
 
 /** What a handler run in a shared transaction returns. */
 export interface SharedOutcome {
@@ -84,22 +85,21 @@ export class SharedTransactions<R> {
     const commit = settlement();
     let failedAt = -1;
     try {
-      const outcomes = await RequestContext.create(this.orm.em, () =>
-        this.commits.run((check) =>
-          this.orm.em.transactional(
-            async (em) => {
-              const done: SharedOutcome[] = [];
-              for (const [index, member] of batch.entries()) {
-                failedAt = index;
-                done.push(await this.runner.inShared(em as EntityManager, member.run, scope.aborted, commit.promise));
-              }
-              failedAt = -1;
-              // Else a member that caught a failed statement would make every member look handled.
-              await check.beforeCommit(em as EntityManager, () => 'A run caught a failed statement.');
-              return done;
-            },
-            { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
-          ),
+      const outcomes = await this.commits.run((check) =>
+        handlerTransaction(
+          this.orm,
+          async (em) => {
+            const done: SharedOutcome[] = [];
+            for (const [index, member] of batch.entries()) {
+              failedAt = index;
+              done.push(await this.runner.inShared(em, member.run, scope.aborted, commit.promise));
+            }
+            failedAt = -1;
+            // Else a member that caught a failed statement would make every member look handled.
+            await check.beforeCommit(em, () => 'A run caught a failed statement.');
+            return done;
+          },
+          { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
         ),
       );
       commit.resolve();
