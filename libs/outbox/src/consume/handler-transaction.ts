@@ -1,4 +1,4 @@
-import { RequestContext, type MikroORM, type TransactionOptions } from '@mikro-orm/core';
+import { RequestContext, type MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 
 /**
@@ -7,13 +7,19 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  * (its default), merges nothing back. Where the application allows the global context, MikroORM
  * would merge every entity the run loaded into the global identity map, which would grow with
  * every message: there the run gets a request context of its own to merge into, as a request does.
+ * `signal` ends it: the transaction rolls back, and a query in flight is cancelled.
  */
 export function handlerTransaction<T>(
   orm: MikroORM,
+  signal: AbortSignal,
   work: (em: EntityManager) => Promise<T>,
-  options: TransactionOptions,
 ): Promise<T> {
-  const transaction = () => orm.em.transactional((em) => work(em as EntityManager), { ...options, clear: true });
+  const transaction = () =>
+    orm.em.transactional((em) => work(em as EntityManager), {
+      clear: true,
+      signal,
+      inflightQueryAbortStrategy: 'cancel query',
+    });
   if (orm.config.get('allowGlobalContext')) return RequestContext.create(orm.em, transaction);
   return transaction();
 }

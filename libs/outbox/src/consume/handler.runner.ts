@@ -118,20 +118,14 @@ export class HandlerRunner {
       // and trace.
       return await this.inContext(handler, message, undefined, () =>
         this.commits.run((check) =>
-          handlerTransaction(
-            this.orm,
-            async (em) => {
-              const outcome = await this.inTransaction(em, handler, event, message, place, seq, scope.aborted);
-              // An ordered run's last statement (moving its key on) would already have failed.
-              if (outcome.kind === 'handled' && !place) {
-                await check.beforeCommit(em, () =>
-                  handlerCaughtFailedStatement(handler.name, message.headers.messageId),
-                );
-              }
-              return outcome;
-            },
-            { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
-          ),
+          handlerTransaction(this.orm, scope.signal, async (em) => {
+            const outcome = await this.inTransaction(em, handler, event, message, place, seq, scope.aborted);
+            // An ordered run's last statement (moving its key on) would already have failed.
+            if (outcome.kind === 'handled' && !place) {
+              await check.beforeCommit(em, () => handlerCaughtFailedStatement(handler.name, message.headers.messageId));
+            }
+            return outcome;
+          }),
         ),
       );
     } finally {

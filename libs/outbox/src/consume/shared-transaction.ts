@@ -86,21 +86,17 @@ export class SharedTransactions<R> {
     let failedAt = -1;
     try {
       const outcomes = await this.commits.run((check) =>
-        handlerTransaction(
-          this.orm,
-          async (em) => {
-            const done: SharedOutcome[] = [];
-            for (const [index, member] of batch.entries()) {
-              failedAt = index;
-              done.push(await this.runner.inShared(em, member.run, scope.aborted, commit.promise));
-            }
-            failedAt = -1;
-            // Else a member that caught a failed statement would make every member look handled.
-            await check.beforeCommit(em, () => 'A run caught a failed statement.');
-            return done;
-          },
-          { signal: scope.signal, inflightQueryAbortStrategy: 'cancel query' },
-        ),
+        handlerTransaction(this.orm, scope.signal, async (em) => {
+          const done: SharedOutcome[] = [];
+          for (const [index, member] of batch.entries()) {
+            failedAt = index;
+            done.push(await this.runner.inShared(em, member.run, scope.aborted, commit.promise));
+          }
+          failedAt = -1;
+          // Else a member that caught a failed statement would make every member look handled.
+          await check.beforeCommit(em, () => 'A run caught a failed statement.');
+          return done;
+        }),
       );
       commit.resolve();
       batch.forEach((member, index) => member.resolve(outcomes[index]));
