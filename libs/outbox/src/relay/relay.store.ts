@@ -35,6 +35,16 @@ export interface RelayStoreOptions {
   maxAttempts: number;
 }
 
+/**
+ * Lets the statement's transaction commit without waiting for its WAL to reach disk. The relay's
+ * claims and marks are bookkeeping: a PostgreSQL crash that forgets the last of them (up to three
+ * `wal_writer_delay`s) leaves those rows pending, to be dispatched again, as after a relay killed
+ * between its enqueue and its mark; BullMQ drops a job id it still holds, the inbox the rest. The
+ * rows themselves are the application's commits and keep its setting. An uncorrelated subquery in
+ * a condition on no column is evaluated once before the statement's first row, whatever it finds.
+ */
+const NO_WAL_WAIT = `(select set_config('synchronous_commit', 'off', true)) is not null`;
+
 /** Ordered routes (`service/handler`) per event type: what a claim allocates key positions for. */
 export type OrderedRoutes = Readonly<Record<string, readonly string[]>>;
 
@@ -76,17 +86,18 @@ export class RelayStore {
             and attempts < $5::int
             and id <> all($1::uuid[])${extra}
           order by seq limit $6::int for update skip locked`;
-    const claim = (dueSql: string) => `update ${t.outbox} o
+    const claim = (dueSql: string, extra = '') => `update ${t.outbox} o
         set locked_until = now() + $4::int * interval '1 millisecond', attempts = o.attempts + 1, claimed_by = $3::text
         from (${dueSql}) due
-        where o.id = due.id
+        where o.id = due.id${extra}
         returning o.id, o.type, o.payload::text as payload, o.headers::text as headers,
           o.aggregate_type, o.aggregate_id, o.key, o.seq::text as seq`;
-    this.claimSql = `with ${mark} ${claim(due(''))}`;
+    this.claimSql = `with ${mark} ${claim(due(''), `\n and ${NO_WAL_WAIT}`)}`;
     // With ordered handlers subscribed, one claim statement at a time holds each key (an advisory
     // lock, skipped by the others) and gives every ordered route of each keyed row its next place
     // in that key's order, in commit order (seq). A row claimed again after a crash keeps the
-    // places it was given, so a consumer never sees a gap or the same place twice.
+    // places it was given, so a consumer never sees a gap or the same place twice. Those places
+    // must outlive a crash once handed out, so this statement waits for its WAL as usual.
     const oneKeyAtATime = '\n and (key is null or pg_try_advisory_xact_lock(hashtextextended(key, 1903)))';
     this.orderedClaimSql = `with ${mark},
       claimed as (${claim(due(oneKeyAtATime))}),
@@ -115,7 +126,7 @@ export class RelayStore {
           select x.route, x.seq from ${t.outboxRoute} x where x.message_id = c.id
           union all select s.route, s.seq from stored s where s.message_id = c.id) a), '{}')::text as routes
       from claimed c`;
-    this.markSql = `with ${mark} select count(*) from marked`;
+    this.markSql = `with ${mark} select count(*) from marked where ${NO_WAL_WAIT}`;
     // An attempt is only spent when the enqueue itself failed; an unreachable Redis spends none.
     this.releaseSql = `update ${t.outbox} set locked_until = null, last_error = $1::text, attempts = attempts - $2::int
       where id = any($3::uuid[]) and claimed_by = $4::text and dispatched_at is null`;
