@@ -9,6 +9,7 @@ import { summariseProfile, type ProfileSummary } from '../profile-top.js';
 import { callsPerEvent, readCalls, type Calls } from './calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport, type CpuSources } from './cpu.js';
 import { RedisCommandCounter, type RedisCommands } from './redis-commands.js';
+import { WalFlushCounter } from './wal-flushes.js';
 import { distribution, type Distribution } from './stats.js';
 
 /** One measured window: a load written by the topology's writer until every handler committed. */
@@ -32,6 +33,8 @@ export interface EndToEndRun {
   calls: Calls;
   /** Redis commands per event as the server counted them: every client of the server, so noisy on a shared one. */
   redis: RedisCommands;
+  /** PostgreSQL WAL flushes per event, server-wide (see WalFlushCounter). */
+  walFlushesPerEvent: number;
   /** Outbox topologies: relay statements that marked rows, and rows per statement. */
   relay?: { batches: number; rowsPerBatch: number };
   /** Handled per consumer process (shows how the work spread over several). */
@@ -77,6 +80,7 @@ export async function measureEndToEnd(
   // Each event is handled once per consuming service.
   const deliveries = load.events * topology.services;
   const redis = new RedisCommandCounter(bench.redisUrl);
+  const wal = new WalFlushCounter(bench.databaseUrl);
   const profiled = options.profile
     ? Object.entries(topology.roles).flatMap(([role, nodes]) =>
         nodes.map((node, i) => ({ role: nodes.length > 1 ? `${role}-${i + 1}` : role, node })),
@@ -86,6 +90,7 @@ export async function measureEndToEnd(
   const stop = ticker(5000, () => bench.progress(`  ${topology.name}: handled ${handled}/${deliveries}`));
   try {
     const redisStart = await redis.read();
+    const walStart = await wal.read();
     const callsStart = await readCalls(topology.roles);
     await Promise.all(profiled.map(({ node }) => node.call('profileStart', { samplingIntervalUs: 500 })));
     const cpuStart = cpuSnapshot(sources);
@@ -95,6 +100,7 @@ export async function measureEndToEnd(
     const report = await written;
     const cpuEnd = cpuSnapshot(sources);
     const redisEnd = await redis.read();
+    const walEnd = await wal.read();
     const callsEnd = await readCalls(topology.roles);
     const profiles: EndToEndRun['profiles'] = {};
     for (const { role, node } of profiled) {
@@ -135,6 +141,7 @@ export async function measureEndToEnd(
       cpu: cpuBetween(cpuStart, cpuEnd, sources, load.events),
       calls: callsPerEvent(callsStart, callsEnd, load.events),
       redis: RedisCommandCounter.between(redisStart, redisEnd, load.events),
+      walFlushesPerEvent: (walEnd - walStart) / load.events,
       ...(batches
         ? { relay: { batches: batches.batches, rowsPerBatch: batches.rows / Math.max(1, batches.batches) } }
         : {}),
@@ -144,6 +151,7 @@ export async function measureEndToEnd(
   } finally {
     stop();
     redis.close();
+    await wal.close();
   }
 }
 

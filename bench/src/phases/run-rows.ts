@@ -59,6 +59,7 @@ export function runRows(run: EndToEndRun, targets: { rate?: string; p99?: string
     measure: '  flush (begin + inserts + commit) p50 / p99',
     value: `${ms(run.flush.p50, 2)} / ${ms(run.flush.p99, 2)}`,
   });
+  rows.push({ measure: '  PostgreSQL WAL flushes per event (server-wide)', value: fix(run.walFlushesPerEvent, 2) });
   if (run.relay)
     rows.push({
       measure: '  relay batches (rows per batch)',
