@@ -3,7 +3,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { outboxSchemaSql } from 'nest-outbox';
 import pg, { type Pool } from 'pg';
 import { RelayStore, type DispatchedRow, type OrderedRoutes } from '../libs/outbox/src/relay/relay.store.js';
-import { freshDatabase } from './support/database.js';
+import { PrivatePostgres } from './support/private-postgres.js';
 
 const CLAIMS = 30;
 const TABLES = { outbox: 'outbox_message', inbox: 'inbox_message' };
@@ -12,7 +12,7 @@ let url: string;
 /** One connection to the outbox's database: not one of the backends `walSyncs` waits for. */
 let db: Pool;
 
-/** WAL flushes (fsync calls) the whole server made so far, once every backend of the database has exited. */
+/** WAL flushes (fsync calls) the server made so far, once every other backend of the database has exited. */
 async function walSyncs(): Promise<number> {
   // A backend reports its WAL counters when it exits; the ORM's pool has just closed.
   const database = new URL(url).pathname.slice(1);
@@ -60,14 +60,20 @@ async function insertRows(type: string, keyed: boolean): Promise<void> {
 }
 
 describe("the relay's bookkeeping in PostgreSQL", () => {
+  let server: PrivatePostgres | undefined;
+
   beforeAll(async () => {
-    url = await freshDatabase('relay_bookkeeping');
+    // A server of its own: WAL flushes are counted server-wide, and suites running beside this one
+    // would add theirs. With fsync on (the private servers run without), so that flushes happen and count.
+    server = await PrivatePostgres.start({ maxConnections: 20, settings: ['-c fsync=on'] });
+    url = server.url();
     db = new pg.Pool({ connectionString: url, max: 1 });
     for (const statement of outboxSchemaSql()) await db.query(statement);
   });
 
   afterAll(async () => {
-    await db.end();
+    await db?.end();
+    await server?.destroy();
   });
 
   it(

@@ -22,13 +22,15 @@ export class PrivatePostgres {
     readonly port: number,
     readonly dir: string,
     private readonly bin: string,
+    /** `-c name=value` settings after the defaults (which they override), on every start. */
+    private readonly settings: readonly string[] = [],
   ) {}
 
   /** initdb (trust auth, fsync off, synchronous commits, 127.0.0.1 only) and start. */
-  static async start(options: { maxConnections?: number } = {}): Promise<PrivatePostgres> {
+  static async start(options: { maxConnections?: number; settings?: string[] } = {}): Promise<PrivatePostgres> {
     const bin = postgresBin();
     const dir = mkdtempSync(join(tmpdir(), 'nest-outbox-pg-'));
-    const server = new PrivatePostgres(await freePort(), dir, bin);
+    const server = new PrivatePostgres(await freePort(), dir, bin, options.settings);
     try {
       if (isRoot()) {
         const { uid, gid } = postgresUser();
@@ -84,6 +86,7 @@ export class PrivatePostgres {
       '-c fsync=off',
       '-c full_page_writes=off',
       '-c shared_buffers=64MB',
+      ...this.settings,
     ].join(' ');
     await this.asServerUser(join(this.bin, 'pg_ctl'), [
       'start',
