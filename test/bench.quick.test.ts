@@ -105,8 +105,14 @@ describe('npm run bench -- --quick', () => {
     expect(Object.keys(latency.deployment.cpu.byProcess).sort()).toEqual(['api', 'outbox', ...SERVERS].sort());
     expect(Object.keys(naiveDualWrite.steady.cpu.byProcess).sort()).toEqual(['api', 'worker', ...SERVERS].sort());
     expect(Object.keys(latency.split.cpu.byProcess).sort()).toEqual(['api', 'relay', 'worker', ...SERVERS].sort());
-    for (const run of [latency.deployment, latency.split, latency.single, naiveDualWrite.steady])
+    for (const run of [latency.deployment, latency.split, latency.single, naiveDualWrite.steady]) {
       expect(Object.keys(run.latency)).toEqual(expect.arrayContaining(['p50', 'p95', 'p99', 'p999', 'max']));
+      // Every event's job was found in Redis and its latency cut where BullMQ stamped it.
+      for (const part of ['enqueued', 'taken', 'started']) expect(run.segments[part].count).toBe(run.events);
+      expect(run.segments.tailBursts).toBeGreaterThanOrEqual(1);
+      expect(run.segments.tailBursts).toBeLessThanOrEqual(Math.max(1, Math.floor(run.events / 100)));
+    }
+    expect(stdout).toContain('of which, p50 / p99 ms: commit → job added, → taken, → handler start');
     expect(scale.runs.map((r: { outboxProcesses: number }) => r.outboxProcesses)).toEqual([1, 2]);
     expect(
       flushOverhead.cases

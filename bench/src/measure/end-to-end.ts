@@ -9,6 +9,7 @@ import { summariseProfile, type ProfileSummary } from '../profile-top.js';
 import { callsPerEvent, readCalls, type Calls } from './calls.js';
 import { cpuBetween, cpuSnapshot, type CpuReport, type CpuSources } from './cpu.js';
 import { RedisCommandCounter, type RedisCommands } from './redis-commands.js';
+import { latencySegments, type LatencySegments } from './latency-segments.js';
 import { WalFlushCounter } from './wal-flushes.js';
 import { distribution, type Distribution } from './stats.js';
 
@@ -24,6 +25,8 @@ export interface EndToEndRun {
   committedPerSecond: number;
   /** Commit returned (writer) → handler started (consumer), ms; recorded runs only. */
   latency?: Distribution;
+  /** Where that latency goes, cut where BullMQ stamps each job; recorded runs with one consuming service. */
+  segments?: LatencySegments;
   /** Writers' flush (begin + inserts + commit), ms. */
   flush: Distribution;
   /** Open loop: lateness of each commit's start against its schedule, ms. */
@@ -110,14 +113,18 @@ export async function measureEndToEnd(
     }
 
     let latency: Distribution | undefined;
+    let segments: LatencySegments | undefined;
     if (options.record) {
       const committedAt = new Map(report.commits);
+      const startedAt = new Map<string, number>();
       const latencies: number[] = [];
       for (const node of consumers) {
         const { starts = [] } = await node.call('handled', { starts: true });
         for (const [id, at] of starts) {
           const commit = committedAt.get(id);
-          if (commit !== undefined) latencies.push(at - commit);
+          if (commit === undefined) continue;
+          latencies.push(at - commit);
+          startedAt.set(id, at);
         }
       }
       if (latencies.length !== deliveries)
@@ -125,6 +132,8 @@ export async function measureEndToEnd(
           `Matched ${latencies.length} handler starts to ${deliveries} deliveries of ${load.events} commits`,
         );
       latency = distribution(latencies);
+      if (topology.services === 1)
+        segments = await latencySegments(bench.redisUrl, bench.prefix, committedAt, startedAt);
     }
     const seconds = (lastAt - report.firstCommitAt) / 1000;
     const batches = options.relay ? await relayBatches(bench.databaseUrl, since) : undefined;
@@ -136,6 +145,7 @@ export async function measureEndToEnd(
       eventsPerSecond: load.events / seconds,
       committedPerSecond: load.events / Math.max(0.001, (report.lastCommitAt - report.firstCommitAt) / 1000),
       ...(latency ? { latency } : {}),
+      ...(segments ? { segments } : {}),
       flush: report.flush,
       ...(report.startLag ? { startLag: report.startLag } : {}),
       cpu: cpuBetween(cpuStart, cpuEnd, sources, load.events),

@@ -1,6 +1,7 @@
 import { describeCalls, type Calls } from '../measure/calls.js';
 import type { CpuReport } from '../measure/cpu.js';
 import type { EndToEndRun } from '../measure/end-to-end.js';
+import { BURST_GAP_MS, type LatencySegments } from '../measure/latency-segments.js';
 import { fix, int, ms, pct, type Row } from './phase.js';
 
 /** "CPU per event: api 0.61 ms (12 %), outbox 0.80 ms (16 %), postgres ..." as table lines. */
@@ -52,6 +53,7 @@ export function runRows(run: EndToEndRun, targets: { rate?: string; p99?: string
         value: `${ms(l.p99)} / ${ms(l.p999)} / ${ms(l.max)}`,
         target: targets.p99,
       });
+    if (run.segments) rows.push(...segmentRows(run.segments, run.events));
     if (run.startLag)
       rows.push({ measure: '  schedule lag of commit starts p99 (load generator)', value: ms(run.startLag.p99, 2) });
   }
@@ -73,4 +75,19 @@ export function runRows(run: EndToEndRun, targets: { rate?: string; p99?: string
         .join(', '),
     });
   return [...rows, ...cpuRows(run.cpu), ...callRows(run.calls)];
+}
+
+/** Where commit → handler start went (p50 / p99 of each part), and whether its tail came in bursts. */
+function segmentRows(s: LatencySegments, events: number): Row[] {
+  const part = (d: LatencySegments['enqueued']) => `${fix(d.p50, 0)} / ${fix(d.p99, 0)}`;
+  return [
+    {
+      measure: '  of which, p50 / p99 ms: commit → job added, → taken, → handler start',
+      value: `${part(s.enqueued)}, ${part(s.taken)}, ${part(s.started)}`,
+    },
+    {
+      measure: `  the slowest 1 % (${int(Math.max(1, Math.floor(events / 100)))} events): in bursts`,
+      value: `${s.tailBursts} (commits less than ${BURST_GAP_MS} ms apart)`,
+    },
+  ];
 }
