@@ -10,14 +10,19 @@ export async function deleteKeys(redisUrl: string, pattern: string): Promise<num
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   let deleted = 0;
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.unlink(...keys);
-    } while (cursor !== '0');
+    for await (const keys of scanKeys(redis, pattern)) if (keys.length > 0) deleted += await redis.unlink(...keys);
     return deleted;
   } finally {
     redis.disconnect();
   }
+}
+
+/** Every key matching `pattern`, a SCAN page at a time. */
+export async function* scanKeys(redis: Redis, pattern: string): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+    cursor = next;
+    yield keys;
+  } while (cursor !== '0');
 }

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { now } from '../harness.js';
+import { scanKeys } from '../redis-keys.js';
 import { distribution, type Distribution } from './stats.js';
 
 /**
@@ -81,7 +82,9 @@ async function completedJobTimes(
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const times = new Map<string, JobTimes>();
   try {
-    for (const completed of await keysMatching(redis, `${prefix}*:completed`)) {
+    const completedSets: string[] = [];
+    for await (const keys of scanKeys(redis, `${prefix}*:completed`)) completedSets.push(...keys);
+    for (const completed of completedSets) {
       const queueKey = completed.slice(0, -'completed'.length);
       const ids = await redis.zrange(completed, '0', '-1');
       for (let from = 0; from < ids.length; from += 1000) {
@@ -101,15 +104,4 @@ async function completedJobTimes(
   } finally {
     redis.disconnect();
   }
-}
-
-async function keysMatching(redis: Redis, pattern: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-    cursor = next;
-    keys.push(...found);
-  } while (cursor !== '0');
-  return keys;
 }
