@@ -15,7 +15,9 @@ export interface LatencySegments {
   taken: Distribution;
   /** Taken → handler started: the job read, the event rebuilt, the handler's transaction begun with its inbox mark. */
   started: Distribution;
-  /** The slowest 1 % of the events, in runs of commits less than `BURST_GAP_MS` apart. */
+  /** How many events the slowest 1 % is (at least one). */
+  tailEvents: number;
+  /** How many runs of commits less than `BURST_GAP_MS` apart those events came in. */
   tailBursts: number;
 }
 
@@ -61,17 +63,18 @@ export async function latencySegments(
     enqueued: distribution(enqueued),
     taken: distribution(taken),
     started: distribution(started),
-    tailBursts: burstsOf(events),
+    ...tailOf(events),
   };
 }
 
-function burstsOf(events: Array<{ commitAt: number; latency: number }>): number {
+function tailOf(events: Array<{ commitAt: number; latency: number }>): { tailEvents: number; tailBursts: number } {
   const slowest = [...events]
     .sort((a, b) => b.latency - a.latency)
     .slice(0, Math.max(1, Math.floor(events.length / 100)))
     .map((event) => event.commitAt)
     .sort((a, b) => a - b);
-  return slowest.filter((at, i) => i === 0 || at - slowest[i - 1] >= BURST_GAP_MS).length;
+  const tailBursts = slowest.filter((at, i) => i === 0 || at - slowest[i - 1] >= BURST_GAP_MS).length;
+  return { tailEvents: slowest.length, tailBursts };
 }
 
 async function completedJobTimes(

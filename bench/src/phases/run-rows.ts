@@ -53,7 +53,7 @@ export function runRows(run: EndToEndRun, targets: { rate?: string; p99?: string
         value: `${ms(l.p99)} / ${ms(l.p999)} / ${ms(l.max)}`,
         target: targets.p99,
       });
-    if (run.segments) rows.push(...segmentRows(run.segments, run.events));
+    if (run.segments) rows.push(...segmentRows(run.segments));
     if (run.startLag)
       rows.push({ measure: '  schedule lag of commit starts p99 (load generator)', value: ms(run.startLag.p99, 2) });
   }
@@ -78,7 +78,7 @@ export function runRows(run: EndToEndRun, targets: { rate?: string; p99?: string
 }
 
 /** Where commit → handler start went (p50 / p99 of each part), and whether its tail came in bursts. */
-function segmentRows(s: LatencySegments, events: number): Row[] {
+function segmentRows(s: LatencySegments): Row[] {
   const part = (d: LatencySegments['enqueued']) => `${fix(d.p50, 0)} / ${fix(d.p99, 0)}`;
   return [
     {
@@ -86,7 +86,7 @@ function segmentRows(s: LatencySegments, events: number): Row[] {
       value: `${part(s.enqueued)}, ${part(s.taken)}, ${part(s.started)}`,
     },
     {
-      measure: `  the slowest 1 % (${int(Math.max(1, Math.floor(events / 100)))} events): in bursts`,
+      measure: `  the slowest 1 % (${int(s.tailEvents)} events): in bursts`,
       value: `${s.tailBursts} (commits less than ${BURST_GAP_MS} ms apart)`,
     },
   ];
