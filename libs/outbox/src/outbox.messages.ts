@@ -221,6 +221,20 @@ export const noRegistry = (service: string) =>
 
 export const relayRecovered = (seconds: string) => `Relay recovered after ${seconds} s; pending rows are moving again.`;
 
+export const dispatchOnCommitOutage = (service: string, reason: string) =>
+  logLine({
+    event: 'outbox.dispatch_on_commit.outage',
+    service,
+    error: reason,
+    msg:
+      'Cannot enqueue committed outbox rows right after their commit (relay.dispatchOnCommit). They are ' +
+      'handed to the relays, which send them once Redis and PostgreSQL answer; nothing is lost. ' +
+      'This is logged once per outage.',
+  });
+
+export const dispatchOnCommitRecovered = (seconds: string) =>
+  `Committed outbox rows are enqueued right after their commit again, after ${seconds} s.`;
+
 export const addBulkTimedOut = (timeoutMs: number) => `BullMQ addBulk did not answer within ${timeoutMs} ms`;
 
 export const databaseOutage = (service: string, reason: string) =>

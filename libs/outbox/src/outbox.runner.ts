@@ -15,7 +15,8 @@ import type { ResolvedOutboxOptions } from './options/outbox-options.interface.j
 import { checkOutboxSetup } from './outbox.boot-check.js';
 import { handlerAbortedAtShutdown, shutdownOutOfTime } from './outbox.messages.js';
 import { OUTBOX_OPTIONS, OUTBOX_SCHEDULER } from './outbox.tokens.js';
-import { RelayRunner } from './relay/relay.runner.js';
+import type { DispatchOnCommit } from './relay/dispatch-on-commit.js';
+import { RelayRunner, dispatchOnCommitOf } from './relay/relay.runner.js';
 import { CommitSignal } from './routing/commit.signal.js';
 import { OutboxQueues } from './routing/outbox-queues.js';
 import { createRedis } from './routing/redis.connection.js';
@@ -40,6 +41,7 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
   private readonly wake: WakeChannel;
   private relay: RelayRunner | undefined;
   private consumer: Consumer | undefined;
+  private dispatchOnCommit: DispatchOnCommit | undefined;
   private stopPublishing: (() => void) | undefined;
 
   constructor(
@@ -65,7 +67,20 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
 
   async onModuleInit(): Promise<void> {
     await checkOutboxSetup(this.orm, this.options.tables);
-    await this.capture.attach();
+    const { orm, options, queues, registry, commits, counters, metrics, tracing } = this;
+    if (options.relay.dispatchOnCommit) {
+      this.dispatchOnCommit = dispatchOnCommitOf({
+        orm,
+        options,
+        queues,
+        registry,
+        commits,
+        counters,
+        metrics,
+        tracing,
+      });
+    }
+    await this.capture.attach(this.dispatchOnCommit);
     const { service, relay, worker } = this.options;
     const table = qualifiedTables(this.options.tables).outbox;
     this.logger.log(
@@ -84,6 +99,7 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
       this.stopPublishing = this.commits.listen(() => this.wake.publish());
     }
     const { orm, options, queues, registry, commits, wake, scheduler, counters, metrics, tracing } = this;
+    await this.dispatchOnCommit?.start();
     if (options.worker.enabled) {
       this.consumer = new Consumer(
         { orm, options, queues, registry, counters: counters.worker, metrics, tracing },
@@ -120,7 +136,11 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     this.stopPublishing?.();
     this.wake.close();
     const timeoutMs = this.options.shutdownTimeoutMs;
-    const graceful = Promise.allSettled([this.relay?.stop(), this.consumer?.stop()]).then(() => true);
+    const graceful = Promise.allSettled([
+      this.dispatchOnCommit?.stop(),
+      this.relay?.stop(),
+      this.consumer?.stop(),
+    ]).then(() => true);
     if (!(await waitAtMost(graceful, timeoutMs, false))) {
       const released = (await this.relay?.loop.releaseInFlight().catch(() => 0)) ?? 0;
       const stopNow = this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined);

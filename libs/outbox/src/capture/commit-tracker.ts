@@ -1,6 +1,7 @@
 import type { EntityManager, EventSubscriber, Transaction, TransactionEventArgs } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import type { CommitSignal } from '../routing/commit.signal.js';
+import type { OutboxRow } from '../store/outbox-row.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { currentMessage, runInMessageContext, type MessageContext } from '../message/message.context.js';
 import { errorText } from '../util/error-text.js';
@@ -12,12 +13,21 @@ export interface CommittedEvents {
   emit(events: readonly object[]): void;
 }
 
+/** Who enqueues, right after their commit, the rows written leased to this process (`relay.dispatchOnCommit`). */
+export interface CommittedRows {
+  send(rows: readonly OutboxRow[]): void;
+}
+
 /** What a flush wrote to the outbox. */
 export interface FlushedRows {
   /** Its events, when someone listens to committed events. */
   events: object[] | undefined;
   /** The type of each row, when metrics are on: counted once the rows committed. */
   types: string[] | undefined;
+  /** Its rows written leased to this process, for `committedRows` to send. */
+  leased: OutboxRow[];
+  /** Whether a relay must move some of its rows: those not leased, or rows the application persisted itself. */
+  wakesRelay: boolean;
 }
 
 /**
@@ -34,6 +44,8 @@ interface EventGroup {
 interface Written {
   groups: EventGroup[] | undefined;
   types: string[] | undefined;
+  leased: OutboxRow[];
+  wakesRelay: boolean;
 }
 
 /**
@@ -49,6 +61,7 @@ export class CommitTracker implements EventSubscriber {
   /** Between "savepoint about to start" (which names its parent) and "started" (which names itself). */
   private readonly startingIn = new WeakMap<EntityManager, Transaction>();
   committedEvents: CommittedEvents | undefined;
+  committedRows: CommittedRows | undefined;
 
   constructor(
     private readonly commits: CommitSignal,
@@ -66,8 +79,8 @@ export class CommitTracker implements EventSubscriber {
   }
 
   /** A flush of `em` wrote rows: they are committed now, or when `em`'s transaction commits. */
-  flushed(em: EntityManager, { events, types }: FlushedRows): void {
-    const written = { groups: events && [{ events, context: currentMessage() }], types };
+  flushed(em: EntityManager, { events, types, leased, wakesRelay }: FlushedRows): void {
+    const written = { groups: events && [{ events, context: currentMessage() }], types, leased, wakesRelay };
     const transaction = em.getTransactionContext<Transaction>();
     if (transaction) this.join(transaction, written);
     else this.committed(written);
@@ -98,17 +111,21 @@ export class CommitTracker implements EventSubscriber {
     if (transaction) this.open.delete(transaction);
   }
 
-  private join(transaction: Transaction, { groups, types }: Written): void {
+  private join(transaction: Transaction, { groups, types, leased, wakesRelay }: Written): void {
     const written = this.open.get(transaction);
-    if (!written) this.open.set(transaction, { groups: groups && [...groups], types: types && [...types] });
-    else {
+    if (!written) {
+      this.open.set(transaction, { groups: groups && [...groups], types: types && [...types], leased, wakesRelay });
+    } else {
       if (groups) (written.groups ??= []).push(...groups);
       if (types) (written.types ??= []).push(...types);
+      written.leased = [...written.leased, ...leased];
+      written.wakesRelay ||= wakesRelay;
     }
   }
 
-  private committed({ groups, types }: Written): void {
-    this.commits.notify();
+  private committed({ groups, types, leased, wakesRelay }: Written): void {
+    if (wakesRelay) this.commits.notify();
+    if (leased.length > 0) this.committedRows?.send(leased);
     if (types) this.metrics.messagesWritten(types);
     const listener = this.committedEvents;
     if (!groups || !listener) return;

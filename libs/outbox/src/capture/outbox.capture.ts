@@ -5,10 +5,10 @@ import { EventBus } from '@nestjs/cqrs';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { OUTBOX_OPTIONS, OUTBOX_ROW_FACTORY } from '../outbox.tokens.js';
 import { CommitSignal } from '../routing/commit.signal.js';
-import { insertOutboxRows } from '../store/outbox-row.insert.js';
+import { insertOutboxRows, type LeaseAtInsert } from '../store/outbox-row.insert.js';
 import { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { prepareAggregateClass } from './aggregate-events.js';
-import { CommitTracker } from './commit-tracker.js';
+import { CommitTracker, type CommittedRows } from './commit-tracker.js';
 import { OutboxEventPublisher, routeEventBusThroughOutbox } from './outbox-event-bus.js';
 import type { OutboxRowFactory } from './outbox-row.factory.js';
 import { OutboxSubscriber } from './outbox.subscriber.js';
@@ -36,18 +36,27 @@ export class OutboxCapture {
   }
 
   /**
-   * Joins the ORM's flushes. Once the `pg` pool is hooked, a flush that writes rows in a
+   * Joins the ORM's flushes; with `relay.dispatchOnCommit`, writes rows leased to this process and
+   * hands them to `dispatchOnCommit` once committed. Once the `pg` pool is hooked, a flush that writes rows in a
    * transaction of its own takes two messages: BEGIN with its first statement, its rows with COMMIT.
    */
-  async attach(): Promise<void> {
+  async attach(dispatchOnCommit?: CommittedRows & LeaseAtInsert): Promise<void> {
     const tracker = new CommitTracker(this.commits, this.metrics);
+    tracker.committedRows = dispatchOnCommit;
     const atCommit = new RowsAtCommit(this.orm);
     const begins = new FlushBegins(this.orm);
-    const flushes = new OutboxSubscriber(this.rows, this.pending, tracker, insertOutboxRows, {
-      rowsAtCommit: () => atCommit.active,
-      beginExpected: () => begins.expect(),
-      claimBegin: (transaction) => begins.claim(transaction),
-    });
+    const flushes = new OutboxSubscriber(
+      this.rows,
+      this.pending,
+      tracker,
+      insertOutboxRows,
+      {
+        rowsAtCommit: () => atCommit.active,
+        beginExpected: () => begins.expect(),
+        claimBegin: (transaction) => begins.claim(transaction),
+      },
+      dispatchOnCommit,
+    );
     const subscribers: EventSubscriber[] = [tracker, flushes];
     for (const subscriber of subscribers) this.orm.em.getEventManager().registerSubscriber(subscriber);
     // Forks made with `freshEventManager: true` build their event manager from this list.

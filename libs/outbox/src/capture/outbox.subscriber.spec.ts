@@ -6,7 +6,7 @@ import { OutboxEvent } from '../message/event-type.js';
 import { OutboxPayloadError } from '../outbox.errors.js';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
 import type { OutboxRow } from '../store/outbox-row.js';
-import type { CommitTracker } from './commit-tracker.js';
+import type { CommitTracker, FlushedRows } from './commit-tracker.js';
 import { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { OutboxRowFactory } from './outbox-row.factory.js';
 import { OutboxSubscriber } from './outbox.subscriber.js';
@@ -91,17 +91,18 @@ const idsOf = (rows: OutboxRow[]) => rows.map((row) => row.id);
 describe('OutboxSubscriber', () => {
   let pending: PendingMessages;
   let commits: {
-    flushed: jest.Mock<(em: EntityManager, rows: { events?: object[]; types?: string[] }) => void>;
+    flushed: jest.Mock<(em: EntityManager, rows: FlushedRows) => void>;
     listening: boolean;
   };
   let subscriber: OutboxSubscriber;
+  let tracker: CommitTracker;
   let unit: ReturnType<typeof fakeUnit>;
   let db: ReturnType<typeof fakeEm>;
 
   beforeEach(() => {
     pending = new PendingMessages();
     commits = { flushed: jest.fn(), listening: false };
-    const tracker = {
+    tracker = {
       flushed: commits.flushed,
       wantsEvents: () => commits.listening,
       wantsTypes: () => commits.listening,
@@ -274,13 +275,51 @@ describe('OutboxSubscriber', () => {
 
     expect(unit.unset).toEqual(unit.computed);
     expect(commits.flushed).toHaveBeenCalledTimes(1);
-    expect(commits.flushed).toHaveBeenCalledWith(db.em, { events: [placed], types: ['spec.capture.order-placed.v1'] });
+    expect(commits.flushed).toHaveBeenCalledWith(db.em, {
+      events: [placed],
+      types: ['spec.capture.order-placed.v1'],
+      leased: [],
+      wakesRelay: true,
+    });
 
     commits.listening = false;
     order.apply(new OrderPaid(1));
     onFlush();
     await afterFlush();
-    expect(commits.flushed).toHaveBeenLastCalledWith(db.em, { events: undefined, types: undefined });
+    expect(commits.flushed).toHaveBeenLastCalledWith(db.em, {
+      events: undefined,
+      types: undefined,
+      leased: [],
+      wakesRelay: true,
+    });
+  });
+
+  it('with relay.dispatchOnCommit, writes the rows its lease takes leased and tells the tracker which; the others wake a relay', async () => {
+    const factory = new OutboxRowFactory(64 * 1024, new OutboxTracing());
+    const lease = { relayId: 'api:1', leaseMs: 30_000, takes: (row: OutboxRow) => row.availableAt === null };
+    subscriber = new OutboxSubscriber(factory, pending, tracker, db.write, undefined, lease);
+    const order = new Order('o1');
+    order.apply(new OrderPlaced('o1'));
+    unit.identityMap.push(order);
+    onFlush();
+    await afterFlush();
+    const [entity] = unit.computed;
+    expect(entity).toMatchObject({ claimedBy: 'api:1', attempts: 1 });
+    expect(entity.lockedUntil!.getTime()).toBeGreaterThan(Date.now() + 25_000);
+    expect(commits.flushed).toHaveBeenLastCalledWith(
+      db.em,
+      expect.objectContaining({
+        leased: [expect.objectContaining({ id: entity.id, leased: true })],
+        wakesRelay: false,
+      }),
+    );
+
+    const delayed = factory.create(new OrderPaid(7), { aggregateType: null, aggregateId: null }, { delay: 1000 });
+    pending.add(unit.uow, { row: delayed, event: new OrderPaid(7) });
+    onFlush();
+    await afterFlush();
+    expect(unit.computed[1]).toMatchObject({ id: delayed.id, claimedBy: null, attempts: 0, lockedUntil: null });
+    expect(commits.flushed).toHaveBeenLastCalledWith(db.em, expect.objectContaining({ leased: [], wakesRelay: true }));
   });
 
   it('does not tell the commit tracker of a flush without outbox rows, but does when the application persisted one itself', async () => {

@@ -8,7 +8,7 @@ import {
   type UnitOfWork,
 } from '@mikro-orm/core';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
-import { insertOutboxRows } from '../store/outbox-row.insert.js';
+import { insertOutboxRows, type LeaseAtInsert } from '../store/outbox-row.insert.js';
 import { outboxEntityOf, type OutboxRow } from '../store/outbox-row.js';
 import { forgetEvents, isAggregate, pendingEvents } from './aggregate-events.js';
 import type { CommitTracker } from './commit-tracker.js';
@@ -21,6 +21,7 @@ type RowWriter = (
   ctx: Transaction | undefined,
   /** `ctx` commits next, and its COMMIT may carry the rows. */
   atCommit: boolean,
+  lease: LeaseAtInsert | undefined,
 ) => Promise<void>;
 
 /** What spares a flush that writes rows round trips to PostgreSQL (capture's hooks on the `pg` pool). */
@@ -94,6 +95,8 @@ export class OutboxSubscriber implements EventSubscriber {
     /** Writes rows in a transaction; the multi-row INSERT, or a test's recorder. */
     private readonly write: RowWriter = insertOutboxRows,
     private readonly messages: FlushMessages = SEPARATE,
+    /** With `relay.dispatchOnCommit`: the rows are written leased to this process, which enqueues them. */
+    private readonly lease?: LeaseAtInsert,
   ) {}
 
   onFlush({ uow, em }: FlushEventArgs): void {
@@ -164,6 +167,8 @@ export class OutboxSubscriber implements EventSubscriber {
     this.commits.flushed(em, {
       events: this.commits.wantsEvents() ? flush.rows.map((row) => row.event) : undefined,
       types: this.commits.wantsTypes() ? flush.rows.map((row) => row.row.type) : undefined,
+      leased: this.lease ? flush.rows.filter((row) => row.row.leased).map((row) => row.row) : [],
+      wakesRelay: flush.persistedRows || flush.rows.some((row) => !row.row.leased),
     });
   }
 
@@ -194,7 +199,7 @@ export class OutboxSubscriber implements EventSubscriber {
       flush.deferred.push(row);
       return undefined;
     }
-    const entity = outboxEntityOf(row);
+    const entity = outboxEntityOf(row, this.lease);
     uow.computeChangeSet(entity);
     return entity;
   }
@@ -229,7 +234,7 @@ export class OutboxSubscriber implements EventSubscriber {
     }
     const rows = [...(flush.deferred ?? []), ...late.map(({ row }) => row)];
     flush.deferred = undefined;
-    if (rows.length > 0) await this.write(em, rows, ctx, atCommit);
+    if (rows.length > 0) await this.write(em, rows, ctx, atCommit, this.lease);
     if (late.length === 0) return;
     flush.published = pending.length;
     for (const row of late) {

@@ -27,6 +27,14 @@ export interface OutboxRelayOptions {
    * refuses) before the row stops being claimed and shows as stuck in `OutboxMonitor`. Default 10.
    */
   maxAttempts?: number;
+  /**
+   * The process that commits rows enqueues them itself, right after the commit, instead of waking
+   * a relay to claim them: each row is written already leased to this process, and marked once
+   * BullMQ took it. Rows with a delay, and keyed rows an ordered handler subscribes to, still go
+   * through a relay, as does any row this process could not enqueue (its lease is given up, or
+   * runs out if the process dies). A relay must run somewhere for those. Default `false`.
+   */
+  dispatchOnCommit?: boolean;
 }
 
 export interface OutboxWorkerOptions {

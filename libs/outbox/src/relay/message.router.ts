@@ -4,6 +4,9 @@ import type { RetryPolicy } from '../routing/retry-policy.js';
 import type { RoutingTable } from '../routing/subscription.registry.js';
 import type { ClaimedRow, OrderedRoutes } from './relay.store.js';
 
+/** What routing reads of a row: a claimed row without its commit order. */
+export type RoutableRow = Omit<ClaimedRow, 'seq'>;
+
 /** One batch, routed: the jobs for each subscribed service, and where each row went. */
 export interface RoutedBatch {
   jobsByService: Map<string, Array<{ id: string; data: OutboxJobData }>>;
@@ -35,7 +38,7 @@ export function orderedRoutesOf(table: RoutingTable): OrderedRoutes | undefined 
  * used an older table (a handler became ordered, or a new one registered, between the claim and
  * now). Such a batch is handed back and claimed again, so positions are always given in a claim.
  */
-export function missesOrderedRoute(rows: readonly ClaimedRow[], table: RoutingTable): boolean {
+export function missesOrderedRoute(rows: readonly RoutableRow[], table: RoutingTable): boolean {
   return rows.some(
     (row) =>
       row.key !== null &&
@@ -50,7 +53,7 @@ export function missesOrderedRoute(rows: readonly ClaimedRow[], table: RoutingTa
  * handlers that service registered for the type (each must run once, whichever process takes the
  * job) and, for ordered handlers, the message's place in its key's order.
  */
-export function routeBatch(rows: readonly ClaimedRow[], table: RoutingTable, source: string): RoutedBatch {
+export function routeBatch(rows: readonly RoutableRow[], table: RoutingTable, source: string): RoutedBatch {
   const jobsByService = new Map<string, Array<{ id: string; data: OutboxJobData }>>();
   const routedTo = new Map<string, string[]>();
   const retryByService = new Map<string, RetryPolicy>();

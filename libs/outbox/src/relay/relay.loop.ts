@@ -7,7 +7,7 @@ import type { RelayCounters } from '../telemetry/process-counters.js';
 import { OutageLog } from '../util/outage-log.js';
 import type { SubscriptionRegistry } from '../routing/subscription.registry.js';
 import { missesOrderedRoute, orderedRoutesOf, routeBatch } from './message.router.js';
-import type { RelayQueue } from './relay.queue.js';
+import { enqueueTimeoutMs, type RelayQueue } from './relay.queue.js';
 import type { ClaimedRow, DispatchedRow, OrderedRoutes, RelayStore } from './relay.store.js';
 
 /**
@@ -230,9 +230,7 @@ export class RelayLoop {
         return 'subscriptions changed';
       }
       const routed = routeBatch(rows, table, this.service);
-      // Bounded well inside the lease, so a hung Redis cannot outlive our claim unnoticed; BullMQ
-      // waits for a reconnect rather than failing, and a healthy addBulk takes milliseconds.
-      await this.queue.add(routed, Math.min(10_000, Math.max(500, Math.floor(this.relay.leaseMs / 2))));
+      await this.queue.add(routed, enqueueTimeoutMs(this.relay.leaseMs));
       return rows.map((row) => ({ id: row.id, type: row.type, routedTo: routed.routedTo.get(row.id) ?? [] }));
     } catch (error) {
       // Redis answering means it refused these jobs: the rows spend an attempt and go one by one.

@@ -16,6 +16,15 @@ const ADD_BULK_CHUNK = 50;
 const PLAIN_ADDS_UP_TO = 10;
 
 /**
+ * How long an enqueue may take before the rows are handed back: well inside the lease, so a hung
+ * Redis cannot outlive the claim unnoticed. BullMQ waits for a reconnect rather than failing, and
+ * a healthy addBulk takes milliseconds.
+ */
+export function enqueueTimeoutMs(leaseMs: number): number {
+  return Math.min(10_000, Math.max(500, Math.floor(leaseMs / 2)));
+}
+
+/**
  * Hands a routed batch to BullMQ: its jobs for every subscribed service's queue, all at once. The
  * job id is the message id, so a re-add (after a crash, or a partial failure here) is a no-op in
  * every queue that already has it: the adds are idempotent per message and consumer.

@@ -10,6 +10,7 @@ import type { WakeChannel } from '../routing/wake.channel.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import type { ProcessCounters } from '../telemetry/process-counters.js';
+import { DispatchOnCommit } from './dispatch-on-commit.js';
 import { RelayLoop } from './relay.loop.js';
 import { RelayQueue } from './relay.queue.js';
 import { RelayStore } from './relay.store.js';
@@ -28,6 +29,36 @@ export interface RelayDependencies {
   tracing: OutboxTracing;
 }
 
+/** Names one claimer of rows: a relay loop, or a process that sends its own commits' rows. */
+export function newRelayId(): string {
+  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+}
+
+export function relayStoreOf(orm: MikroORM, options: ResolvedOutboxOptions, relayId: string): RelayStore {
+  return new RelayStore(orm, options.tables, {
+    relayId,
+    deleteOnDispatch: options.retention.deleteOnDispatch,
+    maxAttempts: options.relay.maxAttempts,
+  });
+}
+
+/** `relay.dispatchOnCommit`'s sender, with a store and a queue of its own. */
+export function dispatchOnCommitOf(deps: Omit<RelayDependencies, 'wake' | 'scheduler'>): DispatchOnCommit {
+  const { orm, options, queues, registry, commits, counters, metrics, tracing } = deps;
+  const relayId = newRelayId();
+  const queue = new RelayQueue(queues, options, tracing);
+  return new DispatchOnCommit(
+    relayStoreOf(orm, options, relayId),
+    queue,
+    registry,
+    commits,
+    options,
+    counters.relay,
+    metrics,
+    relayId,
+  );
+}
+
 /**
  * Runs the relay of one process: builds its loop and wakes it on this process's commits, on
  * other processes' commits (the wake channel) and on the `relay.intervalMs` schedule.
@@ -39,12 +70,7 @@ export class RelayRunner {
 
   constructor(private readonly deps: RelayDependencies) {
     const { orm, options, queues, registry, counters, metrics, tracing } = deps;
-    const relayId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    const store = new RelayStore(orm, options.tables, {
-      relayId,
-      deleteOnDispatch: options.retention.deleteOnDispatch,
-      maxAttempts: options.relay.maxAttempts,
-    });
+    const store = relayStoreOf(orm, options, newRelayId());
     const queue = new RelayQueue(queues, options, tracing);
     this.loop = new RelayLoop(store, queue, registry, options, counters.relay, metrics);
     this.intervalName = `nest-outbox:relay:${options.service}`;

@@ -18,7 +18,7 @@ export class OutboxMessage {
   lockedUntil!: Date | null;
   lastError!: string | null;
   dispatchedAt!: Date | null;
-  /** The relay holding the lease (`locked_until`); set by the relay, never by capture. */
+  /** The relay holding the lease (`locked_until`); set by a relay, or by capture with `relay.dispatchOnCommit`. */
   claimedBy?: string | null;
   /**
    * Ordering key: `<aggregate type>:<id>` for an aggregate's events, or the key given to

@@ -17,9 +17,24 @@ const COLUMNS: ReadonlyArray<readonly [column: string, cast: string]> = [
   ['occurred_at', '::timestamptz'],
   ['available_at', '::timestamptz'],
 ];
+/** With `relay.dispatchOnCommit`, the lease columns follow: written already claimed by the committing process. */
+const LEASE_COLUMNS = ['claimed_by', 'locked_until', 'attempts'];
 const COLUMN_LIST = COLUMNS.map(([column]) => `"${column}"`).join(', ');
+const LEASED_COLUMN_LIST = [...COLUMNS.map(([column]) => column), ...LEASE_COLUMNS].map((c) => `"${c}"`).join(', ');
 /** PostgreSQL takes at most 65,535 bind parameters per statement. */
-const ROWS_PER_STATEMENT = Math.floor(65_535 / COLUMNS.length);
+const ROWS_PER_STATEMENT = Math.floor(65_535 / (COLUMNS.length + LEASE_COLUMNS.length));
+
+/**
+ * The lease rows are written with when the committing process enqueues them itself after the
+ * commit (`relay.dispatchOnCommit`): the relay's claim with its first attempt, so no relay takes a
+ * row unless the lease runs out or is given up. `takes` picks the rows; each row written records
+ * the answer in `leased`.
+ */
+export interface LeaseAtInsert {
+  relayId: string;
+  leaseMs: number;
+  takes(row: OutboxRow): boolean;
+}
 
 /**
  * Marks an INSERT that may wait for its transaction's COMMIT and travel with it (capture's
@@ -46,35 +61,43 @@ export async function insertOutboxRows(
   ctx: Transaction | undefined,
   /** The transaction commits next, and its COMMIT may carry the rows. */
   atCommit = false,
+  lease?: LeaseAtInsert,
 ): Promise<void> {
   if (rows.length === 0) return;
+  if (lease) for (const row of rows) row.leased = lease.takes(row);
   const meta = em.getMetadata().get(OutboxMessage);
   const table = meta.schema ? `"${meta.schema}"."${meta.tableName}"` : `"${meta.tableName}"`;
   const connection = em.getConnection('write') as AbstractSqlConnection;
   // The transaction when there is one, else the pool: both are Kysely executors.
   const executor = (ctx as ReturnType<AbstractSqlConnection['getClient']> | undefined) ?? connection.getClient();
-  const text = rows.length <= ROWS_IN_TEXT ? insertSqlWithValues(table, rows) : undefined;
+  const text = rows.length <= ROWS_IN_TEXT ? insertSqlWithValues(table, rows, lease) : undefined;
   if (text !== undefined) {
     await executor.executeQuery(CompiledQuery.raw(atCommit && ctx ? `${AT_COMMIT}${text}` : text));
     return;
   }
   for (let from = 0; from < rows.length; from += ROWS_PER_STATEMENT) {
     const chunk = rows.slice(from, from + ROWS_PER_STATEMENT);
-    const sql = insertSql(table, chunk.length);
-    await executor.executeQuery(CompiledQuery.raw(sql, parametersOf(chunk)));
+    const sql = insertSql(table, chunk.length, lease !== undefined);
+    await executor.executeQuery(CompiledQuery.raw(sql, parametersOf(chunk, lease)));
   }
 }
 
-function insertSql(table: string, count: number): string {
+function insertSql(table: string, count: number, leased: boolean): string {
   const values: string[] = [];
+  const width = COLUMNS.length + (leased ? LEASE_COLUMNS.length : 0);
   for (let row = 0; row < count; row++) {
-    const first = row * COLUMNS.length + 1;
-    values.push(`(${COLUMNS.map(([, cast], column) => `$${first + column}${cast}`).join(', ')})`);
+    const first = row * width + 1;
+    const columns = COLUMNS.map(([, cast], column) => `$${first + column}${cast}`);
+    if (leased) {
+      const next = first + COLUMNS.length;
+      columns.push(`$${next}::text`, `now() + $${next + 1}::int * interval '1 millisecond'`, `$${next + 2}::int`);
+    }
+    values.push(`(${columns.join(', ')})`);
   }
-  return `insert into ${table} (${COLUMN_LIST}) values ${values.join(', ')}`;
+  return `insert into ${table} (${leased ? LEASED_COLUMN_LIST : COLUMN_LIST}) values ${values.join(', ')}`;
 }
 
-function parametersOf(rows: readonly OutboxRow[]): unknown[] {
+function parametersOf(rows: readonly OutboxRow[], lease: LeaseAtInsert | undefined): unknown[] {
   const params: unknown[] = [];
   for (const row of rows) {
     params.push(
@@ -88,6 +111,9 @@ function parametersOf(rows: readonly OutboxRow[]): unknown[] {
       isoTime(row.occurredAt),
       row.availableAt ? row.availableAt.toISOString() : null,
     );
+    if (!lease) continue;
+    if (row.leased) params.push(lease.relayId, lease.leaseMs, 1);
+    else params.push(null, null, 0);
   }
   return params;
 }
@@ -98,9 +124,14 @@ function parametersOf(rows: readonly OutboxRow[]): unknown[] {
  * refuses it in text either way; with bind parameters it says so in its own error): those rows
  * go as bind parameters, as `pg` converts them.
  */
-function insertSqlWithValues(table: string, rows: readonly OutboxRow[]): string | undefined {
+function insertSqlWithValues(
+  table: string,
+  rows: readonly OutboxRow[],
+  lease: LeaseAtInsert | undefined,
+): string | undefined {
   // One string built in place: this runs on the request's path, once per flush with rows.
-  let sql = `insert into ${table} (${COLUMN_LIST}) values `;
+  let sql = `insert into ${table} (${lease ? LEASED_COLUMN_LIST : COLUMN_LIST}) values `;
+  const leased = lease && `, ${literal(lease.relayId)}, now() + interval '${lease.leaseMs} milliseconds', 1`;
   for (let index = 0; index < rows.length; index++) {
     const row = rows[index];
     // A key from `publish()` is the caller's value: not every caller passes a string.
@@ -119,7 +150,8 @@ function insertSqlWithValues(table: string, rows: readonly OutboxRow[]): string 
       `(${literal(row.id)}, ${literal(row.type)}, ${literal(row.payload)}, ${literal(row.headers)}, ` +
       `${literal(row.aggregateType)}, ${literal(row.aggregateId)}, ${literal(row.key)}, ` +
       `'${isoTime(row.occurredAt)}'::timestamptz, ` +
-      `${row.availableAt ? `'${row.availableAt.toISOString()}'::timestamptz` : 'null'})`;
+      `${row.availableAt ? `'${row.availableAt.toISOString()}'::timestamptz` : 'null'}` +
+      `${!lease ? '' : row.leased ? leased : ', null, null, 0'})`;
     sql += index === 0 ? printed : `, ${printed}`;
   }
   return sql;

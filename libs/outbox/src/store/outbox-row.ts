@@ -1,4 +1,5 @@
 import { OutboxMessage } from './outbox-message.entity.js';
+import type { LeaseAtInsert } from './outbox-row.insert.js';
 
 /**
  * The columns capture writes for one message, as a plain object. Not an `OutboxMessage` entity:
@@ -15,14 +16,27 @@ export interface OutboxRow {
   key: string | null;
   occurredAt: Date;
   availableAt: Date | null;
+  /** Written already leased to the process that commits it (`relay.dispatchOnCommit`); set as it is written. */
+  leased?: boolean;
 }
 
 /** The row as a new entity, for the flushes that write it as a MikroORM change set. */
-export function outboxEntityOf(row: OutboxRow): OutboxMessage {
+export function outboxEntityOf(row: OutboxRow, lease?: LeaseAtInsert): OutboxMessage {
   const entity = new OutboxMessage();
-  Object.assign(entity, row);
-  entity.attempts = 0;
-  entity.lockedUntil = null;
+  entity.id = row.id;
+  entity.type = row.type;
+  entity.payload = row.payload;
+  entity.headers = row.headers;
+  entity.aggregateType = row.aggregateType;
+  entity.aggregateId = row.aggregateId;
+  entity.key = row.key;
+  entity.occurredAt = row.occurredAt;
+  entity.availableAt = row.availableAt;
+  row.leased = lease?.takes(row) ?? false;
+  // This process's clock, not the database's: the lease may end early or late by their skew.
+  entity.attempts = row.leased ? 1 : 0;
+  entity.lockedUntil = row.leased ? new Date(Date.now() + lease!.leaseMs) : null;
+  entity.claimedBy = row.leased ? lease!.relayId : null;
   entity.lastError = null;
   entity.dispatchedAt = null;
   return entity;

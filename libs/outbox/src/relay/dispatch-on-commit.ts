@@ -1,0 +1,192 @@
+import { Logger } from '@nestjs/common';
+import type { CommittedRows } from '../capture/commit-tracker.js';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { dispatchOnCommitOutage, dispatchOnCommitRecovered } from '../outbox.messages.js';
+import type { CommitSignal } from '../routing/commit.signal.js';
+import type { RoutingTable, SubscriptionRegistry } from '../routing/subscription.registry.js';
+import type { LeaseAtInsert } from '../store/outbox-row.insert.js';
+import type { OutboxRow } from '../store/outbox-row.js';
+import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
+import type { RelayCounters } from '../telemetry/process-counters.js';
+import { errorText } from '../util/error-text.js';
+import { OutageLog } from '../util/outage-log.js';
+import { missesOrderedRoute, routeBatch, type RoutableRow } from './message.router.js';
+import { enqueueTimeoutMs, type RelayQueue } from './relay.queue.js';
+import type { DispatchedRow, RelayStore } from './relay.store.js';
+
+/**
+ * How long enqueued rows wait for others to share their mark: at a low rate a statement per
+ * commit would cost PostgreSQL more than the claim this path saves.
+ */
+const MARK_EVERY_MS = 20;
+/** After a failed enqueue, rows are left to a relay for this long before this process tries again. */
+const PAUSE_AFTER_FAILURE_MS = 1000;
+
+/**
+ * `relay.dispatchOnCommit`: the process that commits rows enqueues them itself, right after the
+ * commit, with no claim statement and no wake-up of a relay. Capture writes the rows it `takes`
+ * already leased to this process (the relay's claim, made in the application's own INSERT); here
+ * they are routed and enqueued like a relay's batch, then marked in batches. Whatever cannot go
+ * this way is handed back to the relays (lease given up, relays woken): rows needing a place in
+ * their key's order, rows committed while no service is registered, and rows whose enqueue
+ * failed. If this process dies first, the lease runs out and a relay sends them; a second add of
+ * the same job id is a no-op in BullMQ.
+ */
+export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
+  readonly relayId: string;
+  readonly leaseMs: number;
+  private readonly logger = new Logger('OutboxRelay');
+  private readonly outage: OutageLog;
+  /** One batch on its way to BullMQ at a time; rows committed meanwhile wait and go together next. */
+  private sending: Promise<void> | undefined;
+  private waiting: RoutableRow[] = [];
+  /** Event types an ordered handler subscribes to, as last read: their keyed rows go through a relay. */
+  private orderedTypes = new Set<string>();
+  private toMark: DispatchedRow[] = [];
+  private markTimer: NodeJS.Timeout | undefined;
+  private marking: Promise<void> | undefined;
+  private pausedUntil = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly store: RelayStore,
+    private readonly queue: RelayQueue,
+    private readonly registry: SubscriptionRegistry,
+    private readonly commits: CommitSignal,
+    private readonly options: ResolvedOutboxOptions,
+    private readonly stats: RelayCounters,
+    private readonly metrics: OutboxMetrics,
+    relayId: string,
+  ) {
+    this.relayId = relayId;
+    this.leaseMs = options.relay.leaseMs;
+    this.outage = new OutageLog(this.logger, {
+      failed: (reason) => dispatchOnCommitOutage(options.service, reason),
+      recovered: dispatchOnCommitRecovered,
+    });
+  }
+
+  /** Reads which types have ordered handlers, so their keyed rows are not leased here in vain. */
+  async start(): Promise<void> {
+    const { table } = await this.registry.lastRoutes().catch(() => ({ table: undefined }));
+    if (table) this.learn(table);
+  }
+
+  /** Whether capture writes this row leased to this process; the others wake a relay as before. */
+  takes(row: OutboxRow): boolean {
+    if (this.stopped || row.availableAt !== null || Date.now() < this.pausedUntil) return false;
+    return row.key === null || !this.orderedTypes.has(row.type);
+  }
+
+  send(rows: readonly OutboxRow[]): void {
+    for (const row of rows) this.waiting.push(routableRowOf(row));
+    if (!this.sending) this.sendWaiting();
+  }
+
+  /** Waits for the sends in flight and marks what they enqueued; rows committed after it go to a relay. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    while (this.sending) await this.sending;
+    clearTimeout(this.markTimer);
+    await this.marking;
+    await this.mark();
+  }
+
+  private sendWaiting(): void {
+    const rows = this.waiting;
+    this.waiting = [];
+    this.sending = this.dispatch(rows).finally(() => {
+      this.sending = undefined;
+      if (this.waiting.length > 0) this.sendWaiting();
+    });
+  }
+
+  private async dispatch(rows: RoutableRow[]): Promise<void> {
+    this.stats.claimed += rows.length;
+    try {
+      const { version, table } = await this.registry.routes();
+      if (version === null) return await this.handBack(rows, 'no service had registered its subscriptions');
+      this.learn(table);
+      // Read after the commit, as a relay reads it after its claim: a handler registered before
+      // the message was written is stamped on it; a place in a key's order is only given by a claim.
+      const ordered = rows.filter((row) => missesOrderedRoute([row], table));
+      const plain = ordered.length > 0 ? rows.filter((row) => !ordered.includes(row)) : rows;
+      if (ordered.length > 0) await this.handBack(ordered, 'needs its place in its key order, which a relay gives');
+      if (plain.length === 0) return;
+      const routed = routeBatch(plain, table, this.options.service);
+      await this.queue.add(routed, enqueueTimeoutMs(this.leaseMs));
+      this.outage.recovered();
+      this.marked(plain.map((row) => ({ id: row.id, type: row.type, routedTo: routed.routedTo.get(row.id) ?? [] })));
+    } catch (error) {
+      this.pausedUntil = Date.now() + PAUSE_AFTER_FAILURE_MS;
+      this.stats.failedBatches++;
+      this.metrics.enqueueFailed(rows.length, false);
+      this.outage.failed(errorText(error));
+      await this.handBack(rows, `enqueue after commit failed: ${errorText(error)}`);
+    }
+  }
+
+  /** Gives the lease up, spending no attempt, and wakes the relays; if that fails too, the lease runs out. */
+  private async handBack(rows: readonly RoutableRow[], reason: string): Promise<void> {
+    await this.store
+      .release(
+        rows.map((row) => row.id),
+        reason,
+        false,
+      )
+      .catch(() => undefined);
+    this.commits.notify();
+  }
+
+  private learn(table: RoutingTable): void {
+    const ordered = new Set<string>();
+    for (const [type, services] of table) {
+      if (services.some(({ handlers }) => handlers.some((handler) => handler.ordered))) ordered.add(type);
+    }
+    this.orderedTypes = ordered;
+  }
+
+  private marked(rows: DispatchedRow[]): void {
+    this.toMark.push(...rows);
+    if (this.stopped || this.markTimer) return;
+    this.markTimer = setTimeout(() => {
+      this.markTimer = undefined;
+      void this.mark();
+    }, MARK_EVERY_MS);
+    this.markTimer.unref();
+  }
+
+  /** One mark statement at a time; rows enqueued meanwhile wait for the next. */
+  private async mark(): Promise<void> {
+    while (this.marking) await this.marking;
+    const rows = this.toMark;
+    if (rows.length === 0) return;
+    this.toMark = [];
+    this.marking = this.store
+      .markDispatched(rows)
+      .then(() => {
+        this.stats.dispatched += rows.length;
+        this.metrics.messagesDispatched(rows);
+      })
+      // Unmarked, the rows are sent again once their lease runs out: a no-op in BullMQ, which keeps
+      // the job ids longer than the lease.
+      .catch((error: unknown) => this.outage.failed(errorText(error)))
+      .finally(() => {
+        this.marking = undefined;
+      });
+    await this.marking;
+  }
+}
+
+function routableRowOf(row: OutboxRow): RoutableRow {
+  return {
+    id: row.id,
+    type: row.type,
+    payload: row.payload,
+    headers: row.headers,
+    aggregate_type: row.aggregateType,
+    aggregate_id: row.aggregateId,
+    key: row.key,
+    routes: {},
+  };
+}

@@ -1,0 +1,196 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
+import { OutboxOrdered, OutboxService } from 'nest-outbox';
+import { freshDatabase } from './support/database.js';
+import {
+  Account,
+  CAPTURE_ONLY,
+  Deposited,
+  prepareFixtureDatabase,
+  recordEffect,
+  startFixtureApp,
+  type FixtureApp,
+  type FixtureOutboxOptions,
+} from './support/fixture.js';
+import { REDIS_URL, freePort, removePrefix, uniquePrefix } from './support/redis.js';
+import { waitUntil } from './support/wait.js';
+
+/** An ordered handler: its keyed messages need a place in their key's order, which only a relay's claim gives. */
+@EventsHandler(Deposited)
+@OutboxOrdered()
+class OrderedDeposits implements IEventHandler<Deposited> {
+  constructor(private readonly em: EntityManager) {}
+
+  async handle(event: Deposited): Promise<void> {
+    await recordEffect(this.em, `OrderedDeposits:${event.sequence}`);
+  }
+}
+
+interface OutboxRowState {
+  id: string;
+  dispatched: boolean;
+  locked: boolean;
+  claimed_by: string | null;
+  attempts: number;
+  last_error: string | null;
+  routed_to: string[] | null;
+}
+
+describe('relay.dispatchOnCommit: the committing process enqueues its rows itself', () => {
+  let databaseUrl: string;
+  const prefixes: string[] = [];
+  const apps: FixtureApp[] = [];
+
+  async function start(options: FixtureOutboxOptions, providers?: Parameters<typeof startFixtureApp>[2]) {
+    const app = await startFixtureApp(databaseUrl, options, providers);
+    apps.push(app);
+    return app;
+  }
+
+  function prefix(name: string): string {
+    const unique = uniquePrefix(name);
+    prefixes.push(unique);
+    return unique;
+  }
+
+  async function outboxRows(app: FixtureApp): Promise<OutboxRowState[]> {
+    return app.sql(
+      `select id, dispatched_at is not null as dispatched, locked_until is not null as locked, claimed_by, attempts,
+         last_error, routed_to from outbox_message order by seq`,
+    );
+  }
+
+  beforeAll(async () => {
+    databaseUrl = await freshDatabase('dispatch_on_commit');
+    await prepareFixtureDatabase(databaseUrl);
+  });
+
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    const cleaner = await startFixtureApp(databaseUrl, CAPTURE_ONLY, []);
+    await cleaner.sql(
+      'truncate outbox_message, outbox_message_route, outbox_message_route_seq, inbox_message, account, effect',
+    );
+    await cleaner.close();
+  });
+
+  afterAll(async () => {
+    await Promise.all(prefixes.map((name) => removePrefix(name)));
+  });
+
+  it('with no relay running anywhere, every row of every kind of flush reaches the handlers and is marked', async () => {
+    const name = prefix('on-commit');
+    const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } });
+    const writer = await start(
+      { redis: REDIS_URL, prefix: name, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } },
+      [],
+    );
+    const em = writer.orm.em.fork() as EntityManager;
+    // 120 events in one flush: written with bind parameters (more than fit printed into the text).
+    const busy = new Account('busy', 'busy@example.com');
+    for (let i = 0; i < 120; i++) busy.deposit(1);
+    em.persist(busy);
+    await em.flush();
+    // A few events beside a state change: printed into the INSERT that travels with COMMIT.
+    busy.deposit(5);
+    await em.flush();
+    // Events and nothing else: the rows are the flush's only change sets.
+    busy.ping('hello');
+    await em.flush();
+
+    await waitUntil('122 messages handled', async () => (await consumer.sql('select * from effect')).length === 122);
+    await waitUntil('every row marked', async () => (await outboxRows(writer)).every((row) => row.dispatched));
+    const rows = await outboxRows(writer);
+    expect(rows).toHaveLength(122);
+    const writerId = rows[0].claimed_by;
+    expect(writerId).toMatch(new RegExp(`:${process.pid}:`));
+    for (const row of rows) {
+      expect(row).toMatchObject({ locked: false, claimed_by: writerId, attempts: 1, last_error: null });
+      expect(row.routed_to).toEqual(['fixture']);
+    }
+    expect(writer.monitor.processCounters().relay).toMatchObject({ claimed: 122, dispatched: 122, failedBatches: 0 });
+    const [{ duplicates }] = await consumer.sql(
+      'select count(*)::int as duplicates from (select message_id from effect group by 1 having count(*) > 1) d',
+    );
+    expect(duplicates).toBe(0);
+
+    // Shutting down right after a commit: the shutdown waits for its enqueue and marks it.
+    busy.deposit(1);
+    await em.flush();
+    await writer.close();
+    apps.splice(apps.indexOf(writer), 1);
+    const last = (await outboxRows(consumer)).at(-1)!;
+    expect(last).toMatchObject({ dispatched: true, locked: false, claimed_by: writerId });
+  });
+
+  it('a delayed message, and keyed messages an ordered handler subscribes to, are left to a relay, which sends them', async () => {
+    const name = prefix('on-commit-ordered');
+    const writerOptions: FixtureOutboxOptions = {
+      redis: REDIS_URL,
+      prefix: name,
+      relay: { enabled: false, dispatchOnCommit: true },
+      worker: { enabled: false },
+    };
+    // Started before the ordered handler registered: it does not know yet that Deposited is ordered.
+    const writer = await start(writerOptions, []);
+    const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } }, [OrderedDeposits]);
+    const em = writer.orm.em.fork() as EntityManager;
+    const account = new Account('ordered', 'ordered@example.com');
+    account.deposit(1);
+    em.persist(account);
+    await em.flush();
+    // Written leased, then handed back once the table read after the commit showed the ordered route.
+    await waitUntil('the first row handed back', async () => (await outboxRows(writer))[0].last_error !== null);
+    expect((await outboxRows(writer))[0]).toMatchObject({ dispatched: false, locked: false, attempts: 0 });
+    expect((await outboxRows(writer))[0].last_error).toMatch(/key order/);
+
+    // Now it knows: the next keyed row, and a delayed one, are written for a relay to claim.
+    account.deposit(1);
+    await em.transactional(() => {
+      writer.app.get(OutboxService).publish(new Deposited('later', 1, 9), { delay: 200 });
+    });
+    await em.flush();
+    const [, second, delayed] = await outboxRows(writer);
+    expect(second).toMatchObject({ dispatched: false, locked: false, claimed_by: null, attempts: 0 });
+    expect(delayed).toMatchObject({ dispatched: false, locked: false, claimed_by: null, attempts: 0 });
+
+    await start({ redis: REDIS_URL, prefix: name, worker: { enabled: false } }, []);
+    await waitUntil('three messages handled', async () => (await consumer.sql('select * from effect')).length === 3);
+    const handled = (await consumer.sql('select handler from effect order by id')).map((row) => row.handler);
+    expect(handled.filter((handler) => handler !== 'OrderedDeposits:9')).toEqual([
+      'OrderedDeposits:1',
+      'OrderedDeposits:2',
+    ]);
+    // The two keyed messages got their places from the relay's claim; the delayed one has no key.
+    expect(await consumer.sql('select seq::int from outbox_message_route order by seq')).toEqual([
+      { seq: 1 },
+      { seq: 2 },
+    ]);
+  });
+
+  it('a failed enqueue hands the rows back to the relays, and the next commits skip the attempt for a while', async () => {
+    const name = prefix('on-commit-down');
+    const deadRedis = `redis://127.0.0.1:${await freePort()}`;
+    const writer = await start(
+      { redis: deadRedis, prefix: name, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } },
+      [],
+    );
+    const em = writer.orm.em.fork() as EntityManager;
+    const account = new Account('down', 'down@example.com');
+    account.deposit(1);
+    em.persist(account);
+    await em.flush();
+    await waitUntil('the row handed back', async () => (await outboxRows(writer))[0].last_error !== null);
+    const [first] = await outboxRows(writer);
+    expect(first).toMatchObject({ dispatched: false, locked: false, attempts: 0 });
+    expect(first.last_error).toMatch(/enqueue after commit failed/);
+    expect(writer.monitor.processCounters().relay.failedBatches).toBe(1);
+    account.deposit(1);
+    await em.flush();
+    expect((await outboxRows(writer))[1]).toMatchObject({ locked: false, claimed_by: null, attempts: 0 });
+
+    const relay = await start({ redis: REDIS_URL, prefix: name });
+    await waitUntil('both handled by the relay', async () => (await relay.sql('select * from effect')).length === 2);
+  });
+});
