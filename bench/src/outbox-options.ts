@@ -12,6 +12,8 @@ export interface OutboxRole {
   worker: boolean;
   /** `worker.handlersPerTransaction`; the library's default (1) unless a phase measures sharing. */
   handlersPerTransaction?: number;
+  /** `relay.dispatchOnCommit`; off (the library's default) unless a phase measures it. */
+  dispatchOnCommit?: boolean;
 }
 
 /** API process (and flush overhead's "on" side): capture only. */
@@ -48,7 +50,7 @@ export function benchOutboxOptions(
     redis: where.redisUrl,
     prefix: where.prefix,
     service,
-    relay: { enabled: role.relay },
+    relay: { enabled: role.relay, ...(role.dispatchOnCommit ? { dispatchOnCommit: true } : {}) },
     worker: {
       enabled: role.worker,
       concurrency: WORKER_CONCURRENCY,

@@ -22,6 +22,7 @@ export type NodeSpec =
       handlers?: boolean;
       ordered?: boolean;
       handlersPerTransaction?: number;
+      dispatchOnCommit?: boolean;
     }
   /** Naive dual write, producer: plain MikroORM, commit, then `queue.add` per event. */
   | { kind: 'naive-api'; poolMax: number }

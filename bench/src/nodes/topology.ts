@@ -53,16 +53,19 @@ async function startAll(bench: Bench, specs: Array<[string, NodeSpec, string?]>)
   return started.map((s) => (s as PromiseFulfilledResult<BenchNode>).value);
 }
 
-export async function deployment(bench: Bench, outboxProcesses = 1): Promise<Topology> {
+/** `onCommit`: the API process enqueues its own rows after each commit (`relay.dispatchOnCommit`). */
+export async function deployment(bench: Bench, outboxProcesses = 1, onCommit = false): Promise<Topology> {
   const outboxLabels = Array.from({ length: outboxProcesses }, (_, i) =>
     outboxProcesses === 1 ? 'outbox' : `outbox ${i + 1}`,
   );
   const [api, ...outbox] = await startAll(bench, [
-    ['api', spec(CAPTURE_ONLY, apiPool(bench))],
+    ['api', spec({ ...CAPTURE_ONLY, dispatchOnCommit: onCommit }, apiPool(bench))],
     ...outboxLabels.map((label): [string, NodeSpec] => [label, spec(RELAY_AND_WORKER, OUTBOX_POOL)]),
   ]);
   return {
-    name: outboxProcesses === 1 ? 'deployment' : `deployment, ${outboxProcesses} outbox processes`,
+    name:
+      (outboxProcesses === 1 ? 'deployment' : `deployment, ${outboxProcesses} outbox processes`) +
+      (onCommit ? ', relay.dispatchOnCommit' : ''),
     writer: api,
     consumers: outbox,
     roles: { api: [api], outbox },

@@ -8,6 +8,8 @@ import { runRows } from './run-rows.js';
 export interface EndToEndResult {
   /** API process + outbox process. */
   deployment: EndToEndRun;
+  /** The same with `relay.dispatchOnCommit`: the API process enqueues its rows itself. */
+  onCommit: EndToEndRun;
   /** Writers, relay and worker in one process. */
   single: EndToEndRun;
 }
@@ -23,10 +25,11 @@ export const endToEnd: PhaseDefinition<EndToEndResult> = {
   async run(bench) {
     return {
       deployment: await fullSpeed(bench, () => deployment(bench)),
+      onCommit: await fullSpeed(bench, () => deployment(bench, 1, true)),
       single: await fullSpeed(bench, () => singleProcess(bench)),
     };
   },
-  rows: (r) => [...runRows(r.deployment, { rate: 'e2e.vs-naive' }), ...runRows(r.single)],
+  rows: (r) => [...runRows(r.deployment, { rate: 'e2e.vs-naive' }), ...runRows(r.onCommit), ...runRows(r.single)],
   targets: [
     {
       id: 'e2e.vs-naive',
