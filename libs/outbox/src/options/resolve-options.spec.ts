@@ -59,6 +59,11 @@ describe('resolveOutboxOptions', () => {
       { relay: { maxAttempts: 0 } },
       /"relay\.maxAttempts": expected an integer from 1 to 1000, got 0/,
     ],
+    [
+      'dispatch on commit as a string',
+      { relay: { dispatchOnCommit: 'yes' as unknown as boolean } },
+      /"relay\.dispatchOnCommit": expected true or false/,
+    ],
     ['Redis glob in a prefix', { prefix: 'bull*' }, /"prefix"/],
     ['two hash tags in a prefix', { prefix: '{a}{b}' }, /"prefix": expected .*at most one \{hash tag\}/],
     ['a cluster without nodes', { redis: { cluster: [] } }, /"redis\.cluster": expected a non-empty array/],
