@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
-import { OutboxOrdered, OutboxService } from 'nest-outbox';
+import type { Queue } from 'bullmq';
+import { OUTBOX_QUEUE, OutboxOrdered, OutboxService } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
 import {
   Account,
@@ -122,6 +123,35 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
     apps.splice(apps.indexOf(writer), 1);
     const last = (await outboxRows(consumer)).at(-1)!;
     expect(last).toMatchObject({ dispatched: true, locked: false, claimed_by: writerId });
+  });
+
+  it('a transaction PostgreSQL rolled back at COMMIT (a failed statement caught inside it) sends nothing', async () => {
+    const name = prefix('on-commit-rollback');
+    const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } });
+    const writer = await start(
+      { redis: REDIS_URL, prefix: name, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } },
+      [],
+    );
+    const em = writer.orm.em.fork() as EntityManager;
+    await em.transactional(async (tx) => {
+      const phantom = new Account('phantom', 'phantom@example.com');
+      phantom.deposit(1);
+      tx.persist(phantom);
+      await tx.flush();
+      // The transaction is aborted; MikroORM's commit then gets a silent ROLLBACK and resolves.
+      await tx.execute('select 1 / 0').catch(() => undefined);
+    });
+    expect(await writer.sql('select * from account')).toEqual([]);
+    // A message committed after it, sent on commit: once it is handled, nothing else was sent.
+    const real = new Account('real', 'real@example.com');
+    real.deposit(1);
+    await em.persist(real).flush();
+    await waitUntil('the real message handled', async () => (await consumer.sql('select * from effect')).length > 0);
+    const [{ id }] = await writer.sql('select id from outbox_message');
+    // Batches go out one at a time, in commit order: a job for the phantom would be there already.
+    const counts = await consumer.app.get<Queue>(OUTBOX_QUEUE).getJobCounts();
+    expect(Object.values(counts).reduce((sum, n) => sum + n, 0)).toBe(1);
+    expect((await consumer.sql('select message_id from effect')).map((row) => row.message_id)).toEqual([id]);
   });
 
   it('a delayed message, and keyed messages an ordered handler subscribes to, are left to a relay, which sends them', async () => {

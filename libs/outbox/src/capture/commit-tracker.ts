@@ -50,7 +50,8 @@ interface Written {
 
 /**
  * Says "rows committed" once per commit that wrote outbox rows, right after that commit: the
- * relay's wake-up, and the events for the EventBus stream. Kept per transaction, so one commit can
+ * relay's wake-up (unless every row was leased to this process: `committedRows` sends those), and
+ * the events for the EventBus stream. Kept per transaction, so one commit can
  * neither take nor delay another's; a savepoint's rows join its parent when it is released and
  * are dropped when it rolls back.
  */
@@ -114,11 +115,12 @@ export class CommitTracker implements EventSubscriber {
   private join(transaction: Transaction, { groups, types, leased, wakesRelay }: Written): void {
     const written = this.open.get(transaction);
     if (!written) {
-      this.open.set(transaction, { groups: groups && [...groups], types: types && [...types], leased, wakesRelay });
+      const copy = { groups: groups && [...groups], types: types && [...types], leased: [...leased], wakesRelay };
+      this.open.set(transaction, copy);
     } else {
       if (groups) (written.groups ??= []).push(...groups);
       if (types) (written.types ??= []).push(...types);
-      written.leased = [...written.leased, ...leased];
+      for (const row of leased) written.leased.push(row);
       written.wakesRelay ||= wakesRelay;
     }
   }

@@ -193,13 +193,23 @@ export class OutboxSubscriber implements EventSubscriber {
     flush.written.set(entity, written);
   }
 
+  /**
+   * Rows are leased only in a flush's own transaction, which commits right after its statements.
+   * In the caller's transaction a later statement may fail and be caught: PostgreSQL then answers
+   * COMMIT with a silent ROLLBACK, MikroORM reports a commit, and rows that do not exist would be
+   * enqueued. Those rows go through a relay's claim, which only finds committed rows.
+   */
+  private leaseFor(flush: Flush): LeaseAtInsert | undefined {
+    return flush.ownTransaction ? this.lease : undefined;
+  }
+
   /** Returns the entity when the row joins the flush as a change set. */
   private add(uow: UnitOfWork, flush: Flush, row: OutboxRow): OutboxMessage | undefined {
     if (flush.deferred) {
       flush.deferred.push(row);
       return undefined;
     }
-    const entity = outboxEntityOf(row, this.lease);
+    const entity = outboxEntityOf(row, this.leaseFor(flush));
     uow.computeChangeSet(entity);
     return entity;
   }
@@ -234,7 +244,7 @@ export class OutboxSubscriber implements EventSubscriber {
     }
     const rows = [...(flush.deferred ?? []), ...late.map(({ row }) => row)];
     flush.deferred = undefined;
-    if (rows.length > 0) await this.write(em, rows, ctx, atCommit, this.lease);
+    if (rows.length > 0) await this.write(em, rows, ctx, atCommit, this.leaseFor(flush));
     if (late.length === 0) return;
     flush.published = pending.length;
     for (const row of late) {

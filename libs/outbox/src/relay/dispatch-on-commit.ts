@@ -93,8 +93,8 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   }
 
   private sendWaiting(): void {
-    const rows = this.waiting;
-    this.waiting = [];
+    // At most a relay's batch per enqueue: it must fit the enqueue's time limit, as a claim's does.
+    const rows = this.waiting.splice(0, this.options.relay.batchSize);
     this.sending = this.dispatch(rows).finally(() => {
       this.sending = undefined;
       if (this.waiting.length > 0) this.sendWaiting();
@@ -103,26 +103,30 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
 
   private async dispatch(rows: RoutableRow[]): Promise<void> {
     this.stats.claimed += rows.length;
+    /** Still leased to this process: what a failure hands back (a second release would spend an attempt back). */
+    let held = rows;
     try {
       const { version, table } = await this.registry.routes();
       if (version === null) return await this.handBack(rows, 'no service had registered its subscriptions');
       this.learn(table);
       // Read after the commit, as a relay reads it after its claim: a handler registered before
       // the message was written is stamped on it; a place in a key's order is only given by a claim.
-      const ordered = rows.filter((row) => missesOrderedRoute([row], table));
-      const plain = ordered.length > 0 ? rows.filter((row) => !ordered.includes(row)) : rows;
-      if (ordered.length > 0) await this.handBack(ordered, 'needs its place in its key order, which a relay gives');
-      if (plain.length === 0) return;
-      const routed = routeBatch(plain, table, this.options.service);
+      const ordered = new Set(rows.filter((row) => missesOrderedRoute([row], table)));
+      if (ordered.size > 0) {
+        held = rows.filter((row) => !ordered.has(row));
+        await this.handBack([...ordered], 'needs its place in its key order, which a relay gives');
+      }
+      if (held.length === 0) return;
+      const routed = routeBatch(held, table, this.options.service);
       await this.queue.add(routed, enqueueTimeoutMs(this.leaseMs));
       this.outage.recovered();
-      this.marked(plain.map((row) => ({ id: row.id, type: row.type, routedTo: routed.routedTo.get(row.id) ?? [] })));
+      this.marked(held.map((row) => ({ id: row.id, type: row.type, routedTo: routed.routedTo.get(row.id) ?? [] })));
     } catch (error) {
       this.pausedUntil = Date.now() + PAUSE_AFTER_FAILURE_MS;
       this.stats.failedBatches++;
-      this.metrics.enqueueFailed(rows.length, false);
+      this.metrics.enqueueFailed(held.length, false);
       this.outage.failed(errorText(error));
-      await this.handBack(rows, `enqueue after commit failed: ${errorText(error)}`);
+      await this.handBack(held, `enqueue after commit failed: ${errorText(error)}`);
     }
   }
 
@@ -147,7 +151,9 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   }
 
   private marked(rows: DispatchedRow[]): void {
-    this.toMark.push(...rows);
+    for (const row of rows) this.toMark.push(row);
+    // After `stop()`, a row flushed before it and committed after it is marked at once.
+    if (this.stopped) void this.mark();
     if (this.stopped || this.markTimer) return;
     this.markTimer = setTimeout(() => {
       this.markTimer = undefined;
@@ -186,7 +192,8 @@ function routableRowOf(row: OutboxRow): RoutableRow {
     headers: row.headers,
     aggregate_type: row.aggregateType,
     aggregate_id: row.aggregateId,
-    key: row.key,
+    // As the database hands it to a relay: a key given to `publish()` need not be a string.
+    key: row.key === null ? null : String(row.key),
     routes: {},
   };
 }

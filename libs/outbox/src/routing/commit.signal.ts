@@ -3,7 +3,8 @@ import { Injectable } from '@nestjs/common';
 type Listener = () => void;
 
 /**
- * "Outbox rows committed", in-process: raised by capture right after a commit that wrote rows,
+ * "Outbox rows committed", in-process: raised by capture right after a commit that wrote rows a
+ * relay must move (with `relay.dispatchOnCommit`, rows leased to this process are not, until handed back),
  * heard by the relay so it does not wait for its next scheduled tick, and by the wake channel that
  * tells relays in other processes. Synchronous.
  */

@@ -13,7 +13,7 @@ export class OutboxMessage {
   occurredAt!: Date;
   /** Not before this time; `null` means at once. */
   availableAt!: Date | null;
-  /** How many times a relay claimed the row. */
+  /** How many times a relay claimed the row (a row written leased, `relay.dispatchOnCommit`, starts at 1). */
   attempts!: number;
   lockedUntil!: Date | null;
   lastError!: string | null;

@@ -25,6 +25,12 @@ const LEASED_COLUMN_LIST = [...COLUMNS.map(([column]) => column), ...LEASE_COLUM
 const ROWS_PER_STATEMENT = Math.floor(65_535 / (COLUMNS.length + LEASE_COLUMNS.length));
 
 /**
+ * The statement's own time, not its transaction's start: a long transaction must not commit rows
+ * whose lease already ran out.
+ */
+const LEASE_FROM = 'clock_timestamp()';
+
+/**
  * The lease rows are written with when the committing process enqueues them itself after the
  * commit (`relay.dispatchOnCommit`): the relay's claim with its first attempt, so no relay takes a
  * row unless the lease runs out or is given up. `takes` picks the rows; each row written records
@@ -52,8 +58,8 @@ const ROWS_IN_TEXT = 100;
 /**
  * Writes outbox rows with multi-row INSERTs in the given transaction, bypassing MikroORM's change
  * sets (their bookkeeping cost more than the row itself) and its query log. The columns left out
- * take their defaults: `attempts` 0, the lease and dispatch columns null, `seq` the next in commit
- * order.
+ * take their defaults: `attempts` 0 and the lease columns null unless `lease` takes the row, the
+ * dispatch columns null, `seq` the next in commit order.
  */
 export async function insertOutboxRows(
   em: EntityManager,
@@ -64,7 +70,7 @@ export async function insertOutboxRows(
   lease?: LeaseAtInsert,
 ): Promise<void> {
   if (rows.length === 0) return;
-  if (lease) for (const row of rows) row.leased = lease.takes(row);
+  for (const row of rows) row.leased = lease?.takes(row) ?? false;
   const meta = em.getMetadata().get(OutboxMessage);
   const table = meta.schema ? `"${meta.schema}"."${meta.tableName}"` : `"${meta.tableName}"`;
   const connection = em.getConnection('write') as AbstractSqlConnection;
@@ -90,7 +96,11 @@ function insertSql(table: string, count: number, leased: boolean): string {
     const columns = COLUMNS.map(([, cast], column) => `$${first + column}${cast}`);
     if (leased) {
       const next = first + COLUMNS.length;
-      columns.push(`$${next}::text`, `now() + $${next + 1}::int * interval '1 millisecond'`, `$${next + 2}::int`);
+      columns.push(
+        `$${next}::text`,
+        `${LEASE_FROM} + $${next + 1}::int * interval '1 millisecond'`,
+        `$${next + 2}::int`,
+      );
     }
     values.push(`(${columns.join(', ')})`);
   }
@@ -131,7 +141,7 @@ function insertSqlWithValues(
 ): string | undefined {
   // One string built in place: this runs on the request's path, once per flush with rows.
   let sql = `insert into ${table} (${lease ? LEASED_COLUMN_LIST : COLUMN_LIST}) values `;
-  const leased = lease && `, ${literal(lease.relayId)}, now() + interval '${lease.leaseMs} milliseconds', 1`;
+  const leased = lease && `, ${literal(lease.relayId)}, ${LEASE_FROM} + interval '${lease.leaseMs} milliseconds', 1`;
   for (let index = 0; index < rows.length; index++) {
     const row = rows[index];
     // A key from `publish()` is the caller's value: not every caller passes a string.
