@@ -28,6 +28,11 @@ class OrderedDeposits implements IEventHandler<Deposited> {
   }
 }
 
+/** A process that writes and sends its own rows on commit: no relay, no handlers. */
+function onCommitWriter(prefix: string, redis = REDIS_URL): FixtureOutboxOptions {
+  return { redis, prefix, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } };
+}
+
 interface OutboxRowState {
   id: string;
   dispatched: boolean;
@@ -83,10 +88,7 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
   it('with no relay running anywhere, every row of every kind of flush reaches the handlers and is marked', async () => {
     const name = prefix('on-commit');
     const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } });
-    const writer = await start(
-      { redis: REDIS_URL, prefix: name, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } },
-      [],
-    );
+    const writer = await start(onCommitWriter(name), []);
     const em = writer.orm.em.fork() as EntityManager;
     // 120 events in one flush: written with bind parameters (more than fit printed into the text).
     const busy = new Account('busy', 'busy@example.com');
@@ -128,10 +130,7 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
   it('a transaction PostgreSQL rolled back at COMMIT (a failed statement caught inside it) sends nothing', async () => {
     const name = prefix('on-commit-rollback');
     const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } });
-    const writer = await start(
-      { redis: REDIS_URL, prefix: name, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } },
-      [],
-    );
+    const writer = await start(onCommitWriter(name), []);
     const em = writer.orm.em.fork() as EntityManager;
     await em.transactional(async (tx) => {
       const phantom = new Account('phantom', 'phantom@example.com');
@@ -156,14 +155,8 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
 
   it('a delayed message, and keyed messages an ordered handler subscribes to, are left to a relay, which sends them', async () => {
     const name = prefix('on-commit-ordered');
-    const writerOptions: FixtureOutboxOptions = {
-      redis: REDIS_URL,
-      prefix: name,
-      relay: { enabled: false, dispatchOnCommit: true },
-      worker: { enabled: false },
-    };
     // Started before the ordered handler registered: it does not know yet that Deposited is ordered.
-    const writer = await start(writerOptions, []);
+    const writer = await start(onCommitWriter(name), []);
     const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } }, [OrderedDeposits]);
     const em = writer.orm.em.fork() as EntityManager;
     const account = new Account('ordered', 'ordered@example.com');
@@ -202,10 +195,7 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
   it('a failed enqueue hands the rows back to the relays, and the next commits skip the attempt for a while', async () => {
     const name = prefix('on-commit-down');
     const deadRedis = `redis://127.0.0.1:${await freePort()}`;
-    const writer = await start(
-      { redis: deadRedis, prefix: name, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } },
-      [],
-    );
+    const writer = await start(onCommitWriter(name, deadRedis), []);
     const em = writer.orm.em.fork() as EntityManager;
     const account = new Account('down', 'down@example.com');
     account.deposit(1);

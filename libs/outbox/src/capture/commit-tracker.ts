@@ -1,6 +1,6 @@
 import type { EntityManager, EventSubscriber, Transaction, TransactionEventArgs } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
-import type { CommitSignal } from '../routing/commit.signal.js';
+import type { CommitSignal, CommittedRows } from '../routing/commit.signal.js';
 import type { OutboxRow } from '../store/outbox-row.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { currentMessage, runInMessageContext, type MessageContext } from '../message/message.context.js';
@@ -11,11 +11,6 @@ export interface CommittedEvents {
   /** Whether anyone listens now; when nobody does, flushes keep no events for it. */
   wanted(): boolean;
   emit(events: readonly object[]): void;
-}
-
-/** Who enqueues, right after their commit, the rows written leased to this process (`relay.dispatchOnCommit`). */
-export interface CommittedRows {
-  send(rows: readonly OutboxRow[]): void;
 }
 
 /** What a flush wrote to the outbox. */

@@ -1,8 +1,7 @@
 import { Logger } from '@nestjs/common';
-import type { CommittedRows } from '../capture/commit-tracker.js';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { dispatchOnCommitOutage, dispatchOnCommitRecovered } from '../outbox.messages.js';
-import type { CommitSignal } from '../routing/commit.signal.js';
+import type { CommitSignal, CommittedRows } from '../routing/commit.signal.js';
 import type { RoutingTable, SubscriptionRegistry } from '../routing/subscription.registry.js';
 import type { LeaseAtInsert } from '../store/outbox-row.insert.js';
 import type { OutboxRow } from '../store/outbox-row.js';
@@ -10,7 +9,7 @@ import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { RelayCounters } from '../telemetry/process-counters.js';
 import { errorText } from '../util/error-text.js';
 import { OutageLog } from '../util/outage-log.js';
-import { missesOrderedRoute, routeBatch, type RoutableRow } from './message.router.js';
+import { missesOrderedRoute, orderedRoutesOf, routeBatch, type RoutableRow } from './message.router.js';
 import { enqueueTimeoutMs, type RelayQueue } from './relay.queue.js';
 import type { DispatchedRow, RelayStore } from './relay.store.js';
 
@@ -143,11 +142,7 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   }
 
   private learn(table: RoutingTable): void {
-    const ordered = new Set<string>();
-    for (const [type, services] of table) {
-      if (services.some(({ handlers }) => handlers.some((handler) => handler.ordered))) ordered.add(type);
-    }
-    this.orderedTypes = ordered;
+    this.orderedTypes = new Set(Object.keys(orderedRoutesOf(table) ?? {}));
   }
 
   private marked(rows: DispatchedRow[]): void {

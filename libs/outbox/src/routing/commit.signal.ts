@@ -1,6 +1,15 @@
 import { Injectable } from '@nestjs/common';
+import type { OutboxRow } from '../store/outbox-row.js';
 
 type Listener = () => void;
+
+/**
+ * Who enqueues, right after their commit, the rows written leased to this process
+ * (`relay.dispatchOnCommit`): capture hands them over, the relay stage sends them.
+ */
+export interface CommittedRows {
+  send(rows: readonly OutboxRow[]): void;
+}
 
 /**
  * "Outbox rows committed", in-process: raised by capture right after a commit that wrote rows a
