@@ -1,5 +1,6 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { EntityManager } from '@mikro-orm/postgresql';
+import { Logger } from '@nestjs/common';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import type { Queue } from 'bullmq';
 import { OUTBOX_QUEUE, OutboxOrdered, OutboxService } from 'nest-outbox';
@@ -7,7 +8,9 @@ import { freshDatabase } from './support/database.js';
 import {
   Account,
   CAPTURE_ONLY,
+  CountPings,
   Deposited,
+  Pinged,
   prepareFixtureDatabase,
   recordEffect,
   startFixtureApp,
@@ -25,6 +28,16 @@ class OrderedDeposits implements IEventHandler<Deposited> {
 
   async handle(event: Deposited): Promise<void> {
     await recordEffect(this.em, `OrderedDeposits:${event.sequence}`);
+  }
+}
+
+/** Raises a Pinged for each deposit, in the handler's transaction. */
+@EventsHandler(Deposited)
+class PingOnDeposit implements IEventHandler<Deposited> {
+  constructor(private readonly outbox: OutboxService) {}
+
+  handle(event: Deposited): void {
+    this.outbox.publish(new Pinged(event.accountId, `deposit ${event.sequence}`));
   }
 }
 
@@ -127,11 +140,29 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
     expect(last).toMatchObject({ dispatched: true, locked: false, claimed_by: writerId });
   });
 
-  it('a transaction PostgreSQL rolled back at COMMIT (a failed statement caught inside it) sends nothing', async () => {
+  it("in the application's own transaction, rows are sent on commit; one PostgreSQL rolled back at COMMIT sends nothing", async () => {
     const name = prefix('on-commit-rollback');
     const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } });
     const writer = await start(onCommitWriter(name), []);
     const em = writer.orm.em.fork() as EntityManager;
+    // Two flushes, and a savepoint, in one transaction of the application's: sent once it commits.
+    await em.transactional(async (tx) => {
+      const first = new Account('first', 'first@example.com');
+      first.deposit(1);
+      await tx.persist(first).flush();
+      await tx.transactional(async (inner) => {
+        first.deposit(2);
+        await inner.flush();
+      });
+      first.deposit(3);
+    });
+    await waitUntil('three messages handled', async () => (await consumer.sql('select * from effect')).length === 3);
+    await waitUntil('every row marked', async () => (await outboxRows(writer)).every((row) => row.dispatched));
+    const writerId = (await outboxRows(writer))[0].claimed_by;
+    expect(writerId).toMatch(new RegExp(`:${process.pid}:`));
+    for (const row of await outboxRows(writer)) expect(row).toMatchObject({ claimed_by: writerId, attempts: 1 });
+
+    const warnings = jest.spyOn(Logger.prototype, 'warn');
     await em.transactional(async (tx) => {
       const phantom = new Account('phantom', 'phantom@example.com');
       phantom.deposit(1);
@@ -140,17 +171,42 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
       // The transaction is aborted; MikroORM's commit then gets a silent ROLLBACK and resolves.
       await tx.execute('select 1 / 0').catch(() => undefined);
     });
-    expect(await writer.sql('select * from account')).toEqual([]);
+    expect(await writer.sql("select * from account where id = 'phantom'")).toEqual([]);
     // A message committed after it, sent on commit: once it is handled, nothing else was sent.
     const real = new Account('real', 'real@example.com');
     real.deposit(1);
     await em.persist(real).flush();
-    await waitUntil('the real message handled', async () => (await consumer.sql('select * from effect')).length > 0);
-    const [{ id }] = await writer.sql('select id from outbox_message');
+    await waitUntil('the real message handled', async () => (await consumer.sql('select * from effect')).length >= 4);
+    const [{ id }] = await writer.sql("select id from outbox_message where aggregate_id = 'real'");
     // Batches go out one at a time, in commit order: a job for the phantom would be there already.
     const counts = await consumer.app.get<Queue>(OUTBOX_QUEUE).getJobCounts();
-    expect(Object.values(counts).reduce((sum, n) => sum + n, 0)).toBe(1);
-    expect((await consumer.sql('select message_id from effect')).map((row) => row.message_id)).toEqual([id]);
+    expect(Object.values(counts).reduce((sum, n) => sum + n, 0)).toBe(4);
+    expect((await consumer.sql('select message_id from effect order by id')).at(-1)!.message_id).toEqual(id);
+    expect(warnings.mock.calls.map(([message]) => String(message))).toEqual([
+      expect.stringMatching(/answered COMMIT with ROLLBACK for a transaction that wrote 1 outbox message/),
+    ]);
+  });
+
+  it("a handler's transaction sends what its handler raised on commit, with no relay running", async () => {
+    const name = prefix('on-commit-handler');
+    const consumer = await start(
+      { redis: REDIS_URL, prefix: name, relay: { enabled: false, dispatchOnCommit: true } },
+      [PingOnDeposit, CountPings],
+    );
+    const writer = await start(onCommitWriter(name), []);
+    const em = writer.orm.em.fork() as EntityManager;
+    const account = new Account('chain', 'chain@example.com');
+    account.deposit(1);
+    account.deposit(2);
+    await em.persist(account).flush();
+    await waitUntil('both pings handled', async () => (await consumer.sql('select * from effect')).length === 2);
+    await waitUntil('every row marked', async () => (await outboxRows(writer)).every((row) => row.dispatched));
+    const rows = await outboxRows(writer);
+    expect(rows).toHaveLength(4);
+    const [writerId, consumerId] = [rows[0].claimed_by, rows[2].claimed_by];
+    expect(consumerId).not.toEqual(writerId);
+    expect(rows.map((row) => row.claimed_by)).toEqual([writerId, writerId, consumerId, consumerId]);
+    for (const row of rows) expect(row.attempts).toBe(1);
   });
 
   it('a delayed message, and keyed messages an ordered handler subscribes to, are left to a relay, which sends them', async () => {

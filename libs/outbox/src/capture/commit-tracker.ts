@@ -5,6 +5,8 @@ import type { OutboxRow } from '../store/outbox-row.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { currentMessage, runInMessageContext, type MessageContext } from '../message/message.context.js';
 import { errorText } from '../util/error-text.js';
+import { silentlyRolledBack, unseenCommit } from '../outbox.messages.js';
+import type { CommitOutcome } from './commit-outcomes.js';
 
 /** Who hears a committed transaction's events in this process (the EventBus stream, for sagas). */
 export interface CommittedEvents {
@@ -23,6 +25,8 @@ export interface FlushedRows {
   leased: OutboxRow[];
   /** Whether a relay must move some of its rows: those not leased, or rows the application persisted itself. */
   wakesRelay: boolean;
+  /** Leased in the caller's transaction: what PostgreSQL answered to that transaction's COMMIT. */
+  outcome?: CommitOutcome;
 }
 
 /**
@@ -41,6 +45,7 @@ interface Written {
   types: string[] | undefined;
   leased: OutboxRow[];
   wakesRelay: boolean;
+  outcomes: CommitOutcome[];
 }
 
 /**
@@ -75,8 +80,9 @@ export class CommitTracker implements EventSubscriber {
   }
 
   /** A flush of `em` wrote rows: they are committed now, or when `em`'s transaction commits. */
-  flushed(em: EntityManager, { events, types, leased, wakesRelay }: FlushedRows): void {
-    const written = { groups: events && [{ events, context: currentMessage() }], types, leased, wakesRelay };
+  flushed(em: EntityManager, { events, types, leased, wakesRelay, outcome }: FlushedRows): void {
+    const groups = events && [{ events, context: currentMessage() }];
+    const written = { groups, types, leased, wakesRelay, outcomes: outcome ? [outcome] : [] };
     const transaction = em.getTransactionContext<Transaction>();
     if (transaction) this.join(transaction, written);
     else this.committed(written);
@@ -107,22 +113,32 @@ export class CommitTracker implements EventSubscriber {
     if (transaction) this.open.delete(transaction);
   }
 
-  private join(transaction: Transaction, { groups, types, leased, wakesRelay }: Written): void {
+  private join(transaction: Transaction, { groups, types, leased, wakesRelay, outcomes }: Written): void {
     const written = this.open.get(transaction);
     if (!written) {
       const copy = { groups: groups && [...groups], types: types && [...types], leased: [...leased], wakesRelay };
-      this.open.set(transaction, copy);
+      this.open.set(transaction, { ...copy, outcomes: [...outcomes] });
     } else {
       if (groups) (written.groups ??= []).push(...groups);
       if (types) (written.types ??= []).push(...types);
       for (const row of leased) written.leased.push(row);
       written.wakesRelay ||= wakesRelay;
+      for (const outcome of outcomes) written.outcomes.push(outcome);
     }
   }
 
-  private committed({ groups, types, leased, wakesRelay }: Written): void {
+  private committed({ groups, types, leased, wakesRelay, outcomes }: Written): void {
+    const answers = new Set(outcomes.map((outcome) => outcome.committed));
+    if (answers.has(false)) {
+      // Nothing the transaction wrote exists: no message to send, no event to announce.
+      this.logger.warn(silentlyRolledBack(leased.length));
+      return;
+    }
     if (wakesRelay) this.commits.notify();
-    if (leased.length > 0) this.committedRows?.send(leased);
+    // The answer was not seen (it never is after a COMMIT that failed, which fires rollback hooks):
+    // whether the rows exist is left to a relay's claim, which only finds committed ones.
+    if (leased.length > 0 && answers.has(undefined)) this.committedRows?.handBack(leased, unseenCommit());
+    else if (leased.length > 0) this.committedRows?.send(leased);
     if (types) this.metrics.messagesWritten(types);
     const listener = this.committedEvents;
     if (!groups || !listener) return;

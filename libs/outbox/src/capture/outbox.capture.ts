@@ -8,6 +8,7 @@ import { CommitSignal, type CommittedRows } from '../routing/commit.signal.js';
 import { insertOutboxRows, type LeaseAtInsert } from '../store/outbox-row.insert.js';
 import { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import { prepareAggregateClass } from './aggregate-events.js';
+import { CommitOutcomes } from './commit-outcomes.js';
 import { CommitTracker } from './commit-tracker.js';
 import { OutboxEventPublisher, routeEventBusThroughOutbox } from './outbox-event-bus.js';
 import type { OutboxRowFactory } from './outbox-row.factory.js';
@@ -37,7 +38,8 @@ export class OutboxCapture {
 
   /**
    * Joins the ORM's flushes; with `relay.dispatchOnCommit`, writes rows leased to this process and
-   * hands them to `dispatchOnCommit` once committed. Once the `pg` pool is hooked, a flush that writes rows in a
+   * hands them to `dispatchOnCommit` once committed (in the application's own transactions, once
+   * PostgreSQL's answer to COMMIT said so). Once the `pg` pool is hooked, a flush that writes rows in a
    * transaction of its own takes two messages: BEGIN with its first statement, its rows with COMMIT.
    */
   async attach(dispatchOnCommit?: CommittedRows & LeaseAtInsert): Promise<void> {
@@ -45,6 +47,8 @@ export class OutboxCapture {
     tracker.committedRows = dispatchOnCommit;
     const atCommit = new RowsAtCommit(this.orm);
     const begins = new FlushBegins(this.orm);
+    // Only rows leased to this process need the answer to their transaction's COMMIT.
+    const outcomes = dispatchOnCommit && new CommitOutcomes(this.orm);
     const flushes = new OutboxSubscriber(
       this.rows,
       this.pending,
@@ -54,6 +58,7 @@ export class OutboxCapture {
         rowsAtCommit: () => atCommit.active,
         beginExpected: () => begins.expect(),
         claimBegin: (transaction) => begins.claim(transaction),
+        watchCommit: async (transaction) => outcomes?.watch(transaction),
       },
       dispatchOnCommit,
     );
@@ -67,6 +72,7 @@ export class OutboxCapture {
     // on, a flush sends BEGIN and its rows each in a message of their own.
     await atCommit.start();
     await begins.start();
+    await outcomes?.start();
   }
 
   /** The app's EventBus, when it imports CqrsModule. */

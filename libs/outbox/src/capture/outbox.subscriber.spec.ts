@@ -5,7 +5,9 @@ import type { OutboxHeaders } from '../message/message-headers.js';
 import { OutboxEvent } from '../message/event-type.js';
 import { OutboxPayloadError } from '../outbox.errors.js';
 import { OutboxMessage } from '../store/outbox-message.entity.js';
+import type { LeaseAtInsert as Lease } from '../store/outbox-row.insert.js';
 import type { OutboxRow } from '../store/outbox-row.js';
+import type { CommitOutcome } from './commit-outcomes.js';
 import type { CommitTracker, FlushedRows } from './commit-tracker.js';
 import { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import { OutboxRowFactory } from './outbox-row.factory.js';
@@ -320,6 +322,60 @@ describe('OutboxSubscriber', () => {
     await afterFlush();
     expect(unit.computed[1]).toMatchObject({ id: delayed.id, claimedBy: null, attempts: 0, lockedUntil: null });
     expect(commits.flushed).toHaveBeenLastCalledWith(db.em, expect.objectContaining({ leased: [], wakesRelay: true }));
+  });
+
+  it("with relay.dispatchOnCommit, leases rows in the caller's transaction only when its COMMIT's answer will be seen", async () => {
+    const factory = new OutboxRowFactory(64 * 1024, new OutboxTracing());
+    const lease = { relayId: 'api:1', leaseMs: 30_000, takes: () => true };
+    const outer = { name: 'caller' } as unknown as Transaction;
+    db = fakeEm(outer);
+    const leases: unknown[] = [];
+    let outcome: CommitOutcome | undefined = { committed: undefined };
+    const watched: unknown[] = [];
+    const messages = {
+      rowsAtCommit: () => false,
+      beginExpected: () => false,
+      claimBegin: async () => undefined,
+      watchCommit: async (transaction: Transaction) => {
+        watched.push(transaction);
+        return outcome;
+      },
+    };
+    // As the INSERT does: a row is leased when a lease is given and takes it.
+    const write = async (
+      em: EntityManager,
+      rows: OutboxRow[],
+      ctx: Transaction | undefined,
+      _: boolean,
+      at?: Lease,
+    ) => {
+      leases.push(at);
+      for (const row of rows) row.leased = at?.takes(row) ?? false;
+      await db.write(em, rows, ctx);
+    };
+    subscriber = new OutboxSubscriber(factory, pending, tracker, write, messages, lease);
+    const order = new Order('o1');
+    order.apply(new OrderPlaced('o1'));
+    unit.changed.push(order);
+    onFlush();
+    await afterFlush();
+    expect(watched).toEqual([outer]);
+    expect(leases).toEqual([lease]);
+    expect(commits.flushed).toHaveBeenLastCalledWith(
+      db.em,
+      expect.objectContaining({ leased: [expect.objectContaining({ leased: true })], wakesRelay: false, outcome }),
+    );
+
+    // The pool is not hooked: the answer cannot be seen, so the rows are left to a relay's claim.
+    outcome = undefined;
+    order.apply(new OrderPaid(3));
+    onFlush();
+    await afterFlush();
+    expect(leases).toEqual([lease, undefined]);
+    expect(commits.flushed).toHaveBeenLastCalledWith(
+      db.em,
+      expect.objectContaining({ leased: [], wakesRelay: true, outcome: undefined }),
+    );
   });
 
   it('does not tell the commit tracker of a flush without outbox rows, but does when the application persisted one itself', async () => {

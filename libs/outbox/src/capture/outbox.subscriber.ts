@@ -11,6 +11,7 @@ import { OutboxMessage } from '../store/outbox-message.entity.js';
 import { insertOutboxRows, type LeaseAtInsert } from '../store/outbox-row.insert.js';
 import { outboxEntityOf, type OutboxRow } from '../store/outbox-row.js';
 import { forgetEvents, isAggregate, pendingEvents } from './aggregate-events.js';
+import type { CommitOutcome } from './commit-outcomes.js';
 import type { CommitTracker } from './commit-tracker.js';
 import type { OutboxRowFactory, RowOrigin } from './outbox-row.factory.js';
 import type { PendingMessages } from './pending-messages.js';
@@ -32,6 +33,8 @@ export interface FlushMessages {
   beginExpected(): boolean;
   /** In that transaction, right after its BEGIN: BEGIN may travel with the first statement. */
   claimBegin(transaction: Transaction): Promise<void>;
+  /** In the caller's transaction: what its COMMIT will be answered, or undefined if that cannot be seen. */
+  watchCommit(transaction: Transaction): Promise<CommitOutcome | undefined>;
 }
 
 /** Every statement in a message of its own. */
@@ -39,6 +42,7 @@ const SEPARATE: FlushMessages = {
   rowsAtCommit: () => false,
   beginExpected: () => false,
   claimBegin: async () => undefined,
+  watchCommit: async () => undefined,
 };
 
 /** One row a flush adds, and the event (and aggregate, if any) it came from. */
@@ -68,8 +72,9 @@ interface Flush {
   unkeyed: Map<object, OutboxRow[]>;
   /**
    * Rows written by one multi-row INSERT just before the flush's writes commit, rather than as
-   * MikroORM change sets (whose bookkeeping cost more than the row itself). Only when the flush
-   * writes something else too: a flush of outbox rows alone opens no transaction without them.
+   * MikroORM change sets (whose bookkeeping cost more than the row itself). Only in the caller's
+   * transaction, or when the flush writes something else too: a flush of outbox rows alone opens
+   * no transaction of its own without them.
    */
   deferred: OutboxRow[] | undefined;
   /** The flush opens its own transaction (it does not run inside one); set once that transaction started. */
@@ -77,6 +82,8 @@ interface Flush {
   transaction: Transaction | undefined;
   /** Its BEGIN may be held for the first statement: the transaction claims it once started. */
   claimsBegin: boolean;
+  /** In the caller's transaction, with rows leased: what PostgreSQL answers to its COMMIT. */
+  outcome: CommitOutcome | undefined;
 }
 
 /**
@@ -110,10 +117,11 @@ export class OutboxSubscriber implements EventSubscriber {
       hooked: [],
       persistedRows: false,
       unkeyed: new Map(),
-      deferred: uow.getChangeSets().length > 0 ? [] : undefined,
+      deferred: uow.getChangeSets().length > 0 || em.isInTransaction() ? [] : undefined,
       ownTransaction: !em.isInTransaction(),
       transaction: undefined,
       claimsBegin: false,
+      outcome: undefined,
     };
     const seen = new Set<object>();
     for (const changeSet of uow.getChangeSets()) {
@@ -169,6 +177,7 @@ export class OutboxSubscriber implements EventSubscriber {
       types: this.commits.wantsTypes() ? flush.rows.map((row) => row.row.type) : undefined,
       leased: this.lease ? flush.rows.filter((row) => row.row.leased).map((row) => row.row) : [],
       wakesRelay: flush.persistedRows || flush.rows.some((row) => !row.row.leased),
+      outcome: flush.outcome,
     });
   }
 
@@ -194,13 +203,16 @@ export class OutboxSubscriber implements EventSubscriber {
   }
 
   /**
-   * Rows are leased only in a flush's own transaction, which commits right after its statements.
-   * In the caller's transaction a later statement may fail and be caught: PostgreSQL then answers
+   * Rows are leased in a flush's own transaction, which commits right after its statements. In
+   * the caller's transaction a later statement may fail and be caught: PostgreSQL then answers
    * COMMIT with a silent ROLLBACK, MikroORM reports a commit, and rows that do not exist would be
-   * enqueued. Those rows go through a relay's claim, which only finds committed rows.
+   * enqueued. There they are leased only if that answer will be seen (`outcome`); otherwise they
+   * go through a relay's claim, which only finds committed rows.
    */
-  private leaseFor(flush: Flush): LeaseAtInsert | undefined {
-    return flush.ownTransaction ? this.lease : undefined;
+  private async leaseIn(flush: Flush, ctx: Transaction | undefined): Promise<LeaseAtInsert | undefined> {
+    if (!this.lease || flush.ownTransaction) return this.lease;
+    flush.outcome ??= ctx && (await this.messages.watchCommit(ctx));
+    return flush.outcome && this.lease;
   }
 
   /** Returns the entity when the row joins the flush as a change set. */
@@ -209,7 +221,8 @@ export class OutboxSubscriber implements EventSubscriber {
       flush.deferred.push(row);
       return undefined;
     }
-    const entity = outboxEntityOf(row, this.leaseFor(flush));
+    // Decided before any statement of the flush: only its own transaction can be sure of its COMMIT yet.
+    const entity = outboxEntityOf(row, flush.ownTransaction ? this.lease : undefined);
     uow.computeChangeSet(entity);
     return entity;
   }
@@ -244,7 +257,7 @@ export class OutboxSubscriber implements EventSubscriber {
     }
     const rows = [...(flush.deferred ?? []), ...late.map(({ row }) => row)];
     flush.deferred = undefined;
-    if (rows.length > 0) await this.write(em, rows, ctx, atCommit, this.leaseFor(flush));
+    if (rows.length > 0) await this.write(em, rows, ctx, atCommit, await this.leaseIn(flush, ctx));
     if (late.length === 0) return;
     flush.published = pending.length;
     for (const row of late) {

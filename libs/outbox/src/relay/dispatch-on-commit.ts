@@ -82,6 +82,10 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
     if (!this.sending) this.sendWaiting();
   }
 
+  handBack(rows: readonly OutboxRow[], reason: string): void {
+    void this.release(rows, reason);
+  }
+
   /** Waits for the sends in flight and marks what they enqueued; rows committed after it go to a relay. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -106,14 +110,14 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
     let held = rows;
     try {
       const { version, table } = await this.registry.routes();
-      if (version === null) return await this.handBack(rows, 'no service had registered its subscriptions');
+      if (version === null) return await this.release(rows, 'no service had registered its subscriptions');
       this.learn(table);
       // Read after the commit, as a relay reads it after its claim: a handler registered before
       // the message was written is stamped on it; a place in a key's order is only given by a claim.
       const ordered = new Set(rows.filter((row) => missesOrderedRoute([row], table)));
       if (ordered.size > 0) {
         held = rows.filter((row) => !ordered.has(row));
-        await this.handBack([...ordered], 'needs its place in its key order, which a relay gives');
+        await this.release([...ordered], 'needs its place in its key order, which a relay gives');
       }
       if (held.length === 0) return;
       const routed = routeBatch(held, table, this.options.service);
@@ -125,12 +129,12 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
       this.stats.failedBatches++;
       this.metrics.enqueueFailed(held.length, false);
       this.outage.failed(errorText(error));
-      await this.handBack(held, `enqueue after commit failed: ${errorText(error)}`);
+      await this.release(held, `enqueue after commit failed: ${errorText(error)}`);
     }
   }
 
   /** Gives the lease up, spending no attempt, and wakes the relays; if that fails too, the lease runs out. */
-  private async handBack(rows: readonly RoutableRow[], reason: string): Promise<void> {
+  private async release(rows: readonly { id: string }[], reason: string): Promise<void> {
     await this.store
       .release(
         rows.map((row) => row.id),

@@ -9,6 +9,8 @@ type Listener = () => void;
  */
 export interface CommittedRows {
   send(rows: readonly OutboxRow[]): void;
+  /** Gives their lease up, for a relay to claim them if they exist; `reason` is kept on them. */
+  handBack(rows: readonly OutboxRow[], reason: string): void;
 }
 
 /**

@@ -1,0 +1,80 @@
+import type { MikroORM, Transaction } from '@mikro-orm/core';
+import { Logger } from '@nestjs/common';
+import { CompiledQuery } from 'kysely';
+import { hookPoolClients, type PgClient, type PoolClientHook, type SendQuery } from '../util/pg-pool-clients.js';
+import { COMMIT, ROLLBACK, isThenable } from '../util/pg-statement.js';
+
+/** What PostgreSQL answered to a watched transaction's COMMIT: unknown until the answer came. */
+export interface CommitOutcome {
+  committed: boolean | undefined;
+}
+
+/** Run in the transaction to watch, never sent: it names the client the transaction runs on. */
+const WATCH = '/* nest-outbox: watch this transaction commit */';
+
+/**
+ * The answer to the COMMIT of an application's transaction, read on its `pg` client. PostgreSQL
+ * answers the COMMIT of a transaction in which a statement failed (and the error was caught) with
+ * a silent ROLLBACK, which MikroORM reports as a commit: rows leased to this process in such a
+ * transaction do not exist, and only this answer tells. Reading it costs no statement.
+ */
+export class CommitOutcomes {
+  private readonly logger = new Logger('Outbox');
+  private hook: PoolClientHook | undefined;
+  /** Per client, the outcome of the transaction open on it, once something in it asked to watch. */
+  private readonly watching = new WeakMap<PgClient, CommitOutcome>();
+
+  constructor(private readonly orm: MikroORM) {}
+
+  /** Hooks the clients of the ORM's `pg` pool for as long as the pool lives. */
+  async start(): Promise<void> {
+    this.hook ??= await hookPoolClients(
+      this.orm,
+      { wrap: (client, send) => this.wrap(client, send), released: (client) => this.watching.delete(client) },
+      (why) => this.logger.debug(`Rows written in the application's transactions go through a relay (${why}).`),
+    );
+  }
+
+  /**
+   * The outcome of `transaction`'s COMMIT, filled in once PostgreSQL answered it; undefined when
+   * its client is not watched (no hooked pool), so nothing may rely on it.
+   */
+  async watch(transaction: Transaction): Promise<CommitOutcome | undefined> {
+    if (!this.hook) return undefined;
+    const executor = transaction as { executeQuery(query: CompiledQuery): Promise<{ rows: unknown[] }> };
+    const { rows } = await executor.executeQuery(CompiledQuery.raw(WATCH));
+    const [outcome] = rows;
+    return isOutcome(outcome) ? outcome : undefined;
+  }
+
+  private wrap(client: PgClient, send: SendQuery): (...args: unknown[]) => unknown {
+    return (...args: unknown[]): unknown => {
+      const text = args[0];
+      if (text === WATCH) {
+        let outcome = this.watching.get(client);
+        if (!outcome) this.watching.set(client, (outcome = new WatchedOutcome()));
+        return Promise.resolve({ command: 'SELECT', rowCount: 1, rows: [outcome], fields: [] });
+      }
+      const outcome = typeof text === 'string' ? this.watching.get(client) : undefined;
+      if (!outcome) return send(...args);
+      const commits = COMMIT.test(text as string);
+      if (!commits && !ROLLBACK.test(text as string)) return send(...args);
+      this.watching.delete(client);
+      const result = send(...args);
+      if (!commits || !isThenable<{ command?: string } | undefined>(result)) return result;
+      return result.then((reply) => {
+        outcome.committed = reply?.command === 'COMMIT';
+        return reply;
+      });
+    };
+  }
+}
+
+/** A class of its own, so that only an outcome made here is taken for one. */
+class WatchedOutcome implements CommitOutcome {
+  committed: boolean | undefined = undefined;
+}
+
+function isOutcome(value: unknown): value is CommitOutcome {
+  return value instanceof WatchedOutcome;
+}
