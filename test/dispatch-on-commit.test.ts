@@ -86,6 +86,7 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
   });
 
   afterEach(async () => {
+    jest.restoreAllMocks();
     await Promise.all(apps.splice(0).map((app) => app.close()));
     const cleaner = await startFixtureApp(databaseUrl, CAPTURE_ONLY, []);
     await cleaner.sql(
@@ -182,9 +183,9 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
     const counts = await consumer.app.get<Queue>(OUTBOX_QUEUE).getJobCounts();
     expect(Object.values(counts).reduce((sum, n) => sum + n, 0)).toBe(4);
     expect((await consumer.sql('select message_id from effect order by id')).at(-1)!.message_id).toEqual(id);
-    expect(warnings.mock.calls.map(([message]) => String(message))).toEqual([
-      expect.stringMatching(/answered COMMIT with ROLLBACK for a transaction that wrote 1 outbox message/),
-    ]);
+    const said = warnings.mock.calls.map(([message]) => String(message));
+    warnings.mockRestore();
+    expect(said.filter((message) => /answered COMMIT with ROLLBACK/.test(message))).toHaveLength(1);
   });
 
   it("a handler's transaction sends what its handler raised on commit, with no relay running", async () => {
@@ -207,6 +208,30 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
     expect(consumerId).not.toEqual(writerId);
     expect(rows.map((row) => row.claimed_by)).toEqual([writerId, writerId, consumerId, consumerId]);
     for (const row of rows) expect(row.attempts).toBe(1);
+  });
+
+  it('rows committed more than half their lease after they were written are left to a relay', async () => {
+    const name = prefix('on-commit-late');
+    const consumer = await start({ redis: REDIS_URL, prefix: name, relay: { enabled: false } });
+    const writer = await start(
+      { ...onCommitWriter(name), relay: { enabled: false, dispatchOnCommit: true, leaseMs: 1000 } },
+      [],
+    );
+    const em = writer.orm.em.fork() as EntityManager;
+    await em.transactional(async (tx) => {
+      const slow = new Account('slow', 'slow@example.com');
+      slow.deposit(1);
+      await tx.persist(slow).flush();
+      // The transaction stays open past half the lease its rows were written with.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+    });
+    await waitUntil('the row handed back', async () => (await outboxRows(writer))[0].last_error !== null);
+    const [row] = await outboxRows(writer);
+    expect(row).toMatchObject({ dispatched: false, locked: false, attempts: 0 });
+    expect(row.last_error).toMatch(/past half its lease/);
+
+    await start({ redis: REDIS_URL, prefix: name, worker: { enabled: false } }, []);
+    await waitUntil('handled once a relay runs', async () => (await consumer.sql('select * from effect')).length === 1);
   });
 
   it('a delayed message, and keyed messages an ordered handler subscribes to, are left to a relay, which sends them', async () => {

@@ -151,10 +151,10 @@ export const flushRolledBackAfterRows = () =>
   'caught) after the outbox rows were written, so neither its changes nor its outbox rows were saved. ' +
   'Let the error propagate, or run the statement in a savepoint (em.transactional inside the flush).';
 
-export const silentlyRolledBack = (rows: number) =>
-  `PostgreSQL answered COMMIT with ROLLBACK for a transaction that wrote ${rows} outbox message(s): a ` +
-  'statement in it failed and its error was caught, so nothing the transaction wrote was saved, and its ' +
-  'messages are not sent. Let the error propagate, or run the statement in a savepoint (em.transactional inside).';
+export const silentlyRolledBack = () =>
+  'PostgreSQL answered COMMIT with ROLLBACK for a transaction that wrote outbox messages: a statement in it ' +
+  'failed and its error was caught, so nothing the transaction wrote was saved, and its messages are not ' +
+  'sent. Let the error propagate, or run the statement in a savepoint (em.transactional inside).';
 
 export const unseenCommit = () => "the answer to its transaction's COMMIT was not seen; a relay sends it if it exists";
 

@@ -136,11 +136,9 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     this.stopPublishing?.();
     this.wake.close();
     const timeoutMs = this.options.shutdownTimeoutMs;
-    const graceful = Promise.allSettled([
-      this.dispatchOnCommit?.stop(),
-      this.relay?.stop(),
-      this.consumer?.stop(),
-    ]).then(() => true);
+    // Handler runs commit until the consumer stopped: their rows may be sent on commit until then.
+    const handled = (this.consumer?.stop() ?? Promise.resolve()).finally(() => this.dispatchOnCommit?.stop());
+    const graceful = Promise.allSettled([this.relay?.stop(), handled]).then(() => true);
     if (!(await waitAtMost(graceful, timeoutMs, false))) {
       const released = (await this.relay?.loop.releaseInFlight().catch(() => 0)) ?? 0;
       const stopNow = this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined);

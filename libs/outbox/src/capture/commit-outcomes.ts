@@ -50,10 +50,12 @@ export class CommitOutcomes {
   private wrap(client: PgClient, send: SendQuery): (...args: unknown[]) => unknown {
     return (...args: unknown[]): unknown => {
       const text = args[0];
-      if (text === WATCH) {
-        let outcome = this.watching.get(client);
-        if (!outcome) this.watching.set(client, (outcome = new WatchedOutcome()));
-        return Promise.resolve({ command: 'SELECT', rowCount: 1, rows: [outcome], fields: [] });
+      if (text === WATCH) return Promise.resolve(this.watched(client));
+      if (typeof text === 'string' && text.endsWith(WATCH)) {
+        // A hook outside this one held the transaction's BEGIN and sent it with the marker: the
+        // BEGIN goes alone, and the marker is answered here, after it, as the message's last reply.
+        const begin = send(text.slice(0, -WATCH.length), ...args.slice(1)) as Promise<unknown>;
+        return begin.then((reply) => [reply, this.watched(client)]);
       }
       const outcome = typeof text === 'string' ? this.watching.get(client) : undefined;
       if (!outcome) return send(...args);
@@ -63,10 +65,19 @@ export class CommitOutcomes {
       const result = send(...args);
       if (!commits || !isThenable<{ command?: string } | undefined>(result)) return result;
       return result.then((reply) => {
-        outcome.committed = reply?.command === 'COMMIT';
+        // Any other answer (another hook's making) tells nothing: the rows then go to a relay.
+        if (reply?.command === 'COMMIT') outcome.committed = true;
+        else if (reply?.command === 'ROLLBACK') outcome.committed = false;
         return reply;
       });
     };
+  }
+
+  /** The marker's answer: the outcome of the transaction open on `client`, one per transaction. */
+  private watched(client: PgClient): { command: string; rowCount: number; rows: CommitOutcome[]; fields: [] } {
+    let outcome = this.watching.get(client);
+    if (!outcome) this.watching.set(client, (outcome = new WatchedOutcome()));
+    return { command: 'SELECT', rowCount: 1, rows: [outcome], fields: [] };
   }
 }
 

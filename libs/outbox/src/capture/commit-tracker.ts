@@ -44,6 +44,8 @@ interface Written {
   groups: EventGroup[] | undefined;
   types: string[] | undefined;
   leased: OutboxRow[];
+  /** When the first of `leased` was written: their lease runs from then, not from the commit. */
+  leasedAt: number | undefined;
   wakesRelay: boolean;
   outcomes: CommitOutcome[];
 }
@@ -82,7 +84,8 @@ export class CommitTracker implements EventSubscriber {
   /** A flush of `em` wrote rows: they are committed now, or when `em`'s transaction commits. */
   flushed(em: EntityManager, { events, types, leased, wakesRelay, outcome }: FlushedRows): void {
     const groups = events && [{ events, context: currentMessage() }];
-    const written = { groups, types, leased, wakesRelay, outcomes: outcome ? [outcome] : [] };
+    const leasedAt = leased.length > 0 ? Date.now() : undefined;
+    const written = { groups, types, leased, leasedAt, wakesRelay, outcomes: outcome ? [outcome] : [] };
     const transaction = em.getTransactionContext<Transaction>();
     if (transaction) this.join(transaction, written);
     else this.committed(written);
@@ -113,32 +116,33 @@ export class CommitTracker implements EventSubscriber {
     if (transaction) this.open.delete(transaction);
   }
 
-  private join(transaction: Transaction, { groups, types, leased, wakesRelay, outcomes }: Written): void {
+  private join(transaction: Transaction, { groups, types, leased, leasedAt, wakesRelay, outcomes }: Written): void {
     const written = this.open.get(transaction);
     if (!written) {
-      const copy = { groups: groups && [...groups], types: types && [...types], leased: [...leased], wakesRelay };
-      this.open.set(transaction, { ...copy, outcomes: [...outcomes] });
+      const copy = { groups: groups && [...groups], types: types && [...types], leased: [...leased], leasedAt };
+      this.open.set(transaction, { ...copy, wakesRelay, outcomes: [...outcomes] });
     } else {
       if (groups) (written.groups ??= []).push(...groups);
       if (types) (written.types ??= []).push(...types);
       for (const row of leased) written.leased.push(row);
+      written.leasedAt = Math.min(written.leasedAt ?? Infinity, leasedAt ?? Infinity);
       written.wakesRelay ||= wakesRelay;
       for (const outcome of outcomes) written.outcomes.push(outcome);
     }
   }
 
-  private committed({ groups, types, leased, wakesRelay, outcomes }: Written): void {
+  private committed({ groups, types, leased, leasedAt, wakesRelay, outcomes }: Written): void {
     const answers = new Set(outcomes.map((outcome) => outcome.committed));
     if (answers.has(false)) {
       // Nothing the transaction wrote exists: no message to send, no event to announce.
-      this.logger.warn(silentlyRolledBack(leased.length));
+      this.logger.warn(silentlyRolledBack());
       return;
     }
     if (wakesRelay) this.commits.notify();
     // The answer was not seen (it never is after a COMMIT that failed, which fires rollback hooks):
     // whether the rows exist is left to a relay's claim, which only finds committed ones.
     if (leased.length > 0 && answers.has(undefined)) this.committedRows?.handBack(leased, unseenCommit());
-    else if (leased.length > 0) this.committedRows?.send(leased);
+    else if (leased.length > 0) this.committedRows?.send(leased, leasedAt!);
     if (types) this.metrics.messagesWritten(types);
     const listener = this.committedEvents;
     if (!groups || !listener) return;

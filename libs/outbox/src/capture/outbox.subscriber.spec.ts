@@ -354,11 +354,13 @@ describe('OutboxSubscriber', () => {
       await db.write(em, rows, ctx);
     };
     subscriber = new OutboxSubscriber(factory, pending, tracker, write, messages, lease);
+    // Events and nothing else: in the caller's transaction, written by the flush's INSERT, not as change sets.
     const order = new Order('o1');
     order.apply(new OrderPlaced('o1'));
-    unit.changed.push(order);
+    unit.identityMap.push(order);
     onFlush();
     await afterFlush();
+    expect(unit.computed).toEqual([]);
     expect(watched).toEqual([outer]);
     expect(leases).toEqual([lease]);
     expect(commits.flushed).toHaveBeenLastCalledWith(

@@ -77,7 +77,12 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
     return row.key === null || !this.orderedTypes.has(row.type);
   }
 
-  send(rows: readonly OutboxRow[]): void {
+  send(rows: readonly OutboxRow[], leasedAt: number): void {
+    const age = Date.now() - leasedAt;
+    // A long transaction: a relay may claim them before this process marks them, and send them again.
+    if (age > this.leaseMs / 2) {
+      return this.handBack(rows, `committed ${age} ms after it was written, past half its lease (relay.leaseMs)`);
+    }
     for (const row of rows) this.waiting.push(routableRowOf(row));
     if (!this.sending) this.sendWaiting();
   }

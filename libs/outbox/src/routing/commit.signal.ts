@@ -8,7 +8,8 @@ type Listener = () => void;
  * (`relay.dispatchOnCommit`): capture hands them over, the relay stage sends them.
  */
 export interface CommittedRows {
-  send(rows: readonly OutboxRow[]): void;
+  /** `leasedAt`: when the first of them was written, which their lease counts from. */
+  send(rows: readonly OutboxRow[], leasedAt: number): void;
   /** Gives their lease up, for a relay to claim them if they exist; `reason` is kept on them. */
   handBack(rows: readonly OutboxRow[], reason: string): void;
 }
