@@ -3,7 +3,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Logger } from '@nestjs/common';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import type { Queue } from 'bullmq';
-import { OUTBOX_QUEUE, OutboxOrdered, OutboxService } from 'nest-outbox';
+import { OUTBOX_QUEUE, OutboxOrdered, OutboxService, currentMessage } from 'nest-outbox';
 import { freshDatabase } from './support/database.js';
 import {
   Account,
@@ -38,6 +38,17 @@ class PingOnDeposit implements IEventHandler<Deposited> {
 
   handle(event: Deposited): void {
     this.outbox.publish(new Pinged(event.accountId, `deposit ${event.sequence}`));
+  }
+}
+
+/** Like PingOnDeposit, but the run of deposit 2 fails once after publishing: its transaction rolls back. */
+@EventsHandler(Deposited)
+class PingOnDepositFailingOnce implements IEventHandler<Deposited> {
+  constructor(private readonly outbox: OutboxService) {}
+
+  handle(event: Deposited): void {
+    this.outbox.publish(new Pinged(event.accountId, `deposit ${event.sequence}`));
+    if (event.sequence === 2 && currentMessage()!.attempt === 1) throw new Error('fails once, after publishing');
   }
 }
 
@@ -208,6 +219,33 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
     expect(consumerId).not.toEqual(writerId);
     expect(rows.map((row) => row.claimed_by)).toEqual([writerId, writerId, consumerId, consumerId]);
     for (const row of rows) expect(row.attempts).toBe(1);
+  });
+
+  it('handler runs sharing a transaction send what they raised only once it commits; a run rolled back sends nothing', async () => {
+    const name = prefix('on-commit-shared');
+    const consumer = await start(
+      {
+        redis: REDIS_URL,
+        prefix: name,
+        relay: { enabled: false, dispatchOnCommit: true },
+        worker: { handlersPerTransaction: 16, attempts: 3, backoff: { delayMs: 50 } },
+      },
+      [PingOnDepositFailingOnce, CountPings],
+    );
+    const writer = await start(onCommitWriter(name), []);
+    const em = writer.orm.em.fork() as EntityManager;
+    const account = new Account('shared', 'shared@example.com');
+    for (let i = 0; i < 4; i++) account.deposit(1);
+    await em.persist(account).flush();
+    await waitUntil('four pings handled', async () => (await consumer.sql('select * from effect')).length >= 4);
+    await waitUntil('every row marked', async () => (await outboxRows(writer)).every((row) => row.dispatched));
+    const pings = await writer.sql("select claimed_by, attempts from outbox_message where type = 'Pinged'");
+    expect(pings).toHaveLength(4);
+    for (const ping of pings) expect(ping).toMatchObject({ claimed_by: expect.stringMatching(/./), attempts: 1 });
+    // The failed run's ping was rolled back with its transaction: no job was added for it.
+    const counts = await consumer.app.get<Queue>(OUTBOX_QUEUE).getJobCounts();
+    expect(Object.values(counts).reduce((sum, n) => sum + n, 0)).toBe(8);
+    expect(await consumer.sql('select count(*)::int as n from effect')).toEqual([{ n: 4 }]);
   });
 
   it('rows committed more than half their lease after they were written are left to a relay', async () => {

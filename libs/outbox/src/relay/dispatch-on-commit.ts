@@ -44,6 +44,8 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   private toMark: DispatchedRow[] = [];
   private markTimer: NodeJS.Timeout | undefined;
   private marking: Promise<void> | undefined;
+  /** Hand-backs on their way: shutdown waits for them, or their rows would wait for the lease to run out. */
+  private readonly releasing = new Set<Promise<void>>();
   private pausedUntil = 0;
   private stopped = false;
 
@@ -88,13 +90,15 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   }
 
   handBack(rows: readonly OutboxRow[], reason: string): void {
-    void this.release(rows, reason);
+    const released: Promise<void> = this.release(rows, reason).finally(() => this.releasing.delete(released));
+    this.releasing.add(released);
   }
 
   /** Waits for the sends in flight and marks what they enqueued; rows committed after it go to a relay. */
   async stop(): Promise<void> {
     this.stopped = true;
     while (this.sending) await this.sending;
+    await Promise.all(this.releasing);
     clearTimeout(this.markTimer);
     await this.marking;
     await this.mark();
