@@ -136,9 +136,10 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
     } catch (error) {
       this.pausedUntil = Date.now() + PAUSE_AFTER_FAILURE_MS;
       this.stats.failedBatches++;
-      this.metrics.enqueueFailed(held.length, false);
       this.outage.failed(errorText(error));
       await this.release(held, `enqueue after commit failed: ${errorText(error)}`);
+      // Redis answering means it refused the jobs (a relay then sends them one by one), else it is unreachable.
+      this.metrics.enqueueFailed(held.length, await this.queue.answers().catch(() => false));
     }
   }
 
