@@ -140,7 +140,9 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     const handled = (this.consumer?.stop() ?? Promise.resolve()).finally(() => this.dispatchOnCommit?.stop());
     const graceful = Promise.allSettled([this.relay?.stop(), handled]).then(() => true);
     if (!(await waitAtMost(graceful, timeoutMs, false))) {
-      const released = (await this.relay?.loop.releaseInFlight().catch(() => 0)) ?? 0;
+      const senders = [this.relay?.loop, this.dispatchOnCommit];
+      const counts = await Promise.all(senders.map((sender) => sender?.releaseInFlight().catch(() => 0) ?? 0));
+      const released = counts.reduce((sum, count) => sum + count, 0);
       const stopNow = this.consumer?.stopNow(handlerAbortedAtShutdown(timeoutMs)).catch(() => undefined);
       await waitAtMost(stopNow ?? Promise.resolve(), 1000, undefined);
       this.logger.warn(shutdownOutOfTime(timeoutMs, released));

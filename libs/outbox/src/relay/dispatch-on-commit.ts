@@ -42,6 +42,8 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   /** Event types an ordered handler subscribes to, as last read: their keyed rows go through a relay. */
   private orderedTypes = new Set<string>();
   private toMark: DispatchedRow[] = [];
+  /** Rows this process took to send and has neither marked nor handed back: what a shutdown out of time releases. */
+  private readonly unmarked = new Set<string>();
   private markTimer: NodeJS.Timeout | undefined;
   private marking: Promise<void> | undefined;
   /** Hand-backs on their way: shutdown waits for them, or their rows would wait for the lease to run out. */
@@ -85,7 +87,10 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
     if (age > this.leaseMs / 2) {
       return this.handBack(rows, `committed ${age} ms after it was written, past half its lease (relay.leaseMs)`);
     }
-    for (const row of rows) this.waiting.push(routableRowOf(row));
+    for (const row of rows) {
+      this.waiting.push(routableRowOf(row));
+      this.unmarked.add(row.id);
+    }
     if (!this.sending) this.sendWaiting();
   }
 
@@ -102,6 +107,19 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
     clearTimeout(this.markTimer);
     await this.marking;
     await this.mark();
+  }
+
+  /**
+   * A shutdown out of time: hands back, spending no attempt, the rows not marked yet (those still
+   * on their way to BullMQ too: if they get there, a relay's second add is a no-op). Returns how many.
+   */
+  async releaseInFlight(): Promise<number> {
+    this.stopped = true;
+    this.waiting = [];
+    const ids = [...this.unmarked];
+    this.unmarked.clear();
+    if (ids.length > 0) await this.store.release(ids, 'shutdown ran out of time before they were marked', false);
+    return ids.length;
   }
 
   private sendWaiting(): void {
@@ -145,6 +163,7 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
 
   /** Gives the lease up, spending no attempt, and wakes the relays; if that fails too, the lease runs out. */
   private async release(rows: readonly { id: string }[], reason: string): Promise<void> {
+    for (const row of rows) this.unmarked.delete(row.id);
     await this.store
       .release(
         rows.map((row) => row.id),
@@ -180,6 +199,7 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
     this.marking = this.store
       .markDispatched(rows)
       .then(() => {
+        for (const row of rows) this.unmarked.delete(row.id);
         this.stats.dispatched += rows.length;
         this.metrics.messagesDispatched(rows);
       })

@@ -1,0 +1,84 @@
+import { describe, expect, it } from '@jest/globals';
+import { OutboxRowFactory } from '../capture/outbox-row.factory.js';
+import { OutboxEvent } from '../message/event-type.js';
+import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
+import { CommitSignal } from '../routing/commit.signal.js';
+import type { RoutingTable, SubscriptionRegistry } from '../routing/subscription.registry.js';
+import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
+import { OutboxTracing } from '../telemetry/outbox.tracing.js';
+import type { RelayCounters } from '../telemetry/process-counters.js';
+import { DispatchOnCommit } from './dispatch-on-commit.js';
+import type { RelayQueue } from './relay.queue.js';
+import type { DispatchedRow, RelayStore } from './relay.store.js';
+
+@OutboxEvent('spec.on-commit.paid.v1')
+class Paid {
+  constructor(readonly amount: number) {}
+}
+
+const TABLE: RoutingTable = new Map([
+  ['spec.on-commit.paid.v1', [{ service: 'billing', handlers: [{ name: 'Bill', ordered: false, since: 0 }] }]],
+]);
+
+/** A sender whose enqueue waits until `enqueued()` is called (or answers at once with `hang: false`). */
+function senderWith({ hang }: { hang: boolean }) {
+  const releases: Array<{ ids: string[]; reason: string; spent: boolean }> = [];
+  const marks: DispatchedRow[][] = [];
+  let enqueued = () => {};
+  const store = {
+    release: async (ids: string[], reason: string, spent: boolean) => {
+      releases.push({ ids, reason, spent });
+    },
+    markDispatched: async (rows: DispatchedRow[]) => {
+      marks.push(rows);
+    },
+  } as unknown as RelayStore;
+  const queue = {
+    add: () => (hang ? new Promise<void>((resolve) => (enqueued = resolve)) : Promise.resolve()),
+    answers: async () => true,
+  } as unknown as RelayQueue;
+  const registry = {
+    routes: async () => ({ version: '1', table: TABLE }),
+    lastRoutes: async () => ({ version: '1', table: TABLE }),
+  } as unknown as SubscriptionRegistry;
+  const options = { service: 'orders', relay: { leaseMs: 30_000, batchSize: 500 } } as ResolvedOutboxOptions;
+  const stats = { claimed: 0, dispatched: 0, failedBatches: 0, failedDrains: 0 } as RelayCounters;
+  const metrics = { enqueueFailed: () => undefined, messagesDispatched: () => undefined } as unknown as OutboxMetrics;
+  const sender = new DispatchOnCommit(store, queue, registry, new CommitSignal(), options, stats, metrics, 'api:1');
+  return { sender, releases, marks, enqueued: () => enqueued() };
+}
+
+const factory = new OutboxRowFactory(64 * 1024, new OutboxTracing());
+const rowOf = (amount: number) => factory.create(new Paid(amount), { aggregateType: null, aggregateId: null });
+
+/** Lets promise callbacks and the 20 ms mark timer run. */
+const settle = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('DispatchOnCommit', () => {
+  it('a shutdown out of time hands back the rows not marked yet, on their way or waiting, spending no attempt', async () => {
+    const { sender, releases } = senderWith({ hang: true });
+    const [first, second, third] = [rowOf(1), rowOf(2), rowOf(3)];
+    sender.send([first, second], Date.now());
+    await settle();
+    // The first batch is on its way (its enqueue does not answer); this one waits behind it.
+    sender.send([third], Date.now());
+
+    expect(await sender.releaseInFlight()).toBe(3);
+    expect(releases).toEqual([
+      { ids: [first.id, second.id, third.id], reason: expect.stringMatching(/shutdown ran out of time/), spent: false },
+    ]);
+    expect(await sender.releaseInFlight()).toBe(0);
+    // Shutting down: later commits' rows are written for a relay.
+    expect(sender.takes(rowOf(4))).toBe(false);
+  });
+
+  it('rows once marked are not handed back at shutdown', async () => {
+    const { sender, releases, marks } = senderWith({ hang: false });
+    const row = rowOf(1);
+    sender.send([row], Date.now());
+    while (marks.length === 0) await settle(5);
+    expect(marks).toEqual([[{ id: row.id, type: 'spec.on-commit.paid.v1', routedTo: ['billing'] }]]);
+    expect(await sender.releaseInFlight()).toBe(0);
+    expect(releases).toEqual([]);
+  });
+});
