@@ -1,20 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { OutboxRowFactory } from '../capture/outbox-row.factory.js';
-import { OutboxEvent } from '../message/event-type.js';
 import type { ResolvedOutboxOptions } from '../options/outbox-options.interface.js';
 import { CommitSignal } from '../routing/commit.signal.js';
 import type { RoutingTable, SubscriptionRegistry } from '../routing/subscription.registry.js';
+import type { OutboxRow } from '../store/outbox-row.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
-import { OutboxTracing } from '../telemetry/outbox.tracing.js';
 import type { RelayCounters } from '../telemetry/process-counters.js';
 import { DispatchOnCommit } from './dispatch-on-commit.js';
 import type { RelayQueue } from './relay.queue.js';
 import type { DispatchedRow, RelayStore } from './relay.store.js';
-
-@OutboxEvent('spec.on-commit.paid.v1')
-class Paid {
-  constructor(readonly amount: number) {}
-}
 
 const TABLE: RoutingTable = new Map([
   ['spec.on-commit.paid.v1', [{ service: 'billing', handlers: [{ name: 'Bill', ordered: false, since: 0 }] }]],
@@ -48,8 +41,15 @@ function senderWith({ hang }: { hang: boolean }) {
   return { sender, releases, marks, enqueued: () => enqueued() };
 }
 
-const factory = new OutboxRowFactory(64 * 1024, new OutboxTracing());
-const rowOf = (amount: number) => factory.create(new Paid(amount), { aggregateType: null, aggregateId: null });
+let rows = 0;
+/** A row as capture hands it over once committed. */
+function rowOf(amount: number): OutboxRow {
+  const id = `0190a000-0000-7000-8000-${String(++rows).padStart(12, '0')}`;
+  const headers = JSON.stringify({ messageId: id, correlationId: id, occurredAt: new Date().toISOString() });
+  const payload = JSON.stringify({ amount });
+  const common = { id, type: 'spec.on-commit.paid.v1', payload, headers, key: null };
+  return { ...common, aggregateType: null, aggregateId: null, occurredAt: new Date(), availableAt: null };
+}
 
 /** Lets promise callbacks and the 20 ms mark timer run. */
 const settle = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
