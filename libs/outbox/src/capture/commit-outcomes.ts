@@ -40,11 +40,14 @@ export class CommitOutcomes {
    * its client is not watched (no hooked pool), so nothing may rely on it.
    */
   async watch(transaction: Transaction): Promise<CommitOutcome | undefined> {
-    if (!this.hook) return undefined;
-    const executor = transaction as { executeQuery(query: CompiledQuery): Promise<{ rows: unknown[] }> };
-    const { rows } = await executor.executeQuery(CompiledQuery.raw(WATCH));
-    const [outcome] = rows;
-    return isOutcome(outcome) ? outcome : undefined;
+    const executor = transaction as { executeQuery?(query: CompiledQuery): Promise<{ rows: unknown[] }> };
+    if (!this.hook || typeof executor.executeQuery !== 'function') return undefined;
+    // Unwatched, the rows are only written for a relay: nothing here may fail the application's flush.
+    const rows = await executor.executeQuery(CompiledQuery.raw(WATCH)).then(
+      (reply) => reply.rows,
+      () => [],
+    );
+    return isOutcome(rows[0]) ? rows[0] : undefined;
   }
 
   private wrap(client: PgClient, send: SendQuery): (...args: unknown[]) => unknown {
