@@ -155,6 +155,46 @@ describe('fault injection: processes, Redis and PostgreSQL killed while events f
   );
 
   it(
+    '1b. a producer sending on commit (relay.dispatchOnCommit) SIGKILLed after its addBulk resolved and before marking: a relay re-dispatches once the lease ran out, effects happen once',
+    () =>
+      scenario('s1b', '1b producer sending on commit killed after addBulk', async (s, f) => {
+        // Subscriptions registered first: rows committed before any registration would be handed back.
+        const worker = s.cluster.spawn('worker', { RELAY: 0, WORKER: 1 });
+        await worker.ready;
+
+        // Flushes of 20 orders: each commit's rows go to BullMQ as one addBulk (more than 10 jobs), sent by the producer.
+        const doomed = s.cluster.spawn('producer', {
+          RELAY: 0,
+          WORKER: 0,
+          DISPATCH_ON_COMMIT: 1,
+          LEASE_MS: 1000,
+          PRODUCE_ORDERS: SOAK ? 2000 : 300,
+          PRODUCE_BATCH: 20,
+          KILL_AFTER_ADDBULK: 3,
+        });
+        const ids = (await doomed.waitFor('killing')).ids as string[];
+        expect((await doomed.exited).signal).toBe('SIGKILL');
+        f.kills++;
+        // Written leased to the producer (attempt 1, no claim by any relay) and enqueued, never marked.
+        const stranded = await s.probe.rows(ids);
+        expect(stranded.length).toBeGreaterThan(0);
+        expect(stranded.filter((row) => !row.dispatched).length).toBe(ids.length);
+        expect(stranded.every((row) => row.attempts === 1)).toBe(true);
+
+        const relay = s.cluster.spawn('relay', { RELAY: 1, WORKER: 0, LEASE_MS: 1000 });
+        f.restarts++;
+        await relay.ready;
+        await s.settle('everything relayed and handled', 120_000);
+
+        const redispatched = await s.probe.rows(ids);
+        expect(redispatched.filter((row) => row.dispatched && row.attempts === 2).length).toBe(ids.length);
+        await expectExactlyOnce(s, await s.probe.verify());
+        expect(unexpectedExits(s).filter((line) => !line.startsWith('producer'))).toEqual([]);
+      }),
+    240_000,
+  );
+
+  it(
     '2. three processes, workers SIGKILLed at random mid-handler every ~0.5 s and restarted: no loss, no double effect',
     () =>
       scenario('s2', '2 workers killed mid-handler', async (s, f) => {
