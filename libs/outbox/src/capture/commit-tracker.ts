@@ -141,8 +141,10 @@ export class CommitTracker implements EventSubscriber {
     if (wakesRelay) this.commits.notify();
     // The answer was not seen (it never is after a COMMIT that failed, which fires rollback hooks):
     // whether the rows exist is left to a relay's claim, which only finds committed ones.
-    if (leased.length > 0 && answers.has(undefined)) this.committedRows?.handBack(leased, unseenCommit());
-    else if (leased.length > 0) this.committedRows?.send(leased, leasedAt!);
+    if (leased.length > 0) {
+      if (answers.has(undefined)) this.committedRows?.handBack(leased, unseenCommit());
+      else this.committedRows?.send(leased, leasedAt!);
+    }
     if (types) this.metrics.messagesWritten(types);
     const listener = this.committedEvents;
     if (!groups || !listener) return;

@@ -221,8 +221,8 @@ export class OutboxSubscriber implements EventSubscriber {
       flush.deferred.push(row);
       return undefined;
     }
-    // Decided before any statement of the flush: only its own transaction can be sure of its COMMIT yet.
-    const entity = outboxEntityOf(row, flush.ownTransaction ? this.lease : undefined);
+    // Only a flush of outbox rows alone, in a transaction of its own (`deferred` covers the rest).
+    const entity = outboxEntityOf(row, this.lease);
     uow.computeChangeSet(entity);
     return entity;
   }
