@@ -101,11 +101,11 @@ describe('npm run bench -- --quick', () => {
 
     // Each variant the issue names is there, with CPU per event for every process it ran in.
     const { naiveDualWrite, endToEnd, latency, flushOverhead, handlerDrain, scale, fanOut, ordered } = results.phases;
-    expect(Object.keys(endToEnd)).toEqual(expect.arrayContaining(['deployment', 'onCommit', 'single']));
+    expect(Object.keys(endToEnd)).toEqual(expect.arrayContaining(['deployment', 'relayOnly', 'single']));
     expect(Object.keys(latency.deployment.cpu.byProcess).sort()).toEqual(['api', 'outbox', ...SERVERS].sort());
     expect(Object.keys(naiveDualWrite.steady.cpu.byProcess).sort()).toEqual(['api', 'worker', ...SERVERS].sort());
     expect(Object.keys(latency.split.cpu.byProcess).sort()).toEqual(['api', 'relay', 'worker', ...SERVERS].sort());
-    for (const run of [latency.deployment, latency.onCommit, latency.split, latency.single, naiveDualWrite.steady]) {
+    for (const run of [latency.deployment, latency.relayOnly, latency.split, latency.single, naiveDualWrite.steady]) {
       expect(Object.keys(run.latency)).toEqual(expect.arrayContaining(['p50', 'p95', 'p99', 'p999', 'max']));
       // Every event's job was found in Redis and its latency cut where BullMQ stamped it.
       for (const part of ['enqueued', 'taken', 'started']) expect(run.segments[part].count).toBe(run.events);
@@ -137,12 +137,14 @@ describe('npm run bench -- --quick', () => {
     expect(api['pg begin + insert bench_aggregate']).toBeCloseTo(1, 1);
     expect(api['pg insert outbox_message + commit']).toBeCloseTo(1, 1);
     expect((api['pg begin'] ?? 0) + (api['pg commit'] ?? 0)).toBeLessThan(0.01);
-    // relay.dispatchOnCommit: the API process adds every job itself and wakes no relay; the outbox
-    // process only handles.
-    const onCommit = latency.onCommit.calls;
-    expect(onCommit.api['redis evalsha addStandardJob']).toBeCloseTo(1, 1);
-    expect(onCommit.api['redis publish'] ?? 0).toBe(0);
-    expect(onCommit.outbox['redis evalsha addStandardJob'] ?? 0).toBe(0);
+    // Sending on commit (the default): the API process adds every job itself and wakes no relay;
+    // the outbox process only handles. With `relay.dispatchOnCommit: false`, the relay adds them.
+    expect(api['redis evalsha addStandardJob']).toBeCloseTo(1, 1);
+    expect(api['redis publish'] ?? 0).toBe(0);
+    expect(latency.deployment.calls.outbox['redis evalsha addStandardJob'] ?? 0).toBe(0);
+    const relayOnly = latency.relayOnly.calls;
+    expect(relayOnly.api['redis evalsha addStandardJob'] ?? 0).toBe(0);
+    expect(relayOnly.outbox['redis evalsha addStandardJob']).toBeCloseTo(1, 1);
     // Between services: the producer's relay process apart, each consuming service its own process
     // and database; every service handled every event.
     const consumers = (n: number) => Array.from({ length: n }, (_, i) => `consumer-${i + 1}`);

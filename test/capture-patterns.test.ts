@@ -7,6 +7,7 @@ import { Ledger, Meter, PATTERN_ENTITIES, PATTERN_TABLES, Shipment } from './sup
 import { freshDatabase, withConnection } from './support/database.js';
 import {
   Account,
+  CAPTURE_FOR_RELAY,
   CAPTURE_ONLY,
   Deposited,
   prepareFixtureDatabase,
@@ -25,12 +26,13 @@ interface Row {
 /** Every way of raising an event that @nestjs/cqrs users write, without an EventBus: each one is captured. */
 describe('capture: every aggregate pattern reaches the outbox', () => {
   let fixture: FixtureApp;
+  let url: string;
   const rows = () => fixture.sql('select * from outbox_message order by id') as Promise<Row[]>;
   const summary = async () => (await rows()).map((r) => [r.type, r.aggregate_type, r.aggregate_id, r.payload]);
   const fork = () => fixture.orm.em.fork() as EntityManager;
 
   beforeAll(async () => {
-    const url = await freshDatabase('capture_patterns');
+    url = await freshDatabase('capture_patterns');
     await prepareFixtureDatabase(url);
     await withConnection(url, async (execute) => {
       for (const statement of PATTERN_TABLES) await execute(statement);
@@ -226,12 +228,21 @@ describe('capture: every aggregate pattern reaches the outbox', () => {
     });
   });
 
-  describe('the relay wake-up belongs to the transaction that wrote the rows', () => {
+  describe('the relay wake-up belongs to the transaction that wrote the rows (relay.dispatchOnCommit: false)', () => {
+    let waking: FixtureApp;
     let heard: string[];
     let stop: () => void;
+    // Sending on commit (the default) leaves a commit nothing to wake a relay for.
+    const fork = () => waking.orm.em.fork() as EntityManager;
+    beforeAll(async () => {
+      waking = await startFixtureApp(url, CAPTURE_FOR_RELAY, [], [], PATTERN_ENTITIES);
+    });
+    afterAll(async () => {
+      await waking?.close();
+    });
     beforeEach(() => {
       heard = [];
-      stop = fixture.app.get(CommitSignal).listen(() => heard.push('wake'));
+      stop = waking.app.get(CommitSignal).listen(() => heard.push('wake'));
     });
     afterEach(() => stop());
 

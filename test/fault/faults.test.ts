@@ -68,11 +68,15 @@ async function expectExactlyOnce(s: Scenario, v: Verification): Promise<void> {
   expect(view).toEqual(EXACTLY_ONCE);
 }
 
-/** Places `orders` orders (and pays them) from a process that does nothing else and exits cleanly. */
+/**
+ * Places `orders` orders (and pays them) from a process that does nothing else and exits cleanly,
+ * leaving every row pending for the relays the scenario starts (no sending on commit).
+ */
 async function produce(s: Scenario, orders: number): Promise<void> {
   const producer = s.cluster.spawn('producer', {
     RELAY: 0,
     WORKER: 0,
+    DISPATCH_ON_COMMIT: 0,
     PRODUCE_ORDERS: orders,
     PRODUCE_BATCH: 50,
     EXIT_AFTER_PRODUCE: 1,

@@ -155,8 +155,16 @@ export async function startFixtureApp(
   };
 }
 
-/** Options that keep every row in the outbox: capture only. */
+/**
+ * Capture only: no relay, no worker. Rows stay in the outbox but for those this process sends on
+ * commit (the default), which needs a consuming service registered under its prefix.
+ */
 export const CAPTURE_ONLY: FixtureOutboxOptions = { relay: { enabled: false }, worker: { enabled: false } };
+/** Capture only, and every row left to a relay (`relay.dispatchOnCommit: false`): a commit wakes one instead. */
+export const CAPTURE_FOR_RELAY: FixtureOutboxOptions = {
+  relay: { enabled: false, dispatchOnCommit: false },
+  worker: { enabled: false },
+};
 
 /** Outbox options of a fixture app: the service is `fixture` unless a test names another. */
 export type FixtureOutboxOptions = Omit<OutboxModuleOptions, 'service'> & { service?: string };

@@ -64,6 +64,7 @@ describe('topology on a Redis Cluster (3 masters)', () => {
   const prefix = uniquePrefix('cluster');
   const apps: FixtureApp[] = [];
   let writer: FixtureApp;
+  let sender: FixtureApp;
   let relay: FixtureApp;
   let billing: FixtureApp;
   let shipping: FixtureApp;
@@ -88,9 +89,16 @@ describe('topology on a Redis Cluster (3 masters)', () => {
     };
     billing = await start(billingDb, { service: 'billing', relay: { enabled: false } }, [ChargeOrder]);
     shipping = await start(shippingDb, { service: 'shipping', relay: { enabled: false } }, [ShipOrder]);
-    // The producer split in two processes: one writes (capture only), the other relays on a schedule
-    // so slow that only the wake-up from the writer's commit can move its rows within the test.
-    writer = await start(ordersDb, { service: 'orders', relay: { enabled: false }, worker: { enabled: false } }, []);
+    // The producer split in two processes: one writes (capture only, every row left to a relay), the
+    // other relays on a schedule so slow that only the wake-up from the writer's commit can move
+    // its rows within the test.
+    writer = await start(
+      ordersDb,
+      { service: 'orders', relay: { enabled: false, dispatchOnCommit: false }, worker: { enabled: false } },
+      [],
+    );
+    // A third producer process sends its rows on commit itself (the default).
+    sender = await start(ordersDb, { service: 'orders', relay: { enabled: false }, worker: { enabled: false } }, []);
     relay = await start(
       ordersDb,
       { service: 'orders', relay: { intervalMs: 3_600_000 }, worker: { enabled: false } },
@@ -129,6 +137,20 @@ describe('topology on a Redis Cluster (3 masters)', () => {
     expect(services.shipping).toMatchObject({ completed: 20, failed: 0 });
   });
 
+  it('a process sending on commit enqueues to both services on the cluster itself', async () => {
+    const before = relay.monitor.processCounters().relay.dispatched;
+    const placed = await publish(sender, ...Array.from({ length: 5 }, (_, i) => new OrderPlaced(`s${i}`)));
+    const handled = async (app: FixtureApp, handler: string) =>
+      ((await effectsOf(app))[handler] ?? []).filter((id) => placed.includes(id)).length;
+    await waitUntil(
+      'both services handled the sent messages',
+      async () => (await handled(billing, 'ChargeOrder')) === 5 && (await handled(shipping, 'ShipOrder')) === 5,
+      20_000,
+    );
+    await waitUntil('the sender marked its rows', () => sender.monitor.processCounters().relay.dispatched === 5);
+    expect(relay.monitor.processCounters().relay.dispatched).toBe(before);
+  });
+
   it("puts each service's queue on a slot of its own (hash tags), every key of one queue on that slot", async () => {
     const billingQueue = billing.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
     const shippingQueue = shipping.app.get<Queue<OutboxJobData>>(OUTBOX_QUEUE);
@@ -149,7 +171,7 @@ describe('topology on a Redis Cluster (3 masters)', () => {
   it("runs retention's check of live jobs (a pipeline over one queue's keys) on the cluster", async () => {
     // Marks of completed jobs, made old: retention asks Redis whether each job may still run.
     await billing.sql("update inbox_message set processed_at = now() - interval '30 days'");
-    expect(await billing.app.get(OutboxRetention).runOnce()).toEqual({ outboxDeleted: 0, inboxDeleted: 20 });
+    expect(await billing.app.get(OutboxRetention).runOnce()).toEqual({ outboxDeleted: 0, inboxDeleted: 25 });
   });
 });
 

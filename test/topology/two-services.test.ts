@@ -209,10 +209,20 @@ describe('topology: no consuming service registered yet', () => {
     );
     apps.push(producer);
     const [id] = await publish(producer, new OrderPlaced('early'));
-    // The commit woke the relay; once that drain is over, the row was looked at and left alone.
+    // Sent on commit, it finds no registry: its lease is given up, saying why, and the relay woken.
+    const lease = async () =>
+      (
+        (await producer.sql('select locked_until, last_error from outbox_message where id = ?', [id])) as Array<{
+          locked_until: Date | null;
+          last_error: string | null;
+        }>
+      )[0];
+    await waitUntil('the row handed back', async () => (await lease()).locked_until === null);
+    expect((await lease()).last_error).toBe('no service had registered its subscriptions');
+    // Once the relay's drain is over, the row was looked at and left alone.
     await producer.runner.relayIdle();
+    expect((await lease()).locked_until).toBeNull();
     expect((await producer.monitor.snapshot()).pending).toBe(1);
-    expect(producer.monitor.processCounters().relay.claimed).toBe(0);
 
     const consumer = await startFixtureApp(
       await serviceDatabase('topo_lonely_billing'),

@@ -9,7 +9,7 @@
  *
  *   DATABASE_URL, REDIS_URL, OUTBOX_PREFIX     where to work
  *   RELAY, WORKER                              1 / 0: run the relay / the BullMQ worker here
- *   DISPATCH_ON_COMMIT=1                       relay.dispatchOnCommit: this process enqueues its own commits
+ *   DISPATCH_ON_COMMIT=1 / 0                   relay.dispatchOnCommit on / off (unset: the library's default, on)
  *   LEASE_MS, RELAY_INTERVAL_MS, BATCH_SIZE, MAX_BACKOFF_MS, CONCURRENCY, ATTEMPTS, BACKOFF_MS,
  *   LOCK_DURATION_MS, STALLED_INTERVAL_MS, SHUTDOWN_TIMEOUT_MS
  *                                              outbox options (library defaults when unset)
@@ -71,7 +71,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function outboxOptions(): OutboxModuleOptions {
   const relay = {
     enabled: on('RELAY', true),
-    dispatchOnCommit: on('DISPATCH_ON_COMMIT', false),
+    ...(env.DISPATCH_ON_COMMIT === undefined ? {} : { dispatchOnCommit: on('DISPATCH_ON_COMMIT', true) }),
     leaseMs: num('LEASE_MS'),
     intervalMs: num('RELAY_INTERVAL_MS'),
     batchSize: num('BATCH_SIZE'),

@@ -32,7 +32,8 @@ export interface OutboxRelayOptions {
    * a relay to claim them: each row is written already leased to this process, and marked once
    * BullMQ took it. Rows with a delay, and keyed rows an ordered handler subscribes to, still go
    * through a relay, as does any row this process could not enqueue (its lease is given up, or
-   * runs out if the process dies). A relay must run somewhere for those. Default `false`.
+   * runs out if the process dies). A relay must run somewhere for those. Default `true`; `false`
+   * leaves every row to a relay (an API process then spends no CPU on BullMQ).
    */
   dispatchOnCommit?: boolean;
 }

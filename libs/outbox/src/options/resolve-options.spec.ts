@@ -11,7 +11,7 @@ describe('resolveOutboxOptions', () => {
       service: 'orders',
       prefix: 'outbox',
       retiredHandlers: [],
-      relay: { enabled: true, intervalMs: 1000, batchSize: 500, leaseMs: 30_000 },
+      relay: { enabled: true, intervalMs: 1000, batchSize: 500, leaseMs: 30_000, dispatchOnCommit: true },
       worker: { enabled: true, concurrency: 16, attempts: 5, backoff: { type: 'exponential', delayMs: 1000 } },
       tables: { outbox: 'outbox_message', inbox: 'inbox_message' },
       retention: { enabled: true, deleteOnDispatch: false },

@@ -41,7 +41,7 @@ export function resolveOutboxOptions(options: OutboxModuleOptions): ResolvedOutb
       leaseMs: int('relay.leaseMs', relay.leaseMs, 30_000, 1000, 3_600_000),
       maxBackoffMs: int('relay.maxBackoffMs', relay.maxBackoffMs, 30_000, 100, 3_600_000),
       maxAttempts: int('relay.maxAttempts', relay.maxAttempts, 10, 1, 1000),
-      dispatchOnCommit: flag('relay.dispatchOnCommit', relay.dispatchOnCommit, false),
+      dispatchOnCommit: flag('relay.dispatchOnCommit', relay.dispatchOnCommit, true),
     },
     worker: {
       enabled: flag('worker.enabled', worker.enabled, true),
