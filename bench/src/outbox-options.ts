@@ -12,12 +12,14 @@ export interface OutboxRole {
   worker: boolean;
   /** `worker.handlersPerTransaction`; the library's default (1) unless a phase measures sharing. */
   handlersPerTransaction?: number;
-  /** `relay.dispatchOnCommit`; off (the library's default) unless a phase measures it. */
+  /** `relay.dispatchOnCommit`; the library's default (on) unless a phase measures the relay's own path. */
   dispatchOnCommit?: boolean;
 }
 
-/** API process (and flush overhead's "on" side): capture only. */
+/** API process (and flush overhead's "on" side): capture, and with the default, sending on commit. */
 export const CAPTURE_ONLY: OutboxRole = { relay: false, worker: false };
+/** An API process that leaves every row to a relay (`relay.dispatchOnCommit: false`): the relay's own path. */
+export const CAPTURE_FOR_RELAY: OutboxRole = { ...CAPTURE_ONLY, dispatchOnCommit: false };
 /** Outbox process, and the single-process variant (which also writes). */
 export const RELAY_AND_WORKER: OutboxRole = { relay: true, worker: true };
 /** Relay-only drain; the relay process of the split deployment. */
@@ -50,7 +52,10 @@ export function benchOutboxOptions(
     redis: where.redisUrl,
     prefix: where.prefix,
     service,
-    relay: { enabled: role.relay, ...(role.dispatchOnCommit ? { dispatchOnCommit: true } : {}) },
+    relay: {
+      enabled: role.relay,
+      ...(role.dispatchOnCommit === undefined ? {} : { dispatchOnCommit: role.dispatchOnCommit }),
+    },
     worker: {
       enabled: role.worker,
       concurrency: WORKER_CONCURRENCY,

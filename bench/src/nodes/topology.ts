@@ -1,18 +1,21 @@
 import { dropServiceDatabase, freshServiceDatabase } from '../bench-db.js';
 import { WORKER_CONCURRENCY, type Bench } from '../harness.js';
-import { CAPTURE_ONLY, RELAY_AND_WORKER, RELAY_ONLY, WORKER_ONLY } from '../outbox-options.js';
+import { CAPTURE_FOR_RELAY, CAPTURE_ONLY, RELAY_AND_WORKER, RELAY_ONLY, WORKER_ONLY } from '../outbox-options.js';
 import { deleteKeys } from '../redis-keys.js';
 import { startNode, type BenchNode } from './node-process.js';
 import type { NodeSpec } from './protocol.js';
 
 /**
  * The process layouts the bench measures. `roles` names each node process for the CPU figures.
- *  - deployment: writers in an API process (capture only), relay and worker in outbox process(es) —
- *    the production shape, where both cores can work;
- *  - split: relay and worker in processes of their own, so each one's CPU shows apart;
+ *  - deployment: writers in an API process (capture, sending its rows on commit: the library's
+ *    default), relay and worker in outbox process(es) — the production shape, where both cores
+ *    can work; `relayOnly`: the API process leaves every row to the relay;
+ *  - split: the API process leaves its rows to a relay; relay and worker in processes of their
+ *    own, so each one's CPU shows apart;
  *  - single process: writers, relay and worker in one process (the small-service variant);
  *  - naive dual write: a producer process (commit, then queue.add) and a worker process;
- *  - between services: a producer service (API process + relay process, no handlers of its own)
+ *  - between services: a producer service (API process + relay process, which moves every row; no
+ *    handlers of its own)
  *    and consuming services, each a worker process with a service name and a database of its own.
  */
 export interface Topology {
@@ -53,19 +56,19 @@ async function startAll(bench: Bench, specs: Array<[string, NodeSpec, string?]>)
   return started.map((s) => (s as PromiseFulfilledResult<BenchNode>).value);
 }
 
-/** `onCommit`: the API process enqueues its own rows after each commit (`relay.dispatchOnCommit`). */
-export async function deployment(bench: Bench, outboxProcesses = 1, onCommit = false): Promise<Topology> {
+/** `relayOnly`: the API process leaves its rows to the relay (`relay.dispatchOnCommit: false`). */
+export async function deployment(bench: Bench, outboxProcesses = 1, relayOnly = false): Promise<Topology> {
   const outboxLabels = Array.from({ length: outboxProcesses }, (_, i) =>
     outboxProcesses === 1 ? 'outbox' : `outbox ${i + 1}`,
   );
   const [api, ...outbox] = await startAll(bench, [
-    ['api', spec({ ...CAPTURE_ONLY, dispatchOnCommit: onCommit }, apiPool(bench))],
+    ['api', spec(relayOnly ? CAPTURE_FOR_RELAY : CAPTURE_ONLY, apiPool(bench))],
     ...outboxLabels.map((label): [string, NodeSpec] => [label, spec(RELAY_AND_WORKER, OUTBOX_POOL)]),
   ]);
   return {
     name:
       (outboxProcesses === 1 ? 'deployment' : `deployment, ${outboxProcesses} outbox processes`) +
-      (onCommit ? ', relay.dispatchOnCommit' : ''),
+      (relayOnly ? ', relay only (dispatchOnCommit: false)' : ''),
     writer: api,
     consumers: outbox,
     roles: { api: [api], outbox },
@@ -76,12 +79,12 @@ export async function deployment(bench: Bench, outboxProcesses = 1, onCommit = f
 
 export async function splitDeployment(bench: Bench): Promise<Topology> {
   const [api, relay, worker] = await startAll(bench, [
-    ['api', spec(CAPTURE_ONLY, apiPool(bench))],
+    ['api', spec(CAPTURE_FOR_RELAY, apiPool(bench))],
     ['relay', spec(RELAY_ONLY, 4)],
     ['worker', spec(WORKER_ONLY, OUTBOX_POOL)],
   ]);
   return {
-    name: 'split: API + relay + worker processes',
+    name: 'split: API + relay + worker processes, dispatchOnCommit: false',
     writer: api,
     consumers: [worker],
     roles: { api: [api], relay: [relay], worker: [worker] },
@@ -123,7 +126,8 @@ const PRODUCER = 'producer';
 let servicesStarted = 0;
 
 /**
- * Between services: the producer's API process writes (capture only) and its relay process routes
+ * Between services: the producer's API process writes (capture, `relay.dispatchOnCommit: false`, so
+ * the relay's cost is what fan-out measures) and its relay process routes
  * each row to the queue of every subscribed service; `consumers` consuming services, each one
  * worker process with its own service name and its own database (its inbox), handle them —
  * `ordered`: keeping order per key. The producer has no handlers, so it subscribes to nothing.
@@ -145,7 +149,7 @@ export async function betweenServices(bench: Bench, consumers: number, ordered =
     if (failed) throw failed.reason;
     const producer = { kind: 'outbox', service: PRODUCER, handlers: false } as const;
     nodes = await startAll(where, [
-      ['api', { ...producer, ...CAPTURE_ONLY, poolMax: apiPool(bench) }],
+      ['api', { ...producer, ...CAPTURE_FOR_RELAY, poolMax: apiPool(bench) }],
       ['relay', { ...producer, ...RELAY_ONLY, poolMax: 4 }],
       ...names.map((service, i): [string, NodeSpec, string] => [
         service,

@@ -11,9 +11,9 @@ export interface LatencyResult {
   seconds: number;
   /** API process + outbox process: the figures the targets read. */
   deployment: EndToEndRun;
-  /** The same with `relay.dispatchOnCommit`: the API process enqueues its rows itself. */
-  onCommit: EndToEndRun;
-  /** Relay and worker in processes of their own: what each costs per event, apart. */
+  /** The same with `relay.dispatchOnCommit: false`: the relay claims every row. */
+  relayOnly: EndToEndRun;
+  /** Relay (every row) and worker in processes of their own: what each costs per event, apart. */
   split: EndToEndRun;
   /** Everything in one process (the shape of the issue's 72–81 % of a core). */
   single: EndToEndRun;
@@ -35,7 +35,7 @@ export const latency: PhaseDefinition<LatencyResult> = {
       rate,
       seconds,
       deployment: await steady(bench, deployment(bench)),
-      onCommit: await steady(bench, deployment(bench, 1, true)),
+      relayOnly: await steady(bench, deployment(bench, 1, true)),
       split: await steady(bench, splitDeployment(bench)),
       single: await steady(bench, singleProcess(bench)),
     };
@@ -52,9 +52,9 @@ export const latency: PhaseDefinition<LatencyResult> = {
       value: pct(r.deployment.cpu.byProcess.outbox?.core ?? NaN),
       target: 'latency.outbox-cpu',
     });
-    rows.push(...runRows(r.onCommit), {
+    rows.push(...runRows(r.relayOnly), {
       measure: '  outbox process, share of one core',
-      value: pct(r.onCommit.cpu.byProcess.outbox?.core ?? NaN),
+      value: pct(r.relayOnly.cpu.byProcess.outbox?.core ?? NaN),
     });
     return [...rows, ...runRows(r.split), ...runRows(r.single)];
   },
