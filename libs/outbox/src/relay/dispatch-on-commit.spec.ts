@@ -6,6 +6,7 @@ import type { OutboxRow } from '../store/outbox-row.js';
 import type { OutboxMetrics } from '../telemetry/outbox.metrics.js';
 import type { RelayCounters } from '../telemetry/process-counters.js';
 import { DispatchOnCommit } from './dispatch-on-commit.js';
+import type { RoutedBatch } from './message.router.js';
 import type { RelayQueue } from './relay.queue.js';
 import type { DispatchedRow, RelayStore } from './relay.store.js';
 
@@ -13,11 +14,15 @@ const TABLE: RoutingTable = new Map([
   ['spec.on-commit.paid.v1', [{ service: 'billing', handlers: [{ name: 'Bill', ordered: false, since: 0 }] }]],
 ]);
 
-/** A sender whose enqueue waits until `enqueued()` is called (or answers at once with `hang: false`). */
+/**
+ * A sender whose enqueue waits until `enqueued()` is called, or fails when given an error (or
+ * answers at once with `hang: false`). `adds` counts the enqueues.
+ */
 function senderWith({ hang }: { hang: boolean }) {
   const releases: Array<{ ids: string[]; reason: string; spent: boolean }> = [];
   const marks: DispatchedRow[][] = [];
-  let enqueued = () => {};
+  const adds: string[][] = [];
+  let enqueued: (error?: Error) => void = () => {};
   const store = {
     release: async (ids: string[], reason: string, spent: boolean) => {
       releases.push({ ids, reason, spent });
@@ -27,7 +32,11 @@ function senderWith({ hang }: { hang: boolean }) {
     },
   } as unknown as RelayStore;
   const queue = {
-    add: () => (hang ? new Promise<void>((resolve) => (enqueued = resolve)) : Promise.resolve()),
+    add: (batch: RoutedBatch) => {
+      adds.push([...batch.routedTo.keys()]);
+      if (!hang) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => (enqueued = (error) => (error ? reject(error) : resolve())));
+    },
     answers: async () => true,
   } as unknown as RelayQueue;
   const registry = {
@@ -38,7 +47,7 @@ function senderWith({ hang }: { hang: boolean }) {
   const stats = { claimed: 0, dispatched: 0, failedBatches: 0, failedDrains: 0 } as RelayCounters;
   const metrics = { enqueueFailed: () => undefined, messagesDispatched: () => undefined } as unknown as OutboxMetrics;
   const sender = new DispatchOnCommit(store, queue, registry, new CommitSignal(), options, stats, metrics, 'api:1');
-  return { sender, releases, marks, enqueued: () => enqueued() };
+  return { sender, releases, marks, adds, enqueued: (error?: Error) => enqueued(error) };
 }
 
 let rows = 0;
@@ -80,5 +89,35 @@ describe('DispatchOnCommit', () => {
     expect(marks).toEqual([[{ id: row.id, type: 'spec.on-commit.paid.v1', routedTo: ['billing'] }]]);
     expect(await sender.releaseInFlight()).toBe(0);
     expect(releases).toEqual([]);
+  });
+
+  it('rows that waited behind a slow send past half their lease go to the relays, not to BullMQ', async () => {
+    const { sender, releases, adds, enqueued } = senderWith({ hang: true });
+    const [first, late] = [rowOf(1), rowOf(2)];
+    sender.send([first], Date.now());
+    await settle();
+    // Written just under half a lease (15 s) ago: still this process's to send when committed.
+    sender.send([late], Date.now() - 14_950);
+    await settle(60);
+    enqueued();
+    while (releases.length === 0) await settle(5);
+
+    expect(adds).toEqual([[first.id]]);
+    expect(releases).toEqual([{ ids: [late.id], reason: expect.stringMatching(/past half its lease/), spent: false }]);
+  });
+
+  it('a failed enqueue hands back its batch and the rows waiting behind it, which it does not try', async () => {
+    const { sender, releases, adds, enqueued } = senderWith({ hang: true });
+    const [first, second] = [rowOf(1), rowOf(2)];
+    sender.send([first], Date.now());
+    await settle();
+    sender.send([second], Date.now());
+    enqueued(new Error('Connection is closed.'));
+    while (releases.length === 0) await settle(5);
+
+    expect(adds).toHaveLength(1);
+    expect(releases).toEqual([
+      { ids: [first.id, second.id], reason: expect.stringMatching(/enqueue after commit failed/), spent: false },
+    ]);
   });
 });

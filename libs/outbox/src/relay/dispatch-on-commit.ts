@@ -38,7 +38,7 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   private readonly outage: OutageLog;
   /** One batch on its way to BullMQ at a time; rows committed meanwhile wait and go together next. */
   private sending: Promise<void> | undefined;
-  private waiting: RoutableRow[] = [];
+  private waiting: Waiting[] = [];
   /** Event types an ordered handler subscribes to, as last read: their keyed rows go through a relay. */
   private orderedTypes = new Set<string>();
   private toMark: DispatchedRow[] = [];
@@ -88,13 +88,13 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
       return this.handBack(rows, `committed ${age} ms after it was written, past half its lease (relay.leaseMs)`);
     }
     for (const row of rows) {
-      this.waiting.push(routableRowOf(row));
+      this.waiting.push({ row: routableRowOf(row), leasedAt });
       this.unmarked.add(row.id);
     }
     if (!this.sending) this.sendWaiting();
   }
 
-  handBack(rows: readonly OutboxRow[], reason: string): void {
+  handBack(rows: readonly { id: string }[], reason: string): void {
     const released: Promise<void> = this.release(rows, reason).finally(() => this.releasing.delete(released));
     this.releasing.add(released);
   }
@@ -124,7 +124,12 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
 
   private sendWaiting(): void {
     // At most a relay's batch per enqueue: it must fit the enqueue's time limit, as a claim's does.
-    const rows = this.waiting.splice(0, this.options.relay.batchSize);
+    const batch = this.waiting.splice(0, this.options.relay.batchSize);
+    // Rows that waited behind slow sends until a relay may soon claim them go to the relays now.
+    const late = Date.now() - this.leaseMs / 2;
+    const stale = batch.filter((waiting) => waiting.leasedAt < late).map((waiting) => waiting.row);
+    if (stale.length > 0) this.handBack(stale, 'waited past half its lease (relay.leaseMs) behind slower sends');
+    const rows = batch.filter((waiting) => waiting.leasedAt >= late).map((waiting) => waiting.row);
     this.sending = this.dispatch(rows).finally(() => {
       this.sending = undefined;
       if (this.waiting.length > 0) this.sendWaiting();
@@ -132,7 +137,7 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
   }
 
   private async dispatch(rows: RoutableRow[]): Promise<void> {
-    this.stats.claimed += rows.length;
+    if (rows.length === 0) return;
     /** Still leased to this process: what a failure hands back (a second release would spend an attempt back). */
     let held = rows;
     try {
@@ -148,6 +153,7 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
       }
       if (held.length === 0) return;
       const routed = routeBatch(held, table, this.options.service);
+      this.stats.claimed += held.length;
       await this.queue.add(routed, enqueueTimeoutMs(this.leaseMs));
       this.outage.recovered();
       this.marked(held.map((row) => ({ id: row.id, type: row.type, routedTo: routed.routedTo.get(row.id) ?? [] })));
@@ -155,7 +161,9 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
       this.pausedUntil = Date.now() + PAUSE_AFTER_FAILURE_MS;
       this.stats.failedBatches++;
       this.outage.failed(errorText(error));
-      await this.release(held, `enqueue after commit failed: ${errorText(error)}`);
+      // The rows waiting behind this batch would meet the same failure: they go to the relays too.
+      const queued = this.waiting.splice(0).map((waiting) => waiting.row);
+      await this.release([...held, ...queued], `enqueue after commit failed: ${errorText(error)}`);
       // Redis answering means it refused the jobs (a relay then sends them one by one), else it is unreachable.
       this.metrics.enqueueFailed(held.length, await this.queue.answers().catch(() => false));
     }
@@ -211,6 +219,12 @@ export class DispatchOnCommit implements CommittedRows, LeaseAtInsert {
       });
     await this.marking;
   }
+}
+
+/** A committed row waiting for its send, with when it was written (its lease counts from then). */
+interface Waiting {
+  row: RoutableRow;
+  leasedAt: number;
 }
 
 function routableRowOf(row: OutboxRow): RoutableRow {
