@@ -7,6 +7,7 @@ import { OUTBOX_QUEUE, OutboxSubscriptions, currentMessage, type OutboxJobData }
 import { freshDatabase } from './support/database.js';
 import {
   Account,
+  CAPTURE_FOR_RELAY,
   CAPTURE_ONLY,
   CountDeposits,
   Deposited,
@@ -117,7 +118,7 @@ describe('delivery', () => {
   });
 
   it('two relays running at once over 2,000 rows: every message delivered, every effect exactly once', async () => {
-    const writer = await start(CAPTURE_ONLY, []);
+    const writer = await start(CAPTURE_FOR_RELAY, []);
     await writeDeposits(writer, 200, 10, 'two-relays');
     const queue = redisPrefix('two-relays');
     const options: FixtureOutboxOptions = {
@@ -146,7 +147,12 @@ describe('delivery', () => {
   it('a relay in another process is woken by the commit through Redis, not by its schedule', async () => {
     const name = redisPrefix('wake');
     const writer = await start(
-      { redis: REDIS_URL, prefix: name, relay: { enabled: false }, worker: { enabled: false } },
+      {
+        redis: REDIS_URL,
+        prefix: name,
+        relay: { enabled: false, dispatchOnCommit: false },
+        worker: { enabled: false },
+      },
       [],
     );
     const relay = await start({ redis: REDIS_URL, prefix: name, relay: { intervalMs: 3_600_000 } });
@@ -160,7 +166,7 @@ describe('delivery', () => {
     );
   });
 
-  it('provision() registers the handlers of a service without a worker, so a relay-only process routes to them', async () => {
+  it('provision() registers the handlers of a service without a worker, so its processes route to them', async () => {
     const prefix = redisPrefix('provision');
     const relayOnly = await start({ redis: REDIS_URL, prefix, worker: { enabled: false } });
     await writeDeposits(relayOnly, 1, 1, 'provision-before');

@@ -53,8 +53,8 @@ describe('Redis unreachable while rows are written', () => {
     const during = await counts();
     expect(during.total).toBe(50);
     expect(during.pending).toBe(50);
-    // Without Redis the relay cannot read the subscriptions, so it claims nothing: no lease is
-    // held and no row spends an attempt while it waits.
+    // The send on commit failed and handed the rows back; without Redis the relay cannot read the
+    // subscriptions, so it claims nothing: no lease is held and no row spends an attempt while it waits.
     expect(during.locked).toBe(0);
     expect(during.attempts).toBe(0);
     const outageLogs = errors.mock.calls.filter(([message]) => String(message).startsWith('event=outbox.relay.outage'));

@@ -17,7 +17,7 @@ import { OUTBOX_QUEUE, currentMessage, type OutboxJobData } from 'nest-outbox';
 import { freshDatabase, withConnection } from './support/database.js';
 import {
   Account,
-  CAPTURE_ONLY,
+  CAPTURE_FOR_RELAY,
   CountPings,
   Deposited,
   Pinged,
@@ -99,9 +99,9 @@ describe('handler runs sharing a transaction (worker.handlersPerTransaction)', (
   const apps: FixtureApp[] = [];
   const prefixes: string[] = [];
 
-  /** Writes `accounts` accounts with one deposit per amount, in one flush of a capture-only app. */
+  /** Writes `accounts` accounts with one deposit per amount, in one flush of a capture-only app, for a relay. */
   async function writeDeposits(accounts: number, amounts: number[]): Promise<void> {
-    const writer = await startFixtureApp(databaseUrl, CAPTURE_ONLY, []);
+    const writer = await startFixtureApp(databaseUrl, CAPTURE_FOR_RELAY, []);
     apps.push(writer);
     const em = writer.orm.em.fork() as EntityManager;
     for (let a = 0; a < accounts; a++) {

@@ -113,9 +113,9 @@ describe('the outbox health indicator (nest-outbox/health) behind GET /health', 
   });
 
   it('is "down" (503) when rows wait too long, leases expired with nobody taking them, and reports stuck rows', async () => {
-    // No relay in this process (nor anywhere): what it writes stays pending.
+    // No relay in this process (nor anywhere), nothing sent on commit: what it writes stays pending.
     const app = await start({
-      outbox: { prefix: prefix('health-late'), relay: { enabled: false } },
+      outbox: { prefix: prefix('health-late'), relay: { enabled: false, dispatchOnCommit: false } },
       imports: [OutboxHealthModule.forRoot()],
     });
     const [late, leased, stuck] = await app.publish(

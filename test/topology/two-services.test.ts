@@ -223,6 +223,7 @@ describe('topology: no consuming service registered yet', () => {
     await producer.runner.relayIdle();
     expect((await lease()).locked_until).toBeNull();
     expect((await producer.monitor.snapshot()).pending).toBe(1);
+    expect(producer.monitor.processCounters().relay.claimed).toBe(0);
 
     const consumer = await startFixtureApp(
       await serviceDatabase('topo_lonely_billing'),

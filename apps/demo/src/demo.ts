@@ -96,12 +96,12 @@ const BILLING_EFFECTS = `select
   (select count(*) from invoice where status = 'settled')::int as "invoices settled",
   (select count(*) from invoice where status <> 'settled')::int as "invoices not settled"`;
 
-/** The two services' monitors, in this process: their relays and workers stay off, they only read. */
+/** The two services' monitors, in this process: their relays, senders and workers stay off, they only read. */
 async function openMonitors(): Promise<INestApplicationContext[]> {
   const readOnly: Partial<OutboxModuleOptions> = {
     redis: REDIS_URL,
     prefix: PREFIX,
-    relay: { enabled: false },
+    relay: { enabled: false, dispatchOnCommit: false },
     worker: { enabled: false },
     retention: { enabled: false },
   };

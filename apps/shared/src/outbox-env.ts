@@ -3,7 +3,8 @@ import type { OutboxModuleOptions } from 'nest-outbox';
 /**
  * Outbox settings of the example services from the environment, so one build runs as any part of
  * a deployment: `OUTBOX_RELAY=off` / `OUTBOX_WORKER=off` make API-only, relay-only or worker-only
- * processes; `OUTBOX_PREFIX` and `REDIS_URL` choose where in Redis the services meet.
+ * processes (each sends the rows it commits itself, the library's default); `OUTBOX_PREFIX` and
+ * `REDIS_URL` choose where in Redis the services meet.
  */
 export function outboxFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<OutboxModuleOptions> {
   return {
@@ -22,5 +23,7 @@ function onOff(env: NodeJS.ProcessEnv, name: string): boolean {
 
 /** What a process runs, for its start-up line. */
 export function describeParts(outbox: Partial<OutboxModuleOptions>): string {
-  return `relay ${outbox.relay?.enabled === false ? 'off' : 'on'}, worker ${outbox.worker?.enabled === false ? 'off' : 'on'}`;
+  const relay = outbox.relay?.enabled === false ? 'off' : 'on';
+  const sending = outbox.relay?.dispatchOnCommit === false ? 'off' : 'on';
+  return `relay ${relay}, sending on commit ${sending}, worker ${outbox.worker?.enabled === false ? 'off' : 'on'}`;
 }

@@ -185,7 +185,7 @@ export const unknownEventType = (type: string, messageId: string) =>
 
 export const notAnOutboxJob = (jobId: string | undefined) =>
   `Job ${jobId} is not an outbox message (expected type, payload text and headers with a message id); ` +
-  'only the outbox relay should add jobs to this queue.';
+  'only the outbox (a relay, or a process sending its rows on commit) should add jobs to this queue.';
 
 export const stillFailing = (messageId: string, handlers: string[]) =>
   `Message ${messageId} was retried for some handlers only; ${handlers.join(', ')} still failed before, ` +
@@ -234,9 +234,10 @@ export const dispatchOnCommitOutage = (service: string, reason: string) =>
     service,
     error: reason,
     msg:
-      'Cannot enqueue committed outbox rows right after their commit (relay.dispatchOnCommit). They are ' +
-      'handed to the relays, which send them once Redis and PostgreSQL answer; nothing is lost. ' +
-      'This is logged once per outage.',
+      'Cannot enqueue or mark committed outbox rows right after their commit (relay.dispatchOnCommit). ' +
+      'Rows not enqueued are handed to the relays, which send them once Redis and PostgreSQL answer; rows ' +
+      'enqueued but not marked are sent again by a relay once their lease runs out (the repeated job is ' +
+      'dropped, the inbox keeps effects once). Nothing is lost. This is logged once per outage.',
   });
 
 export const dispatchOnCommitRecovered = (seconds: string) =>

@@ -85,7 +85,8 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
     const table = qualifiedTables(this.options.tables).outbox;
     this.logger.log(
       `Outbox of service "${service}" ready on ${table} ` +
-        `(relay ${relay.enabled ? 'on' : 'off'}, worker ${worker.enabled ? 'on' : 'off'}).`,
+        `(relay ${relay.enabled ? 'on' : 'off'}, sending on commit ${relay.dispatchOnCommit ? 'on' : 'off'}, ` +
+        `worker ${worker.enabled ? 'on' : 'off'}).`,
     );
   }
 

@@ -12,9 +12,9 @@ import { isoTime } from '../util/iso-time.js';
 export interface PublishOptions {
   /**
    * Deliver no sooner than this many ms after `publish()` was called (not after the commit: a
-   * transaction that runs long eats into the delay). The relay looks for due rows on every commit
-   * and every `relay.intervalMs`, so a delayed message is handed over at most about one interval
-   * after it is due.
+   * transaction that runs long eats into the delay). A delayed row is a relay's to send, and the
+   * relay looks for due rows on every commit that leaves it rows and every `relay.intervalMs`, so
+   * a delayed message is handed over at most about one interval after it is due.
    */
   delay?: number;
   /**

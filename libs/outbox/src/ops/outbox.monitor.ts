@@ -171,7 +171,10 @@ export class OutboxMonitor {
     };
   }
 
-  /** What this process's relay and worker did since it started (other processes keep their own). */
+  /**
+   * What this process's relay (its rows sent on commit included) and worker did since it started
+   * (other processes keep their own).
+   */
   processCounters(): { relay: RelayCounters; worker: WorkerCounters } {
     return { relay: { ...this.counters.relay }, worker: { ...this.counters.worker } };
   }

@@ -4,9 +4,9 @@ import { waitAtMost } from '../util/wait-at-most.js';
 
 /**
  * "Rows committed" across processes: a Redis channel per producing service. Capture publishes
- * after a commit that wrote rows, relays in other processes subscribe. A burst of commits costs one
- * publish in flight plus at most one more, and a lost publish only delays rows until the next
- * scheduled tick.
+ * after a commit that wrote rows for a relay (not those its process sends itself), relays in other
+ * processes subscribe. A burst of commits costs one publish in flight plus at most one more, and a
+ * lost publish only delays rows until the next scheduled tick.
  */
 export class WakeChannel {
   private publishing = false;

@@ -57,7 +57,10 @@ export class OutboxMetrics {
     this.written = counter(METRIC.written, 'Outbox rows committed, by event type.');
     this.dispatchedCount = counter(METRIC.dispatched, 'Messages handed to the queue of a consuming service.');
     this.unrouted = counter(METRIC.unrouted, 'Messages dispatched with no subscribed service.');
-    this.enqueueFailures = counter(METRIC.enqueueFailed, 'Claimed rows whose enqueue failed and were handed back.');
+    this.enqueueFailures = counter(
+      METRIC.enqueueFailed,
+      'Claimed rows, or rows sent on commit, whose enqueue failed and were handed back.',
+    );
     this.handled = counter(METRIC.handled, 'Handler runs that committed, with their inbox mark.');
     this.failed = counter(METRIC.failed, 'Handler runs that threw (each attempt counts).');
     this.deadLettered = counter(METRIC.deadLettered, 'Messages given up on, per failing handler.');

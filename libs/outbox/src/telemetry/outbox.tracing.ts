@@ -44,7 +44,8 @@ const NO_SENDS: EndSends = () => undefined;
  *
  * - at write, `create <type>` (PRODUCER) under the active span, whose context is stored in the
  *   message's headers (`headers.trace`, filled by the registered propagators: W3C `traceparent`);
- * - at the relay, `send <queue>` (CLIENT) per message and consuming service, under that context;
+ * - at the enqueue (the committing process's, or a relay's), `send <queue>` (CLIENT) per message and
+ *   consuming service, under that context;
  * - at the consumer, `process <queue>` (CONSUMER) per handler run, under that context: the events
  *   the handler raises are written inside it, so a chain of events is one trace.
  *

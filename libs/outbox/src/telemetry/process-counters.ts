@@ -1,8 +1,11 @@
 import { Injectable } from '@nestjs/common';
 
-/** What this process's relay did since it started. */
+/** What this process's relay did since it started, and its sending on commit (`relay.dispatchOnCommit`). */
 export interface RelayCounters {
-  /** Rows claimed (a row claimed again after a failure counts again). */
+  /**
+   * Rows claimed (a row claimed again after a failure counts again), and rows sent on commit once
+   * routed (not those handed back unsent).
+   */
   claimed: number;
   /** Rows handed to BullMQ and marked. */
   dispatched: number;
@@ -28,7 +31,7 @@ export interface WorkerCounters {
 }
 
 /**
- * Counters of this process's relay and worker, written by the stages, read through
+ * Counters of this process's relay (with its sending on commit) and worker, written by the stages, read through
  * `OutboxMonitor.processCounters()`. Other processes keep their own.
  */
 @Injectable()

@@ -72,7 +72,7 @@ function overview(view: DashboardView): Html {
       ${figure('dispatched', s.dispatched, false, 'handed to BullMQ (retained rows)')}
       ${figure('unrouted', s.unrouted, s.unrouted > 0, 'dispatched with no subscriber; replay can deliver them')}
       ${figure('stuck', b.stuck, b.stuck > 0, 'the relay gave up enqueueing them')}
-      ${figure('expired leases', b.expiredLeases, b.expiredLeases > 0, 'claimed by a relay that did not finish')}
+      ${figure('expired leases', b.expiredLeases, b.expiredLeases > 0, 'leased by a process that did not finish')}
       ${figure('handled here', s.handled, false, "handler runs in this service's inbox")}
     </div>
   </section>`;
