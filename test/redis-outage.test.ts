@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Logger } from '@nestjs/common';
 import { freshDatabase } from './support/database.js';
-import { Account, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import { Account, CAPTURE_ONLY, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
 import { PrivateRedis } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
@@ -78,4 +78,46 @@ describe('Redis unreachable while rows are written', () => {
     ).toEqual([{ effects: 50, messages: 50 }]);
     errors.mockRestore();
   }, 180_000);
+});
+
+describe('an API process started while Redis is down', () => {
+  it('boots and commits; its rows, not sent, go to the relays saying why and are delivered once Redis is back', async () => {
+    const redis = await PrivateRedis.start();
+    await redis.stop();
+    const url = await freshDatabase('redis_down_at_boot');
+    await prepareFixtureDatabase(url);
+    const apps: FixtureApp[] = [];
+    try {
+      const api = await startFixtureApp(url, { ...CAPTURE_ONLY, redis: redis.url, prefix: 'down-at-boot' }, []);
+      apps.push(api);
+      const account = new Account('boot-1', 'boot-1@example.com');
+      account.deposit(1);
+      await (api.orm.em.fork() as EntityManager).persist(account).flush();
+
+      const row = async () =>
+        (
+          (await api.sql('select locked_until, last_error, attempts, dispatched_at from outbox_message')) as Array<{
+            locked_until: Date | null;
+            last_error: string | null;
+            attempts: number;
+            dispatched_at: Date | null;
+          }>
+        )[0];
+      await waitUntil('the row handed back to the relays', async () => (await row()).last_error !== null);
+      expect(await row()).toMatchObject({ locked_until: null, attempts: 0, dispatched_at: null });
+      expect((await row()).last_error).toMatch(/^enqueue after commit failed/);
+
+      await redis.start();
+      const consumer = await startFixtureApp(url, { redis: redis.url, prefix: 'down-at-boot' });
+      apps.push(consumer);
+      await waitUntil(
+        'handled once Redis is back and a relay runs',
+        async () => (await consumer.sql('select count(*)::int as n from effect'))[0].n === 1,
+        30_000,
+      );
+    } finally {
+      await Promise.all(apps.map((app) => app.close()));
+      await redis.stop();
+    }
+  }, 120_000);
 });

@@ -100,7 +100,9 @@ export class OutboxRunner implements OnModuleInit, OnApplicationBootstrap, Befor
       this.stopPublishing = this.commits.listen(() => this.wake.publish());
     }
     const { orm, options, queues, registry, commits, wake, scheduler, counters, metrics, tracing } = this;
-    await this.dispatchOnCommit?.start();
+    // Not awaited: with Redis unreachable it would hold the boot for a first connection. Until it
+    // has read the table, keyed rows of ordered types are leased in vain and handed back at their send.
+    void this.dispatchOnCommit?.start();
     if (options.worker.enabled) {
       this.consumer = new Consumer(
         { orm, options, queues, registry, counters: counters.worker, metrics, tracing },
