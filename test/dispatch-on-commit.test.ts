@@ -10,6 +10,7 @@ import {
   CAPTURE_ONLY,
   CountPings,
   Deposited,
+  outboxRows,
   Pinged,
   prepareFixtureDatabase,
   recordEffect,
@@ -57,16 +58,6 @@ function onCommitWriter(prefix: string, redis = REDIS_URL): FixtureOutboxOptions
   return { redis, prefix, relay: { enabled: false, dispatchOnCommit: true }, worker: { enabled: false } };
 }
 
-interface OutboxRowState {
-  id: string;
-  dispatched: boolean;
-  locked: boolean;
-  claimed_by: string | null;
-  attempts: number;
-  last_error: string | null;
-  routed_to: string[] | null;
-}
-
 describe('relay.dispatchOnCommit: the committing process enqueues its rows itself', () => {
   let databaseUrl: string;
   const prefixes: string[] = [];
@@ -82,13 +73,6 @@ describe('relay.dispatchOnCommit: the committing process enqueues its rows itsel
     const unique = uniquePrefix(name);
     prefixes.push(unique);
     return unique;
-  }
-
-  async function outboxRows(app: FixtureApp): Promise<OutboxRowState[]> {
-    return app.sql(
-      `select id, dispatched_at is not null as dispatched, locked_until is not null as locked, claimed_by, attempts,
-         last_error, routed_to from outbox_message order by seq`,
-    );
   }
 
   beforeAll(async () => {

@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Logger } from '@nestjs/common';
 import { freshDatabase } from './support/database.js';
-import { Account, CAPTURE_ONLY, prepareFixtureDatabase, startFixtureApp, type FixtureApp } from './support/fixture.js';
+import {
+  Account,
+  CAPTURE_ONLY,
+  outboxRows,
+  prepareFixtureDatabase,
+  startFixtureApp,
+  type FixtureApp,
+} from './support/fixture.js';
 import { PrivateRedis } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 
@@ -94,17 +101,9 @@ describe('an API process started while Redis is down', () => {
       account.deposit(1);
       await (api.orm.em.fork() as EntityManager).persist(account).flush();
 
-      const row = async () =>
-        (
-          (await api.sql('select locked_until, last_error, attempts, dispatched_at from outbox_message')) as Array<{
-            locked_until: Date | null;
-            last_error: string | null;
-            attempts: number;
-            dispatched_at: Date | null;
-          }>
-        )[0];
+      const row = async () => (await outboxRows(api))[0];
       await waitUntil('the row handed back to the relays', async () => (await row()).last_error !== null);
-      expect(await row()).toMatchObject({ locked_until: null, attempts: 0, dispatched_at: null });
+      expect(await row()).toMatchObject({ locked: false, attempts: 0, dispatched: false });
       expect((await row()).last_error).toMatch(/^enqueue after commit failed/);
 
       await redis.start();

@@ -168,3 +168,22 @@ export const CAPTURE_FOR_RELAY: FixtureOutboxOptions = {
 
 /** Outbox options of a fixture app: the service is `fixture` unless a test names another. */
 export type FixtureOutboxOptions = Omit<OutboxModuleOptions, 'service'> & { service?: string };
+
+/** An outbox row's dispatch and lease state, as a test checks it. */
+export interface OutboxRowState {
+  id: string;
+  dispatched: boolean;
+  locked: boolean;
+  claimed_by: string | null;
+  attempts: number;
+  last_error: string | null;
+  routed_to: string[] | null;
+}
+
+/** The app's outbox rows in commit order, with their dispatch and lease state. */
+export async function outboxRows(app: FixtureApp): Promise<OutboxRowState[]> {
+  return app.sql(
+    `select id, dispatched_at is not null as dispatched, locked_until is not null as locked, claimed_by, attempts,
+       last_error, routed_to from outbox_message order by seq`,
+  );
+}
